@@ -1,0 +1,45 @@
+# jobfleet — every task a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: help venv demo test lint unit integration e2e bench crds clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[operator,dev]'
+	touch $@
+
+venv: $(VENV)/.installed  ## create the virtualenv with every dependency
+
+demo: venv  ## the main job, locally: a burst of jobs drained by an autoscaled fleet
+	bash examples/demo.sh
+
+lint: venv  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: venv  ## pure-logic tests, no I/O
+	$(PYTEST) -q tests/unit tests/operator
+
+integration: venv  ## tests against a real redis-server
+	$(PYTEST) -q tests/integration
+
+e2e: venv  ## tests against a real Kubernetes control plane (kwok; E2E_CLUSTER=kind for kind)
+	bash e2e/run.sh
+
+test: lint  ## everything: lint, unit, integration, e2e
+	$(PYTEST) -q tests
+	if [ -f e2e/run.sh ]; then bash e2e/run.sh; fi
+
+bench: venv  ## benchmarks (not tests); results go to bench/RESULTS.md
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,63 @@
+"""Worker settings: sources, precedence and the errors a person sees."""
+
+import json
+
+import pytest
+from jobfleet import ConfigError, WorkerSettings, load_settings
+from jobfleet.settings import check_redis_url, redact_url
+
+
+def test_defaults_without_any_source():
+    s = load_settings(env={})
+    assert s.queue.name == "default"
+    assert s.queue.concurrency == 50
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_file_then_env_then_flags(tmp_path):
+    cfg = tmp_path / "queue.json"
+    cfg.write_text(json.dumps({"queue": {"name": "emails", "concurrency": 5, "max_attempts": 9}}))
+    env = {"JOBFLEET_CONFIG": str(cfg), "JOBFLEET_CONCURRENCY": "7"}
+    s = load_settings(env=env, overrides={"queue": {"concurrency": 11}})
+    assert (s.queue.name, s.queue.concurrency, s.queue.max_attempts) == ("emails", 11, 9)
+    assert load_settings(env=env).queue.concurrency == 7
+
+
+def test_inline_settings_from_the_operator():
+    mounted = WorkerSettings(handlers=["app.jobs"]).model_dump_json()
+    s = load_settings(env={"JOBFLEET_SETTINGS": mounted, "JOBFLEET_HTTP_PORT": "9000"})
+    assert s.handlers == ["app.jobs"] and s.http_port == 9000
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JOBFLEET_CONCURRENCY": "many"}, "JOBFLEET_CONCURRENCY: not a valid int"),
+        ({"JOBFLEET_CONCURRENCY": "0"}, "queue.concurrency: Input should be greater than"),
+        ({"JOBFLEET_SETTINGS": '{"queue": {"colour": 1}}'}, "queue.colour: unknown setting"),
+        ({"JOBFLEET_SETTINGS": "{nope"}, "JOBFLEET_SETTINGS is not valid JSON"),
+        ({"JOBFLEET_QUEUE": "bad queue!"}, "invalid queue name"),
+        ({"JOBFLEET_REDIS_URL": "http://x"}, "scheme must be redis://"),
+        ({"JOBFLEET_CONFIG": "/nonexistent/q.json"}, "cannot read config file"),
+    ],
+)
+def test_bad_settings_name_the_problem(env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(env=env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis//localhost", "redis://:6379", "redis://host:99999/0", "redis://host/abc", "", "x"],
+)
+def test_malformed_redis_urls(url):
+    with pytest.raises(ConfigError, match="malformed Redis URL"):
+        check_redis_url(url)
+
+
+def test_error_messages_never_echo_a_password():
+    with pytest.raises(ConfigError) as err:
+        check_redis_url("redis://user:s3cret@host:99999/0")
+    assert "s3cret" not in str(err.value)
+    assert redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert "s3cret" not in redact_url("rediss://:s3cret@host/1")

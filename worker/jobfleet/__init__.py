@@ -1,0 +1,49 @@
+"""jobfleet: Kubernetes-native background jobs on Redis."""
+
+from .backoff import Backoff
+from .client import Client, DeadLetters, SyncClient
+from .context import JobContext
+from .errors import (
+    ConfigError,
+    JobfleetError,
+    JobNotFound,
+    PayloadError,
+    PermanentError,
+    RetryLater,
+    UnsafeRedisError,
+    WaitTimeout,
+)
+from .job import JobError, JobInfo, JobSpec, JobState, Priority
+from .registry import Registry, handler
+from .settings import QueueSettings, Retention, WorkerSettings, load_settings
+from .stats import QueueStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "Client",
+    "ConfigError",
+    "DeadLetters",
+    "JobContext",
+    "JobError",
+    "JobInfo",
+    "JobNotFound",
+    "JobSpec",
+    "JobState",
+    "JobfleetError",
+    "PayloadError",
+    "PermanentError",
+    "Priority",
+    "QueueSettings",
+    "QueueStats",
+    "Registry",
+    "Retention",
+    "RetryLater",
+    "SyncClient",
+    "UnsafeRedisError",
+    "WaitTimeout",
+    "WorkerSettings",
+    "handler",
+    "load_settings",
+]

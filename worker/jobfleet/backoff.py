@@ -1,0 +1,45 @@
+"""Retry delay schedules: exponential or fixed, with full jitter."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Backoff(BaseModel):
+    """How long to wait before retry number `attempt` (1 = the first retry).
+
+    Exponential: ``min(cap, base * 2**(attempt-1))``; fixed: ``min(cap, base)``. With
+    ``jitter="full"`` the delay is drawn uniformly from ``[0, that bound]`` so a fleet that
+    failed together does not retry together (AWS's "full jitter").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["exponential", "fixed"] = "exponential"
+    base: float = Field(default=1.0, ge=0, le=86_400, description="Seconds.")
+    cap: float = Field(default=300.0, ge=0, le=7 * 86_400, description="Seconds.")
+    jitter: Literal["full", "none"] = "full"
+
+    @model_validator(mode="after")
+    def _cap_covers_base(self) -> Backoff:
+        if self.cap < self.base:
+            raise ValueError(f"backoff cap ({self.cap}) must be >= base ({self.base})")
+        return self
+
+    def bound(self, attempt: int) -> float:
+        """The largest delay retry `attempt` may get."""
+        if self.kind == "fixed":
+            return min(self.cap, self.base)
+        # 2**exp overflows floats long after it passes any cap; clamp the exponent first.
+        exp = min(max(attempt - 1, 0), 64)
+        return min(self.cap, self.base * (2.0**exp))
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry `attempt`."""
+        bound = self.bound(attempt)
+        if self.jitter == "none":
+            return bound
+        return (rng or random).uniform(0.0, bound)

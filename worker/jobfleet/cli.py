@@ -1,0 +1,319 @@
+"""The `jobfleet` command: run a worker, enqueue jobs, read stats, jobs and dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from .client import Client
+from .errors import JobfleetError
+from .job import JobInfo
+from .registry import import_handlers
+from .settings import DEFAULT_REDIS_URL, load_settings, redact_url
+from .stats import QueueStats
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake on the command line, reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print usage and exit itself
+        raise UsageError(message)
+
+
+def _redis_url(args: argparse.Namespace) -> str:
+    return str(args.redis_url or os.environ.get("JOBFLEET_REDIS_URL") or DEFAULT_REDIS_URL)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="jobfleet", description="Background jobs on Redis, run by a fleet.")
+    p.add_argument("--redis-url", help=f"default: $JOBFLEET_REDIS_URL or {DEFAULT_REDIS_URL}")
+    p.add_argument("--log-level", default=os.environ.get("JOBFLEET_LOG_LEVEL", "INFO"))
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    w = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
+    w.add_argument("--queue", "-q", help="queue name (default: settings, else 'default')")
+    w.add_argument("--handlers", help="comma-separated modules that register handlers")
+    w.add_argument("--concurrency", "-c", type=int, help="jobs in flight at once")
+    w.add_argument("--config", help="JSON settings file (default: $JOBFLEET_CONFIG)")
+    w.add_argument("--http-port", type=int, help="health/metrics port; 0 picks a free one")
+    w.add_argument("--mode", choices=["inProcess", "sidecar"])
+    w.add_argument("--sidecar-url")
+
+    e = sub.add_parser("enqueue", help="enqueue one job")
+    e.add_argument("name")
+    e.add_argument("payload", nargs="?", default="null", help="JSON (default: null)")
+    e.add_argument("--queue", "-q", default="default")
+    e.add_argument("--priority", "-p", default="normal")
+    e.add_argument("--delay", type=float, help="seconds")
+    e.add_argument("--job-id")
+    e.add_argument("--dedup-key")
+    e.add_argument("--dedup-ttl", type=float)
+    e.add_argument("--max-attempts", type=int)
+    e.add_argument("--timeout", type=float)
+
+    s = sub.add_parser("stats", help="queue counts, oldest wait and rates")
+    s.add_argument("--queue", "-q", help="one queue (default: all known queues)")
+    s.add_argument("--json", action="store_true")
+
+    j = sub.add_parser("job", help="show one job")
+    j.add_argument("id")
+    j.add_argument("--queue", "-q", default="default")
+    j.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    dsub = d.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
+    for name, help_text in (
+        ("list", "list dead letters, newest first"),
+        ("show", "show one dead letter with its traceback"),
+        ("replay", "put dead letters back in line"),
+        ("purge", "delete dead letters for good"),
+    ):
+        c = dsub.add_parser(name, help=help_text)
+        c.add_argument("--queue", "-q", default="default")
+        if name == "show":
+            c.add_argument("id")
+        else:
+            c.add_argument("ids", nargs="*", help="job ids (default: all matching)")
+            c.add_argument("--name", help="only jobs of this handler name")
+            c.add_argument("--error-type", help="only jobs whose last error has this type")
+        if name == "list":
+            c.add_argument("--limit", type=int, default=50)
+            c.add_argument("--offset", type=int, default=0)
+        if name in ("list", "show"):
+            c.add_argument("--json", action="store_true")
+        if name == "purge":
+            c.add_argument("--yes", action="store_true", help="required to purge everything")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"jobfleet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    commands: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "worker": _worker,
+        "enqueue": _enqueue,
+        "stats": _stats,
+        "job": _job,
+        "dlq": _dlq,
+    }
+    try:
+        return asyncio.run(commands[args.command](args))
+    except (JobfleetError, UsageError) as exc:
+        print(f"jobfleet: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (RedisError, OSError) as exc:
+        # redis-py messages name host and port but never the password.
+        print(
+            f"jobfleet: cannot reach Redis at {redact_url(_redis_url(args))}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from .sidecar import SidecarHandlers
+    from .worker import HandlerSource, run_worker
+
+    overrides: dict[str, Any] = {}
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    if args.handlers:
+        overrides["handlers"] = [h.strip() for h in args.handlers.split(",") if h.strip()]
+    if args.http_port is not None:
+        overrides["http_port"] = args.http_port
+    if args.mode:
+        overrides["mode"] = args.mode
+    if args.sidecar_url:
+        overrides["sidecar_url"] = args.sidecar_url
+    queue: dict[str, Any] = {}
+    if args.queue:
+        queue["name"] = args.queue
+    if args.concurrency is not None:
+        queue["concurrency"] = args.concurrency
+    if queue:
+        overrides["queue"] = queue
+    settings = load_settings(config_file=args.config, overrides=overrides)
+    sidecar = None
+    handlers: HandlerSource | None = None
+    if settings.mode == "sidecar":
+        sidecar = handlers = SidecarHandlers(settings.sidecar_url)
+    else:
+        if not settings.handlers:
+            raise UsageError(
+                "no handler modules: pass --handlers pkg.module (or JOBFLEET_HANDLERS)"
+            )
+        sys.path.insert(0, os.getcwd())
+        import_handlers(settings.handlers)
+    try:
+        await run_worker(settings, handlers)
+    finally:
+        if sidecar is not None:
+            await sidecar.aclose()
+    return 0
+
+
+async def _enqueue(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"payload is not valid JSON: {exc}") from None
+    async with Client(_redis_url(args), queue=args.queue) as client:
+        job_id = await client.enqueue(
+            args.name,
+            payload,
+            priority=args.priority,
+            delay=args.delay,
+            job_id=args.job_id,
+            dedup_key=args.dedup_key,
+            dedup_ttl=args.dedup_ttl,
+            max_attempts=args.max_attempts,
+            timeout=args.timeout,
+        )
+    print(job_id)
+    return 0
+
+
+async def _stats(args: argparse.Namespace) -> int:
+    async with Client(_redis_url(args)) as client:
+        names = [args.queue] if args.queue else await client.queues()
+        stats = [await client.inspect(queue=n) for n in names]
+    if args.json:
+        print(json.dumps([s.model_dump() for s in stats], indent=2))
+        return 0
+    if not stats:
+        print("no queues yet")
+        return 0
+    print(
+        _table(
+            ["QUEUE", "WAITING", "DELAYED", "ACTIVE", "DEAD", "OLDEST", "RATE/s", "WORKERS", ""],
+            [_stats_row(s) for s in stats],
+        )
+    )
+    return 0
+
+
+def _stats_row(s: QueueStats) -> list[str]:
+    return [
+        s.queue,
+        str(s.waiting),
+        str(s.delayed),
+        str(s.active),
+        str(s.dead),
+        f"{s.oldest_wait:.1f}s",
+        f"{s.throughput:.1f}",
+        str(s.workers),
+        "paused" if s.paused else "",
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
+
+
+async def _job(args: argparse.Namespace) -> int:
+    async with Client(_redis_url(args), queue=args.queue) as client:
+        info = await client.get(args.id)
+    _print_job(info, as_json=args.json)
+    return 0
+
+
+def _print_job(info: JobInfo, *, as_json: bool) -> None:
+    if as_json:
+        print(info.model_dump_json(indent=2))
+        return
+    print(f"id:        {info.id}")
+    print(f"name:      {info.name}")
+    print(f"queue:     {info.queue}")
+    print(f"state:     {info.state.value}")
+    print(f"priority:  {info.priority.name.lower()}")
+    print(f"attempt:   {info.attempt}" + (f" of {info.max_attempts}" if info.max_attempts else ""))
+    if info.progress is not None or info.progress_message:
+        print(
+            f"progress:  {info.progress or 0:g}% {info.progress_stage or ''} "
+            f"{info.progress_message or ''}".rstrip()
+        )
+    print(f"payload:   {json.dumps(info.payload)}")
+    if info.result is not None:
+        print(f"result:    {json.dumps(info.result)}")
+    if info.dead_reason:
+        print(f"dead:      {info.dead_reason}")
+    if info.error:
+        print(f"error:     {info.error.type}: {info.error.message}")
+        if info.error.traceback:
+            print(info.error.traceback.rstrip())
+
+
+async def _dlq(args: argparse.Namespace) -> int:
+    async with Client(_redis_url(args), queue=args.queue) as client:
+        dlq = client.dlq
+        cmd = args.dlq_command
+        if cmd == "show":
+            _print_job(await dlq.show(args.id), as_json=args.json)
+            return 0
+        ids = args.ids or None
+        if cmd == "list":
+            jobs = await dlq.list(
+                offset=args.offset, limit=args.limit, name=args.name, error_type=args.error_type
+            )
+            jobs = [j for j in jobs if ids is None or j.id in ids]
+            if args.json:
+                print(json.dumps([j.model_dump(mode="json") for j in jobs], indent=2))
+            elif not jobs:
+                print("no dead letters")
+            else:
+                print(
+                    _table(
+                        ["ID", "NAME", "ATTEMPTS", "ERROR", "REASON"],
+                        [
+                            [
+                                j.id,
+                                j.name,
+                                str(j.attempt),
+                                j.error.type if j.error else "",
+                                (j.dead_reason or "")[:60],
+                            ]
+                            for j in jobs
+                        ],
+                    )
+                )
+            return 0
+        filters = {"name": args.name, "error_type": args.error_type}
+        if cmd == "replay":
+            n = await dlq.replay(ids, **filters)
+            print(f"replayed {n} dead letter{'s' if n != 1 else ''}")
+            return 0
+        if ids is None and args.name is None and args.error_type is None and not args.yes:
+            raise UsageError("purging every dead letter needs --yes")
+        n = await dlq.purge(ids, **filters)
+        print(f"purged {n} dead letter{'s' if n != 1 else ''}")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

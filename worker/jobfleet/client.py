@@ -1,0 +1,432 @@
+"""The application's handle on jobfleet: enqueue jobs and inspect queues, jobs and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import math
+import time
+import uuid
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from .backoff import Backoff
+from .connection import connect
+from .engine import EncodedJob, Engine
+from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
+from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike
+from .settings import MIB, check_queue_name, format_validation_error
+from .stats import QueueStats
+
+QUEUES_KEY = "jf:queues"  # names of queues ever used, for `jobfleet stats` without --queue
+DEFAULT_DEDUP_TTL = 3600.0
+T = TypeVar("T")
+
+
+class DeadLetters:
+    """Dead letters of one queue: list, show, replay, purge."""
+
+    def __init__(self, client: Client, queue: str | None) -> None:
+        self._client = client
+        self._queue = queue
+
+    async def count(self) -> int:
+        eng = self._client.engine(self._queue)
+        return int(await eng.conn.zcard(eng.key("dead")))
+
+    async def list(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        name: str | None = None,
+        error_type: str | None = None,
+    ) -> builtins.list[JobInfo]:
+        """Newest first, optionally only those of handler `name` or error class `error_type`."""
+        ids = await self._matching(name, error_type)
+        page = ids[offset : offset + limit]
+        eng = self._client.engine(self._queue)
+        out = []
+        for job_id in page:
+            h = await eng.job_hash(job_id)
+            if h:
+                out.append(JobInfo.from_hash(eng.queue, job_id, h))
+        return out
+
+    async def show(self, job_id: str) -> JobInfo:
+        info = await self._client.get(job_id, queue=self._queue)
+        if info.state is not JobState.DEAD:
+            raise JobNotFound(f"job {job_id} is not a dead letter (it is {info.state.value})")
+        return info
+
+    async def replay(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        """Put dead letters back in line with a fresh attempt budget; returns how many.
+
+        With `ids`, exactly those; otherwise every dead letter matching the filters (all of
+        them when no filter is given).
+        """
+        eng = self._client.engine(self._queue)
+        targets = list(ids) if ids is not None else await self._matching(name, error_type)
+        return await eng.dead_letters("replay", targets)
+
+    async def purge(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        """Delete dead letters and their data for good; returns how many."""
+        eng = self._client.engine(self._queue)
+        targets = list(ids) if ids is not None else await self._matching(name, error_type)
+        return await eng.dead_letters("purge", targets)
+
+    async def _matching(self, name: str | None, error_type: str | None) -> builtins.list[str]:
+        eng = self._client.engine(self._queue)
+        ids: builtins.list[str] = [str(i) for i in await eng.conn.zrevrange(eng.key("dead"), 0, -1)]
+        if name is None and error_type is None:
+            return ids
+        out = []
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
+            rows = await eng.job_hashes(chunk, ("name", "error_type"))
+            for job_id, (job_name, job_error) in zip(chunk, rows, strict=True):
+                if name is not None and job_name != name:
+                    continue
+                if error_type is not None and job_error != error_type:
+                    continue
+                out.append(job_id)
+        return out
+
+
+class Client:
+    """Enqueue and inspect jobs. Create one per process and share it; it is coroutine-safe.
+
+    >>> client = Client("redis://localhost:6379/0", queue="emails")
+    >>> job_id = await client.enqueue("send-email", {"to": "ada@example.com"},
+    ...                               priority="critical")
+    >>> (await client.wait(job_id, timeout=30)).state
+    <JobState.COMPLETED: 'completed'>
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "redis://127.0.0.1:6379/0",
+        *,
+        queue: str = "default",
+        max_payload_bytes: int = MIB,
+        connection: aioredis.Redis | None = None,
+    ) -> None:
+        self.queue = check_queue_name(queue)
+        if max_payload_bytes < 1:
+            raise ConfigError("max_payload_bytes must be positive")
+        self.max_payload_bytes = max_payload_bytes
+        self.conn = connection if connection is not None else connect(redis_url)
+        self._engines: dict[str, Engine] = {}
+        self._registered: set[str] = set()
+
+    def engine(self, queue: str | None = None) -> Engine:
+        """The engine of `queue` (default: the client's queue)."""
+        name = self.queue if queue is None else queue
+        eng = self._engines.get(name)
+        if eng is None:
+            eng = self._engines[name] = Engine(self.conn, check_queue_name(name))
+        return eng
+
+    @property
+    def round_trips(self) -> int:
+        """Calls made to Redis by this client (a pipeline counts once)."""
+        return sum(e.round_trips for e in self._engines.values())
+
+    async def aclose(self) -> None:
+        await self.conn.aclose()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        priority: PriorityLike = Priority.NORMAL,
+        delay: float | None = None,
+        run_at: float | None = None,
+        job_id: str | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl: float | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        timeout: float | None = None,
+        rate_key: str | None = None,
+    ) -> str:
+        """Enqueue one job; returns its id.
+
+        A job with an existing `job_id`, or a `dedup_key` seen within `dedup_ttl` seconds
+        (default one hour), is not written again: the id of the first job is returned.
+        """
+        spec = self._spec(
+            name=name,
+            payload=payload,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            job_id=job_id,
+            dedup_key=dedup_key,
+            dedup_ttl=dedup_ttl,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+            rate_key=rate_key,
+        )
+        return (await self._enqueue([self._encode(spec)], queue))[0]
+
+    async def enqueue_many(
+        self, jobs: Iterable[JobSpec | dict[str, Any]], *, queue: str | None = None
+    ) -> list[str]:
+        """Enqueue many jobs in one pipeline; all are validated before anything is written."""
+        encoded = [self._encode(j if isinstance(j, JobSpec) else self._spec(**j)) for j in jobs]
+        return await self._enqueue(encoded, queue)
+
+    async def _enqueue(self, jobs: list[EncodedJob], queue: str | None) -> list[str]:
+        eng = self.engine(queue)
+        if eng.queue not in self._registered:
+            await self.conn.sadd(QUEUES_KEY, eng.queue)
+            self._registered.add(eng.queue)
+        return [job_id for job_id, _ in await eng.enqueue(jobs)]
+
+    @staticmethod
+    def _spec(**fields: Any) -> JobSpec:
+        try:
+            return JobSpec(**fields)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc).replace("settings", "job")) from None
+
+    def _encode(self, spec: JobSpec) -> EncodedJob:
+        try:
+            prio = Priority.parse(spec.priority)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            payload = json.dumps(spec.payload, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(
+                f"payload of job {spec.name!r} is not JSON-serializable: {exc}"
+            ) from None
+        size = len(payload.encode())
+        if size > self.max_payload_bytes:
+            raise PayloadError(
+                f"payload of job {spec.name!r} is {size} bytes, over the limit of "
+                f"{self.max_payload_bytes} bytes"
+            )
+        if spec.delay is not None and spec.run_at is not None:
+            raise ConfigError("give either delay or run_at, not both")
+        if spec.dedup_ttl is not None and spec.dedup_key is None:
+            raise ConfigError("dedup_ttl needs a dedup_key")
+        run_at_ms = 0
+        if spec.run_at is not None:
+            if not math.isfinite(spec.run_at):
+                raise ConfigError("run_at must be a finite Unix time")
+            run_at_ms = int(spec.run_at * 1000)
+        return EncodedJob(
+            id=spec.job_id or uuid.uuid4().hex,
+            name=spec.name,
+            payload=payload,
+            priority=int(prio),
+            run_at_ms=run_at_ms,
+            delay_ms=-1 if spec.delay is None else int(spec.delay * 1000),
+            dedup_key=spec.dedup_key or "",
+            dedup_ttl_ms=int((spec.dedup_ttl or DEFAULT_DEDUP_TTL) * 1000),
+            max_attempts="" if spec.max_attempts is None else str(spec.max_attempts),
+            backoff="" if spec.backoff is None else spec.backoff.model_dump_json(),
+            timeout_ms="" if spec.timeout is None else str(int(spec.timeout * 1000)),
+            rate_key=spec.rate_key or "",
+        )
+
+    # -- inspect -------------------------------------------------------------------------
+
+    async def get(self, job_id: str, *, queue: str | None = None) -> JobInfo:
+        """The job's state, attempt, progress and result or error; JobNotFound if unknown."""
+        eng = self.engine(queue)
+        h = await eng.job_hash(job_id)
+        if not h:
+            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        return JobInfo.from_hash(eng.queue, job_id, h)
+
+    async def wait(
+        self, job_id: str, timeout: float | None = None, *, queue: str | None = None
+    ) -> JobInfo:
+        """Wait until the job is completed or dead-lettered; WaitTimeout after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.005
+        while True:
+            info = await self.get(job_id, queue=queue)
+            if info.state.final:
+                return info
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {job_id} still {info.state.value} after {timeout} s")
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            await asyncio.sleep(max(pause, 0))
+            interval = min(interval * 2, 0.25)
+
+    async def inspect(self, *, queue: str | None = None) -> QueueStats:
+        """Counts, oldest wait and recent rates of a queue, read atomically."""
+        eng = self.engine(queue)
+        raw = await eng.inspect()
+        now = int(raw["time_ms"])
+        window = int(raw["window_ms"]) / 1000.0
+        by_prio = {p.name.lower(): int(raw[f"waiting:{p.value}"]) for p in Priority}
+        oldest_by_prio = {
+            p.name.lower(): int(raw[f"oldest_ms:{p.value}"]) / 1000.0
+            for p in Priority
+            if int(raw[f"waiting:{p.value}"])
+        }
+        return QueueStats(
+            queue=eng.queue,
+            time=now / 1000.0,
+            waiting=int(raw["waiting"]),
+            waiting_by_priority=by_prio,
+            delayed=int(raw["delayed"]),
+            active=int(raw["active"]),
+            dead=int(raw["dead"]),
+            completed=int(raw["completed"]),
+            oldest_wait=max(oldest_by_prio.values(), default=0.0),
+            oldest_wait_by_priority=oldest_by_prio,
+            completed_total=int(raw.get("completed_total", 0)),
+            failed_total=int(raw.get("failed_total", 0)),
+            dead_total=int(raw.get("dead_total", 0)),
+            recovered_total=int(raw.get("recovered_total", 0)),
+            throughput=int(raw["window_completed"]) / window if window else 0.0,
+            failure_rate=int(raw["window_failed"]) / window if window else 0.0,
+            window=window,
+            workers=int(raw["workers"]),
+            paused=raw["paused"] == "1",
+        )
+
+    async def queues(self) -> list[str]:
+        """Names of the queues this Redis has seen jobs for."""
+        return sorted(str(q) for q in await self.conn.smembers(QUEUES_KEY))
+
+    def dead_letters(self, queue: str | None = None) -> DeadLetters:
+        return DeadLetters(self, queue)
+
+    @property
+    def dlq(self) -> DeadLetters:
+        """Dead letters of the client's queue."""
+        return DeadLetters(self, None)
+
+    async def pause(self, *, queue: str | None = None) -> None:
+        """Workers stop claiming (in-flight jobs finish); enqueue keeps accepting."""
+        await self.engine(queue).set_meta(paused="1")
+
+    async def resume(self, *, queue: str | None = None) -> None:
+        await self.engine(queue).set_meta(paused="0")
+
+
+class SyncClient:
+    """The same API for code that is not async (Django views, scripts, cron jobs).
+
+    It runs a private event loop; inside a running event loop use `Client` instead.
+    """
+
+    def __init__(self, redis_url: str = "redis://127.0.0.1:6379/0", **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._client = self._runner.run(_make_client(redis_url, kwargs))
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
+
+    @property
+    def client(self) -> Client:
+        """The async client underneath, for its engine and counters."""
+        return self._client
+
+    def enqueue(self, name: str, payload: Any = None, **options: Any) -> str:
+        """See `Client.enqueue`."""
+        return self._run(self._client.enqueue(name, payload, **options))
+
+    def enqueue_many(
+        self, jobs: Iterable[JobSpec | dict[str, Any]], *, queue: str | None = None
+    ) -> list[str]:
+        return self._run(self._client.enqueue_many(jobs, queue=queue))
+
+    def get(self, job_id: str, *, queue: str | None = None) -> JobInfo:
+        return self._run(self._client.get(job_id, queue=queue))
+
+    def wait(
+        self, job_id: str, timeout: float | None = None, *, queue: str | None = None
+    ) -> JobInfo:
+        return self._run(self._client.wait(job_id, timeout, queue=queue))
+
+    def inspect(self, *, queue: str | None = None) -> QueueStats:
+        return self._run(self._client.inspect(queue=queue))
+
+    def queues(self) -> list[str]:
+        return self._run(self._client.queues())
+
+    def pause(self, *, queue: str | None = None) -> None:
+        self._run(self._client.pause(queue=queue))
+
+    def resume(self, *, queue: str | None = None) -> None:
+        self._run(self._client.resume(queue=queue))
+
+    def dead_letters(self, queue: str | None = None) -> SyncDeadLetters:
+        return SyncDeadLetters(self, self._client.dead_letters(queue))
+
+    @property
+    def dlq(self) -> SyncDeadLetters:
+        return self.dead_letters()
+
+    def close(self) -> None:
+        self._run(self._client.aclose())
+        self._runner.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SyncDeadLetters:
+    """`DeadLetters` for `SyncClient`."""
+
+    def __init__(self, owner: SyncClient, inner: DeadLetters) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    def count(self) -> int:
+        return self._owner._run(self._inner.count())
+
+    def list(self, **filters: Any) -> list[JobInfo]:
+        return self._owner._run(self._inner.list(**filters))
+
+    def show(self, job_id: str) -> JobInfo:
+        return self._owner._run(self._inner.show(job_id))
+
+    def replay(self, ids: Sequence[str] | None = None, **filters: Any) -> int:
+        return self._owner._run(self._inner.replay(ids, **filters))
+
+    def purge(self, ids: Sequence[str] | None = None, **filters: Any) -> int:
+        return self._owner._run(self._inner.purge(ids, **filters))
+
+
+async def _make_client(url: str, kwargs: dict[str, Any]) -> Client:
+    # Built inside the runner's loop so its connection pool belongs to that loop.
+    return Client(url, **kwargs)

@@ -1,0 +1,65 @@
+"""Redis connections: URL parsing, credentials from the environment, and the eviction check."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import ConfigError, UnsafeRedisError
+from .settings import check_redis_url
+
+# Policies that never drop keys on their own: the only ones under which no job can vanish.
+SAFE_EVICTION = frozenset(
+    {"noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}
+)
+PASSWORD_ENV = "JOBFLEET_REDIS_PASSWORD"
+
+
+def connect(url: str, *, retries: int = 3, **kwargs: Any) -> aioredis.Redis:
+    """An asyncio Redis client for `url`; nothing is contacted until the first command.
+
+    The password may come from `$JOBFLEET_REDIS_PASSWORD` so that it can live in a Secret
+    rather than in a URL that ends up in config files.
+    """
+    check_redis_url(url)
+    password = os.environ.get(PASSWORD_ENV) or None
+    if password is not None:
+        kwargs.setdefault("password", password)
+    kwargs.setdefault("decode_responses", True)
+    kwargs.setdefault("health_check_interval", 15)
+    kwargs.setdefault("socket_connect_timeout", 5)
+    kwargs.setdefault(
+        "retry",
+        Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries) if retries else None,
+    )
+    kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
+    try:
+        return aioredis.Redis.from_url(url, **kwargs)
+    except ValueError as exc:
+        # redis-py's messages can quote the URL; never echo a password.
+        raise ConfigError(f"malformed Redis URL: {type(exc).__name__}") from None
+
+
+async def check_eviction_policy(conn: aioredis.Redis) -> str:
+    """Refuse a Redis that may evict jobs under memory pressure; returns the policy."""
+    try:
+        raw = await conn.config_get("maxmemory-policy")
+        policy = str(raw.get("maxmemory-policy", "noeviction"))
+    except Exception as exc:
+        # Managed Redis often disables CONFIG; INFO still tells the policy.
+        if "CONFIG" not in str(exc).upper() and "unknown command" not in str(exc):
+            raise
+        info = await conn.info("memory")
+        policy = str(info.get("maxmemory_policy", "noeviction"))
+    if policy not in SAFE_EVICTION:
+        raise UnsafeRedisError(
+            f"Redis maxmemory-policy is {policy!r}, which can evict job data under memory "
+            "pressure; set it to 'noeviction' (CONFIG SET maxmemory-policy noeviction)"
+        )
+    return policy

@@ -1,0 +1,277 @@
+"""The Redis engine: one queue's keys and the atomic scripts that move its jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from . import scripts
+from .job import Priority
+from .settings import check_queue_name
+
+ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
+TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
+KEY_NAMES = ("ready", "delayed", "active", "dead", "done", "meta", "stats", "wake", "tp", "workers")
+
+
+def queue_prefix(queue: str) -> str:
+    """All keys of a queue share this prefix and its hash tag (one Redis Cluster slot)."""
+    return f"jf:{{{check_queue_name(queue)}}}:"
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedJob:
+    """A job validated and serialized for the enqueue script."""
+
+    id: str
+    name: str
+    payload: str
+    priority: int
+    run_at_ms: int = 0
+    delay_ms: int = -1
+    dedup_key: str = ""
+    dedup_ttl_ms: int = 0
+    max_attempts: str = ""
+    backoff: str = ""
+    timeout_ms: str = ""
+    rate_key: str = ""
+
+    def args(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.name,
+            self.payload,
+            self.priority,
+            self.run_at_ms,
+            self.delay_ms,
+            self.dedup_key,
+            self.dedup_ttl_ms,
+            self.max_attempts,
+            self.backoff,
+            self.timeout_ms,
+            self.rate_key,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker now holds under `token` until its lease runs out."""
+
+    id: str
+    name: str
+    payload: str
+    attempt: int
+    max_attempts: int | None
+    timeout_ms: int | None
+    backoff: str | None
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The outcome of a failed attempt, as the claim script takes it."""
+
+    id: str
+    token: str
+    error_type: str
+    message: str
+    traceback: str
+    delay_ms: int  # retry delay; ignored when the job is dead-lettered
+    permanent_reason: str = ""  # non-empty dead-letters at once with this reason
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPolicy:
+    """The queue settings the claim script applies (scripts keep no configuration)."""
+
+    lease_ms: int
+    worker_ttl_ms: int
+    max_attempts: int
+    poison_after: int
+    keep_done: int = -1
+    done_age_ms: int = -1
+    keep_dead: int = -1
+    dead_age_ms: int = -1
+
+
+@dataclass(slots=True)
+class ClaimResult:
+    jobs: list[ClaimedJob]
+    stale_acks: int
+    next_delayed_ms: int | None
+    next_lease_expiry_ms: int | None
+    paused: bool
+
+
+@dataclass
+class Engine:
+    """One queue on one Redis connection; every method is one round trip."""
+
+    conn: aioredis.Redis
+    queue: str
+    round_trips: int = 0
+    prefix: str = field(init=False)
+    keys: list[str] = field(init=False)
+    _scripts: dict[str, AsyncScript] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prefix = queue_prefix(self.queue)
+        self.keys = [self.prefix + k for k in KEY_NAMES]
+        self._scripts = {n: self.conn.register_script(scripts.source(n)) for n in scripts.NAMES}
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        self.round_trips += 1
+        return await self._scripts[name](keys=self.keys, args=[self.prefix, *args])
+
+    async def enqueue(self, jobs: Sequence[EncodedJob]) -> list[tuple[str, bool]]:
+        """Write jobs (skipping duplicates); returns (id, written) per job, in order."""
+        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
+        if not chunks:
+            return []
+        self.round_trips += 1
+        script = self._scripts["enqueue"]
+        if len(chunks) == 1:
+            replies = [await script(keys=self.keys, args=self._enqueue_args(chunks[0]))]
+        else:
+            async with self.conn.pipeline(transaction=False) as pipe:
+                for chunk in chunks:
+                    await script(keys=self.keys, args=self._enqueue_args(chunk), client=pipe)
+                replies = await pipe.execute()
+        out: list[tuple[str, bool]] = []
+        for reply in replies:
+            out.extend((reply[i], bool(reply[i + 1])) for i in range(0, len(reply), 2))
+        return out
+
+    def _enqueue_args(self, chunk: Sequence[EncodedJob]) -> list[Any]:
+        args: list[Any] = [self.prefix, len(chunk)]
+        for job in chunk:
+            args.extend(job.args())
+        return args
+
+    async def claim(
+        self,
+        *,
+        token: str,
+        n: int,
+        worker_id: str,
+        policy: ClaimPolicy,
+        completions: Iterable[tuple[str, str, str]] = (),
+        failures: Iterable[Failure] = (),
+    ) -> ClaimResult:
+        """Settle finished jobs and claim up to `n` new ones, in one atomic call."""
+        args: list[Any] = [
+            token,
+            policy.lease_ms,
+            n,
+            worker_id,
+            policy.worker_ttl_ms,
+            policy.max_attempts,
+            policy.poison_after,
+            policy.keep_done,
+            policy.done_age_ms,
+            policy.keep_dead,
+            policy.dead_age_ms,
+        ]
+        comp = list(completions)
+        args.append(len(comp))
+        for c in comp:
+            args.extend(c)
+        fails = list(failures)
+        args.append(len(fails))
+        for f in fails:
+            args.extend(
+                (
+                    f.id,
+                    f.token,
+                    f.error_type,
+                    f.message,
+                    f.traceback,
+                    f.delay_ms,
+                    f.permanent_reason,
+                )
+            )
+        reply = await self._run("claim", *args)
+        jobs = [
+            ClaimedJob(
+                id=reply[i],
+                name=reply[i + 1],
+                payload=reply[i + 2],
+                attempt=int(reply[i + 3]),
+                max_attempts=int(reply[i + 4]) if reply[i + 4] else None,
+                timeout_ms=int(reply[i + 5]) if reply[i + 5] else None,
+                backoff=reply[i + 6] or None,
+                token=token,
+            )
+            for i in range(4, len(reply), 7)
+        ]
+        return ClaimResult(
+            jobs=jobs,
+            stale_acks=int(reply[0]),
+            next_delayed_ms=None if int(reply[1]) < 0 else int(reply[1]),
+            next_lease_expiry_ms=None if int(reply[2]) < 0 else int(reply[2]),
+            paused=bool(int(reply[3])),
+        )
+
+    async def extend(
+        self, held: Iterable[tuple[str, str]], *, lease_ms: int, worker_id: str, worker_ttl_ms: int
+    ) -> list[str]:
+        """Renew the leases of `held` (id, token); returns ids whose lease was lost."""
+        args: list[Any] = [lease_ms, worker_id, worker_ttl_ms]
+        for pair in held:
+            args.extend(pair)
+        return list(await self._run("extend", *args))
+
+    async def release(self, held: Iterable[tuple[str, str]], *, worker_id: str) -> int:
+        """Put held jobs back in line without counting the attempt."""
+        args: list[Any] = [worker_id]
+        for pair in held:
+            args.extend(pair)
+        return int(await self._run("release", *args))
+
+    async def progress(
+        self, job_id: str, token: str, percent: float | None, message: str, stage: str
+    ) -> bool:
+        pct = "" if percent is None else repr(float(percent))
+        return bool(await self._run("progress", job_id, token, pct, message, stage))
+
+    async def inspect(self) -> dict[str, str]:
+        reply = await self._run("inspect", len(Priority), TP_WINDOW_BUCKETS)
+        return {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}
+
+    async def dead_letters(self, action: str, ids: Sequence[str]) -> int:
+        """Replay or purge the given dead letters; returns how many were dead letters."""
+        if action not in ("replay", "purge"):
+            raise ValueError(f"unknown dead-letter action {action!r}")
+        total = 0
+        for i in range(0, len(ids), ENQUEUE_CHUNK):
+            total += int(await self._run("dead", action, *ids[i : i + ENQUEUE_CHUNK]))
+        return total
+
+    async def job_hash(self, job_id: str) -> dict[str, str]:
+        self.round_trips += 1
+        raw: dict[str, str] = await self.conn.hgetall(self.job_key(job_id))  # type: ignore[assignment]
+        return raw
+
+    async def job_hashes(self, ids: Sequence[str], fields: Sequence[str]) -> list[list[Any]]:
+        """Selected fields of many jobs in one pipeline."""
+        if not ids:
+            return []
+        self.round_trips += 1
+        async with self.conn.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(self.job_key(job_id), list(fields))
+            return list(await pipe.execute())
+
+    async def set_meta(self, **values: str) -> None:
+        self.round_trips += 1
+        await self.conn.hset(self.key("meta"), mapping=dict(values.items()))

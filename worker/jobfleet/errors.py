@@ -1,0 +1,46 @@
+"""Exceptions raised by jobfleet, one per kind of mistake or failure."""
+
+from __future__ import annotations
+
+
+class JobfleetError(Exception):
+    """Base class of every error jobfleet raises on purpose."""
+
+
+class ConfigError(JobfleetError, ValueError):
+    """A setting, URL or option is invalid; nothing was contacted or written."""
+
+
+class PayloadError(JobfleetError, ValueError):
+    """A job payload cannot be stored: not JSON-serializable or over the size limit."""
+
+
+class UnsafeRedisError(JobfleetError):
+    """The Redis server is configured so that it could silently drop jobs."""
+
+
+class JobNotFound(JobfleetError, LookupError):
+    """No job with that id exists in the queue (never enqueued, or trimmed by retention)."""
+
+
+class WaitTimeout(JobfleetError, TimeoutError):
+    """`Client.wait` gave up before the job reached a final state."""
+
+
+class PermanentError(Exception):
+    """Raise from a handler to dead-letter the job at once, without further retries.
+
+    Use it for failures that no retry can fix: a malformed payload, a resource that no longer
+    exists, a request the remote side rejected as invalid.
+    """
+
+
+class RetryLater(Exception):
+    """Raise from a handler to retry after `delay` seconds instead of the backoff schedule.
+
+    The attempt still counts towards `max_attempts`.
+    """
+
+    def __init__(self, message: str = "", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay

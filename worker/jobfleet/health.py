@@ -1,0 +1,45 @@
+"""The worker's HTTP port: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+
+class HealthServer:
+    """`/healthz` (the process is alive), `/readyz` (it may get work), `/metrics`."""
+
+    def __init__(
+        self, host: str, port: int, *, alive: Callable[[], bool], ready: Callable[[], bool]
+    ) -> None:
+        self.host, self.port = host, port
+        self._alive, self._ready = alive, ready
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0 and self._runner.addresses:
+            self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        ok = self._alive()
+        return web.Response(text="ok\n" if ok else "stuck\n", status=200 if ok else 503)
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ok = self._ready()
+        return web.Response(text="ready\n" if ok else "not ready\n", status=200 if ok else 503)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,153 @@
+"""The job: priorities, states, what callers submit and what they read back."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .backoff import Backoff
+
+
+class Priority(enum.IntEnum):
+    """Strict priority levels: a waiting job of a lower number always starts first."""
+
+    CRITICAL = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+    BATCH = 4
+
+    @classmethod
+    def parse(cls, value: PriorityLike) -> Priority:
+        """Accept a Priority, its name in any case (`"critical"`) or its number."""
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.strip().upper()]
+            except KeyError:
+                names = ", ".join(p.name.lower() for p in cls)
+                raise ValueError(f"unknown priority {value!r}; expected one of {names}") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return cls(value)
+            except ValueError:
+                raise ValueError(f"priority must be between 0 and {len(cls) - 1}") from None
+        raise ValueError(f"priority must be a name or an int, not {type(value).__name__}")
+
+
+PriorityLike = Priority | int | str
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    DEAD = "dead"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.DEAD)
+
+
+class JobSpec(BaseModel):
+    """One job to enqueue; `Client.enqueue_many` takes a list of these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    payload: Any = None
+    priority: PriorityLike = Priority.NORMAL
+    delay: float | None = Field(default=None, ge=0)
+    run_at: float | None = Field(default=None, description="Unix time (seconds) to run at.")
+    job_id: str | None = Field(default=None, min_length=1, max_length=200)
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=200)
+    dedup_ttl: float | None = Field(default=None, gt=0)
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    backoff: Backoff | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    rate_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class JobError(BaseModel):
+    """Why the last attempt of a job failed."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class JobInfo(BaseModel):
+    """A snapshot of one job, as `Client.get` returns it."""
+
+    id: str
+    queue: str
+    name: str
+    payload: Any
+    state: JobState
+    priority: Priority
+    attempt: int = Field(description="Attempts started so far (released attempts excluded).")
+    max_attempts: int | None = Field(description="Per-job override; None means the queue's.")
+    progress: float | None = None
+    progress_message: str | None = None
+    progress_stage: str | None = None
+    result: Any = None
+    error: JobError | None = None
+    dead_reason: str | None = None
+    enqueued_at: float
+    run_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    stalls: int = 0
+    dedup_key: str | None = None
+    rate_key: str | None = None
+
+    @classmethod
+    def from_hash(cls, queue: str, job_id: str, h: dict[str, str]) -> JobInfo:
+        """Build from the job's Redis hash (bytes already decoded)."""
+
+        def ms(field: str) -> float | None:
+            v = h.get(field)
+            return int(v) / 1000.0 if v else None
+
+        error = None
+        if h.get("error_type"):
+            error = JobError(
+                type=h["error_type"],
+                message=h.get("error_message", ""),
+                traceback=h.get("traceback") or None,
+            )
+        max_attempts = h.get("max_attempts")
+        progress = h.get("progress")
+        return cls(
+            id=job_id,
+            queue=queue,
+            name=h["name"],
+            payload=json.loads(h["payload"]),
+            state=JobState(h["state"]),
+            priority=Priority(int(h.get("priority", Priority.NORMAL))),
+            attempt=int(h.get("attempt", 0)),
+            max_attempts=int(max_attempts) if max_attempts else None,
+            progress=float(progress) if progress else None,
+            progress_message=h.get("progress_message") or None,
+            progress_stage=h.get("progress_stage") or None,
+            result=json.loads(h["result"]) if h.get("result") else None,
+            error=error,
+            dead_reason=h.get("dead_reason") or None,
+            enqueued_at=ms("enqueued_at") or 0.0,
+            run_at=ms("run_at"),
+            started_at=ms("started_at"),
+            finished_at=ms("finished_at"),
+            stalls=int(h.get("stalls", 0)),
+            dedup_key=h.get("dedup_key") or None,
+            rate_key=h.get("rate_key") or None,
+        )
+
+
+OnFinal = Literal["completed", "dead"]

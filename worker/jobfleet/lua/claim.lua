@@ -1,0 +1,133 @@
+-- The worker's one round trip: settle finished jobs, recover expired leases, promote due
+-- delayed jobs, then claim up to n ready ones under a fresh lease.
+-- ARGV: prefix, token, lease_ms, n, worker_id, worker_ttl_ms, default_max_attempts,
+--       poison_after, keep_done, done_age_ms, keep_dead, dead_age_ms,
+--       n_complete, [id, token, result] * n_complete,
+--       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
+-- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
+--           paused, id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
+local token, lease, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local worker, worker_ttl = ARGV[5], tonumber(ARGV[6])
+local default_max, poison_after = tonumber(ARGV[7]), tonumber(ARGV[8])
+local keep_done, done_age = tonumber(ARGV[9]), tonumber(ARGV[10])
+local keep_dead, dead_age = tonumber(ARGV[11]), tonumber(ARGV[12])
+local now = now_ms()
+local stale = 0
+
+-- Completions, fenced by the lease token: a worker whose lease was recovered must not
+-- overwrite the outcome of the attempt that replaced it.
+local a = 13
+local n_complete = tonumber(ARGV[a])
+a = a + 1
+local done_ids = {}
+for _ = 1, n_complete do
+  local id, tok, result = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  a = a + 3
+  local key = job_key(id)
+  if redis.call('HGET', key, 'token') == tok then
+    redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
+               'token', '')
+    redis.call('ZADD', K_DONE, now, id)
+    done_ids[#done_ids + 1] = id
+  else
+    stale = stale + 1
+  end
+end
+if #done_ids > 0 then
+  redis.call('ZREM', K_ACTIVE, unpack(done_ids))
+  redis.call('HINCRBY', K_STATS, 'completed_total', #done_ids)
+  count_rate('c', #done_ids, now)
+end
+
+local n_fail = tonumber(ARGV[a])
+a = a + 1
+local failed = 0
+local retry_seq = nil
+for _ = 1, n_fail do
+  local id, tok = ARGV[a], ARGV[a + 1]
+  local etype, emsg, tb = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local delay, permanent = tonumber(ARGV[a + 5]), ARGV[a + 6]
+  a = a + 7
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'token', 'attempt', 'max_attempts', 'priority')
+  if f[1] == tok then
+    failed = failed + 1
+    redis.call('ZREM', K_ACTIVE, id)
+    redis.call('HSET', key, 'error_type', etype, 'error_message', emsg, 'traceback', tb,
+               'failed_at', now)
+    local max = tonumber(f[3]) or default_max
+    if permanent ~= '' then
+      dead_letter(key, id, permanent, now)
+    elseif tonumber(f[2]) >= max then
+      dead_letter(key, id, 'attempts exhausted (' .. f[2] .. ' of ' .. max .. ')', now)
+    elseif delay <= 0 then
+      if not retry_seq then
+        retry_seq = next_seq(n_fail)
+      end
+      make_ready(key, id, f[4], retry_seq + failed, now)
+    else
+      redis.call('HSET', key, 'state', 'delayed', 'run_at', now + delay, 'token', '')
+      redis.call('ZADD', K_DELAYED, now + delay, id)
+    end
+  else
+    stale = stale + 1
+  end
+end
+if failed > 0 then
+  redis.call('HINCRBY', K_STATS, 'failed_total', failed)
+  count_rate('f', failed, now)
+end
+
+if n_complete > 0 then
+  trim(K_DONE, keep_done, done_age, now, 1000)
+end
+if keep_dead >= 0 or dead_age >= 0 then
+  trim(K_DEAD, keep_dead, dead_age, now, 1000)
+end
+recover(now, default_max, poison_after, 1000)
+promote(now, 1000)
+redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
+
+local paused = redis.call('HGET', K_META, 'paused') == '1'
+local out = {stale, -1, -1, paused and 1 or 0}
+if n > 0 and not paused then
+  local popped = redis.call('ZPOPMIN', K_READY, n)
+  local deadline = now + lease
+  local leases = {}
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local key = job_key(id)
+    local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
+                         'timeout_ms', 'backoff')
+    if f[1] then
+      local attempt = tonumber(f[3]) + 1
+      redis.call('HSET', key, 'state', 'active', 'attempt', attempt, 'token', token,
+                 'started_at', now, 'worker', worker)
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = id
+      out[#out + 1] = id
+      out[#out + 1] = f[1]
+      out[#out + 1] = f[2]
+      out[#out + 1] = attempt
+      out[#out + 1] = f[4] or ''
+      out[#out + 1] = f[5] or ''
+      out[#out + 1] = f[6] or ''
+    end
+  end
+  if #leases > 0 then
+    redis.call('ZADD', K_ACTIVE, unpack(leases))
+  end
+  -- More work than this worker took: pass the wake-up on to an idle one.
+  if #popped > 0 and redis.call('ZCARD', K_READY) > 0 then
+    wake()
+  end
+end
+local nd = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+if #nd > 0 then
+  out[2] = math.max(0, tonumber(nd[2]) - now)
+end
+local na = redis.call('ZRANGE', K_ACTIVE, 0, 0, 'WITHSCORES')
+if #na > 0 then
+  out[3] = math.max(0, tonumber(na[2]) - now)
+end
+return out

@@ -1,0 +1,81 @@
+"""Handler registration: `@jobfleet.handler("send-email")` on a sync or async function."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .context import JobContext
+from .errors import ConfigError
+
+HandlerFn = Callable[[JobContext], Any]
+F = TypeVar("F", bound=HandlerFn)
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """A registered handler and how to call it."""
+
+    name: str
+    fn: HandlerFn
+    is_async: bool
+    timeout: float | None = None
+
+
+class Registry:
+    """Handlers by job name. Workers look jobs up here; unknown names are dead-lettered."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def handler(self, name: str, *, timeout: float | None = None) -> Callable[[F], F]:
+        """Register the decorated function as the handler of jobs called `name`.
+
+        The function receives a `JobContext` (`job.payload`, `job.id`, `job.attempt`,
+        `job.progress(...)`) and returns a JSON-serializable result. Async functions run on
+        the worker's event loop; plain functions run in its thread pool.
+        """
+        if not name or not isinstance(name, str):
+            raise ConfigError("a handler needs a non-empty job name")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"handler {name!r}: timeout must be positive")
+
+        def register(fn: F) -> F:
+            existing = self._handlers.get(name)
+            if existing is not None and existing.fn is not fn:
+                where = f"{existing.fn.__module__}.{existing.fn.__qualname__}"
+                raise ConfigError(f"job name {name!r} already has a handler: {where}")
+            self._handlers[name] = Handler(
+                name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), timeout=timeout
+            )
+            return fn
+
+        return register
+
+    def add(self, name: str, fn: Callable[[JobContext], Awaitable[Any]] | HandlerFn) -> None:
+        self.handler(name)(fn)
+
+    def get(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+
+default_registry = Registry()
+handler = default_registry.handler
+
+
+def import_handlers(modules: list[str]) -> None:
+    """Import handler modules so their decorators run; a clear error for a bad name."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"cannot import handler module {module!r}: {exc}") from None

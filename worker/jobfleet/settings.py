@@ -1,0 +1,225 @@
+"""Queue and worker settings: one model read from flags, environment and a config file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .backoff import Backoff
+from .errors import ConfigError
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MIB = 1024 * 1024
+
+
+def check_queue_name(name: str) -> str:
+    """Queue names become part of Redis keys and Kubernetes names: keep them plain."""
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        raise ConfigError(
+            f"invalid queue name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_redis_url(url: str) -> str:
+    """Reject a malformed Redis URL before anything connects; never echo its password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"malformed Redis URL: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"malformed Redis URL: scheme must be redis://, rediss:// or unix://, "
+            f"not {parts.scheme + '://' if parts.scheme else 'missing'}"
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError("malformed Redis URL: no host")
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError("malformed Redis URL: unix:// needs a socket path")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError("malformed Redis URL: port out of range")
+    db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
+    if db and not db.isdigit():
+        raise ConfigError("malformed Redis URL: database must be a number")
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<malformed url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return parts._replace(netloc=f"{user}***@{netloc}").geturl()
+
+
+class Retention(BaseModel):
+    """How many finished jobs to keep, and for how long, so `get` can report them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    completed_count: int = Field(default=10_000, ge=0, le=10_000_000)
+    completed_age: float = Field(default=86_400.0, ge=0, description="Seconds.")
+    dead_count: int | None = Field(
+        default=None, ge=0, description="None keeps dead letters until replayed or purged."
+    )
+    dead_age: float | None = Field(default=None, ge=0, description="Seconds; None keeps them.")
+
+
+class QueueSettings(BaseModel):
+    """What a queue promises its jobs; shared by every worker of the queue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "default"
+    concurrency: int = Field(default=50, ge=1, le=10_000, description="Jobs in flight per worker.")
+    max_attempts: int = Field(default=5, ge=1, le=1000)
+    backoff: Backoff = Backoff()
+    job_timeout: float | None = Field(default=None, gt=0, description="Seconds per attempt.")
+    lease: float = Field(default=30.0, ge=0.2, le=3600, description="Seconds a claim lasts.")
+    poison_after: int = Field(
+        default=3, ge=1, le=100, description="Lease expiries before a job is dead-lettered."
+    )
+    max_payload_bytes: int = Field(default=MIB, ge=64, le=512 * MIB)
+    retention: Retention = Retention()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_queue_name(v)
+
+
+class WorkerSettings(BaseModel):
+    """Everything `jobfleet worker` needs; the operator mounts it as JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str = DEFAULT_REDIS_URL
+    queue: QueueSettings = QueueSettings()
+    handlers: list[str] = Field(default_factory=list, description="Modules to import.")
+    mode: Literal["inProcess", "sidecar"] = "inProcess"
+    sidecar_url: str = "http://127.0.0.1:8000"
+    http_host: str = "0.0.0.0"
+    http_port: int | None = Field(default=8080, ge=0, le=65535, description="None disables.")
+    grace_period: float = Field(
+        default=30.0, ge=0, description="Seconds between SIGTERM and SIGKILL (the pod's grace)."
+    )
+    shutdown_margin: float = Field(
+        default=2.0, ge=0, description="Seconds before the grace ends to release unfinished jobs."
+    )
+    batch_size: int = Field(default=50, ge=1, le=1000, description="Max jobs claimed per call.")
+    sync_threads: int = Field(default=32, ge=1, le=1024)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_redis_url(v)
+
+
+ENV_PREFIX = "JOBFLEET_"
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    """Map JOBFLEET_* variables onto the settings tree."""
+    out: dict[str, Any] = {}
+    queue: dict[str, Any] = {}
+    simple = {
+        "REDIS_URL": ("redis_url", str),
+        "HTTP_PORT": ("http_port", int),
+        "MODE": ("mode", str),
+        "SIDECAR_URL": ("sidecar_url", str),
+        "GRACE_PERIOD": ("grace_period", float),
+        "BATCH_SIZE": ("batch_size", int),
+    }
+    for key, (field, conv) in simple.items():
+        if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
+            try:
+                out[field] = conv(raw)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{key}: not a valid {conv.__name__}") from None
+    if handlers := env.get(ENV_PREFIX + "HANDLERS"):
+        out["handlers"] = [h.strip() for h in handlers.split(",") if h.strip()]
+    for key, field, conv in (
+        ("QUEUE", "name", str),
+        ("CONCURRENCY", "concurrency", int),
+        ("MAX_ATTEMPTS", "max_attempts", int),
+        ("JOB_TIMEOUT", "job_timeout", float),
+        ("LEASE", "lease", float),
+    ):
+        if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
+            try:
+                queue[field] = conv(raw)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{key}: not a valid {conv.__name__}") from None
+    if queue:
+        out["queue"] = queue
+    return out
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> WorkerSettings:
+    """Build worker settings; later sources win: file, then environment, then flags.
+
+    The file comes from `config_file`, else `$JOBFLEET_CONFIG`; `$JOBFLEET_SETTINGS` may hold
+    the same JSON inline (how the operator delivers it through a ConfigMap).
+    """
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    if inline := env.get(ENV_PREFIX + "SETTINGS"):
+        try:
+            data = _merge(data, json.loads(inline))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{ENV_PREFIX}SETTINGS is not valid JSON: {exc}") from None
+    data = _merge(data, _env_overrides(env))
+    data = _merge(data, overrides or {})
+    try:
+        return WorkerSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One readable line per problem, with the dotted path of the field."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        lines.append(f"{loc}: {msg}")
+    return "invalid settings: " + "; ".join(lines)

@@ -1,0 +1,43 @@
+"""A queue's vital signs, as `Client.inspect` reads them in one call (the autoscaler's input)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class QueueStats(BaseModel):
+    """Counts and rates of one queue at one instant of the Redis clock."""
+
+    queue: str
+    time: float = Field(description="Redis server time (Unix seconds) of the snapshot.")
+    waiting: int = Field(description="Due jobs not yet claimed (the `ready` set).")
+    waiting_by_priority: dict[str, int] = Field(default_factory=dict)
+    delayed: int = Field(description="Jobs scheduled for later, including retry backoff.")
+    active: int = Field(description="Jobs claimed by a worker and not yet finished.")
+    dead: int = Field(description="Dead letters kept for inspection and replay.")
+    completed: int = Field(description="Finished jobs still kept by retention.")
+    oldest_wait: float = Field(
+        description="Seconds the oldest waiting job has been due (0 if none)."
+    )
+    oldest_wait_by_priority: dict[str, float] = Field(default_factory=dict)
+    completed_total: int = Field(description="Jobs completed since the queue was created.")
+    failed_total: int = Field(description="Failed attempts since the queue was created.")
+    dead_total: int = Field(description="Jobs dead-lettered since the queue was created.")
+    recovered_total: int = Field(description="Expired leases recovered since creation.")
+    throughput: float = Field(description="Completions per second over the recent window.")
+    failure_rate: float = Field(description="Failed attempts per second over the recent window.")
+    window: float = Field(description="Seconds the rates were measured over.")
+    workers: int = Field(description="Workers that renewed their registration recently.")
+    paused: bool = False
+
+    @property
+    def backlog(self) -> int:
+        """Work that still needs a worker: waiting plus in flight."""
+        return self.waiting + self.active
+
+    @property
+    def per_worker_throughput(self) -> float | None:
+        """Measured completions per second per live worker, or None when unknown."""
+        if self.workers <= 0 or self.throughput <= 0:
+            return None
+        return self.throughput / self.workers

@@ -1,0 +1,536 @@
+"""The worker runtime: claim jobs, run handlers, renew leases, ack in batches, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import metrics
+from .backoff import Backoff
+from .connection import check_eviction_policy, connect
+from .context import JobContext
+from .engine import ClaimedJob, ClaimPolicy, Engine, Failure
+from .errors import PermanentError, RetryLater
+from .health import HealthServer
+from .registry import Handler, Registry, default_registry
+from .settings import WorkerSettings, redact_url
+
+log = logging.getLogger("jobfleet.worker")
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+IDLE_WAKE = 5.0  # seconds an idle worker blocks before looking for due or stalled jobs
+MAX_TRACEBACK = 16_384
+MAX_MESSAGE = 4_096
+
+
+class HandlerSource(Protocol):
+    """Where a worker finds the handler of a job name (a Registry, or the sidecar)."""
+
+    def get(self, name: str) -> Handler | None: ...
+
+
+@dataclass(slots=True)
+class _Running:
+    job: ClaimedJob
+    task: asyncio.Task[None]
+    lost: bool = False
+
+
+@dataclass
+class WorkerCounters:
+    """What this worker did, for tests, benchmarks and logs."""
+
+    completed: int = 0
+    failed: int = 0
+    released: int = 0
+    lost: int = 0
+    claims: int = 0
+    stale_acks: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """Runs the jobs of one queue with a fixed number of concurrent slots.
+
+    >>> worker = Worker(WorkerSettings(redis_url=url, queue=QueueSettings(name="emails")))
+    >>> await worker.run()          # until worker.stop() or SIGTERM (with install_signals)
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        handlers: HandlerSource | None = None,
+        *,
+        connection: aioredis.Redis | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue = settings.queue
+        self.handlers: HandlerSource = handlers if handlers is not None else default_registry
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._own_conn = connection is None
+        self.conn = connection if connection is not None else connect(settings.redis_url, retries=1)
+        self.engine = Engine(self.conn, self.queue.name)
+        lease_ms = int(self.queue.lease * 1000)
+        retention = self.queue.retention
+        self.policy = ClaimPolicy(
+            lease_ms=lease_ms,
+            worker_ttl_ms=max(lease_ms, 15_000),
+            max_attempts=self.queue.max_attempts,
+            poison_after=self.queue.poison_after,
+            keep_done=retention.completed_count,
+            done_age_ms=int(retention.completed_age * 1000),
+            keep_dead=-1 if retention.dead_count is None else retention.dead_count,
+            dead_age_ms=-1 if retention.dead_age is None else int(retention.dead_age * 1000),
+        )
+        self.counters = WorkerCounters()
+        self._running: dict[str, _Running] = {}
+        self._completions: list[tuple[str, str, str]] = []
+        self._failures: list[Failure] = []
+        self._release: list[tuple[str, str]] = []
+        self._changed = asyncio.Event()
+        self._want_wake = asyncio.Event()
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._drain_deadline = float("inf")
+        self._tokens = itertools.count(1)
+        self._wake_after = IDLE_WAKE
+        self._redis_ok = False
+        self._last_loop = time.monotonic()
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.sync_threads, thread_name_prefix="jobfleet-job"
+        )
+        self._backoffs: dict[str, Backoff] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.http: HealthServer | None = None
+        self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self, grace: float | None = None) -> None:
+        """Begin a graceful stop: claim nothing more, let running jobs finish for `grace`
+        seconds (default: the settings' grace period less its margin), release the rest."""
+        if self._stopping:
+            return
+        self._stopping = True
+        budget = (
+            self.settings.grace_period - self.settings.shutdown_margin if grace is None else grace
+        )
+        self._drain_deadline = time.monotonic() + max(budget, 0.0)
+        self._stop_requested.set()
+        self._changed.set()
+        self._want_wake.set()
+        log.info("stopping: %d jobs in flight, %.1f s to finish them", len(self._running), budget)
+
+    def install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    async def run(self) -> WorkerCounters:
+        """Work until `stop()`; returns what was done. Exits cleanly with Redis down."""
+        self._loop = asyncio.get_running_loop()
+        if self.settings.http_port is not None:
+            self.http = HealthServer(
+                self.settings.http_host,
+                self.settings.http_port,
+                alive=self._alive,
+                ready=lambda: self._redis_ok and not self._stopping,
+            )
+            await self.http.start()
+        await self._check_redis()
+        helpers = [
+            asyncio.create_task(self._waker(), name="jobfleet-waker"),
+            asyncio.create_task(self._renewer(), name="jobfleet-renewer"),
+        ]
+        try:
+            await self._main_loop()
+            await self._finish()
+        finally:
+            for t in helpers:
+                t.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            if self.http is not None:
+                await self.http.stop()
+            if self._own_conn:
+                await self.conn.aclose()
+        log.info(
+            "stopped: %d completed, %d failed, %d released",
+            self.counters.completed,
+            self.counters.failed,
+            self.counters.released,
+        )
+        return self.counters
+
+    async def _check_redis(self) -> None:
+        delay = 1.0
+        while not self._stopping:
+            try:
+                await check_eviction_policy(self.conn)
+                self._redis_ok = True
+                log.info(
+                    "worker %s on queue %r at %s, concurrency %d",
+                    self.id,
+                    self.queue.name,
+                    redact_url(self.settings.redis_url),
+                    self.queue.concurrency,
+                )
+                return
+            except REDIS_DOWN as exc:
+                delay = await self._redis_down(exc, delay)
+
+    def _alive(self) -> bool:
+        # The loop turns at least every IDLE_WAKE seconds; far longer means it is wedged
+        # (a sync handler called on the loop by mistake, say).
+        return time.monotonic() - self._last_loop < max(60.0, 4 * IDLE_WAKE)
+
+    async def _redis_down(self, exc: BaseException, delay: float) -> float:
+        """Log, count and sleep 1 s -> 30 s with jitter; returns the next delay."""
+        self._redis_ok = False
+        metrics.REDIS_ERRORS.labels(self.queue.name).inc()
+        log.warning("Redis unavailable (%s); retrying in about %.0f s", type(exc).__name__, delay)
+        sleep = random.uniform(delay / 2, delay)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(sleep):
+                # A stop should not wait out the whole backoff.
+                await self._stop_requested.wait()
+        return min(delay * 2, 30.0)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def _main_loop(self) -> None:
+        delay = 1.0
+        while True:
+            self._last_loop = time.monotonic()
+            free = self.queue.concurrency - len(self._running)
+            want = 0 if self._stopping else min(free, self.settings.batch_size)
+            has_acks = bool(self._completions or self._failures)
+            if self._stopping and not self._running and not has_acks:
+                return
+            if self._stopping and time.monotonic() >= self._drain_deadline:
+                return
+            if want == 0 and not has_acks:
+                await self._wait_for_change(self._drain_deadline - time.monotonic())
+                continue
+            completions, failures = self._completions, self._failures
+            self._completions, self._failures = [], []
+            try:
+                result = await self.engine.claim(
+                    token=f"{self.id}:{next(self._tokens)}",
+                    n=want,
+                    worker_id=self.id,
+                    policy=self.policy,
+                    completions=completions,
+                    failures=failures,
+                )
+            except REDIS_DOWN as exc:
+                # Outcomes are kept and sent again; the token check makes a resend harmless.
+                self._completions[:0] = completions
+                self._failures[:0] = failures
+                delay = await self._redis_down(exc, delay)
+                continue
+            delay = 1.0
+            self._redis_ok = True
+            self.counters.claims += 1
+            if result.stale_acks:
+                self.counters.stale_acks += result.stale_acks
+                metrics.STALE_ACKS.labels(self.queue.name).inc(result.stale_acks)
+            for job in result.jobs:
+                self._start(job)
+            if result.jobs:
+                self._m_inflight.set(len(self._running))
+            if self._stopping or (len(result.jobs) == want and want > 0):
+                continue
+            # Nothing more to take now: sleep until a job finishes or new work is signalled.
+            hints = [IDLE_WAKE]
+            if result.next_delayed_ms is not None:
+                hints.append(result.next_delayed_ms / 1000.0)
+            if result.next_lease_expiry_ms is not None:
+                hints.append(result.next_lease_expiry_ms / 1000.0 + 0.01)
+            self._wake_after = max(min(hints), 0.001)
+            if self._completions or self._failures:
+                continue
+            if want > 0:
+                self._want_wake.set()
+                await self._wait_for_change(self._wake_after + 1.0)
+            else:
+                await self._wait_for_change(float("inf"))
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        """Sleep until a job finishes, work is signalled or a stop begins (or `timeout`)."""
+        if timeout == float("inf"):
+            await self._changed.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    await self._changed.wait()
+        self._changed.clear()
+
+    async def _waker(self) -> None:
+        """Block on the queue's wake list while idle, so new jobs start without polling."""
+        wake_key = self.engine.key("wake")
+        # BLPOP holds its connection: give it one of its own so claims never queue behind it.
+        blocking = self.conn.client()
+        delay = 1.0
+        try:
+            while not self._stopping:
+                await self._want_wake.wait()
+                self._want_wake.clear()
+                if self.stopping:  # woken by stop(), not by an idle main loop
+                    return
+                try:
+                    await blocking.blpop([wake_key], timeout=self._wake_after)
+                    delay = 1.0
+                except REDIS_DOWN as exc:
+                    delay = await self._redis_down(exc, delay)
+                self._changed.set()
+        finally:
+            await blocking.aclose()
+
+    async def _renewer(self) -> None:
+        """Renew every lease this worker holds, in one call, three times per lease."""
+        interval = self.queue.lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = [(r.job.id, r.job.token) for r in self._running.values() if not r.lost]
+            try:
+                lost = await self.engine.extend(
+                    held,
+                    lease_ms=self.policy.lease_ms,
+                    worker_id=self.id,
+                    worker_ttl_ms=self.policy.worker_ttl_ms,
+                )
+            except REDIS_DOWN:
+                metrics.REDIS_ERRORS.labels(self.queue.name).inc()
+                continue
+            for job_id in lost:
+                running = self._running.get(job_id)
+                if running is not None:
+                    # Another worker may be running it now; our outcome would be rejected.
+                    running.lost = True
+                    running.task.cancel()
+                    metrics.RECOVERIES.labels(self.queue.name, "lost").inc()
+                    log.warning("lease of job %s was lost; abandoning this attempt", job_id)
+
+    # -- running one job ----------------------------------------------------------------
+
+    def _start(self, job: ClaimedJob) -> None:
+        task = asyncio.create_task(self._execute(job))
+        self._running[job.id] = _Running(job, task)
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        handler = self.handlers.get(job.name)
+        name = job.name if handler is not None else "<unknown>"
+        started = time.perf_counter()
+        outcome = "completed"
+        try:
+            if handler is None:
+                outcome = self._fail(
+                    job,
+                    "UnknownHandler",
+                    f"no handler registered for job name {job.name!r}",
+                    "",
+                    permanent=f"unknown handler {job.name!r}",
+                )
+                return
+            result = await self._call(handler, job)
+            try:
+                encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise PermanentError(f"handler returned a result that is not JSON: {exc}") from None
+            self._completions.append((job.id, job.token, encoded))
+        except asyncio.CancelledError:
+            outcome = self._cancelled(job)
+            raise
+        except PermanentError as exc:
+            outcome = self._fail_exc(job, exc, permanent=f"permanent failure: {exc}"[:MAX_MESSAGE])
+        except RetryLater as exc:
+            outcome = self._fail_exc(job, exc, delay=exc.delay)
+        except TimeoutError as exc:
+            outcome = self._fail_exc(job, exc, error_type="JobTimeout")
+        except Exception as exc:
+            outcome = self._fail_exc(job, exc)
+        finally:
+            self._finished(job, name, outcome, time.perf_counter() - started)
+
+    async def _call(self, handler: Handler, job: ClaimedJob) -> Any:
+        loop = asyncio.get_running_loop()
+        ctx = JobContext(
+            id=job.id,
+            name=job.name,
+            queue=self.queue.name,
+            payload=json.loads(job.payload),
+            attempt=job.attempt,
+            max_attempts=job.max_attempts or self.queue.max_attempts,
+            token=job.token,
+            _sink=self.engine.progress,
+            _loop=loop,
+        )
+        timeout = (
+            job.timeout_ms / 1000.0 if job.timeout_ms else handler.timeout or self.queue.job_timeout
+        )
+        if handler.is_async:
+            coro = handler.fn(ctx)
+        else:
+            coro = loop.run_in_executor(self._pool, functools.partial(handler.fn, ctx))
+        if timeout is None:
+            return await coro
+        try:
+            async with asyncio.timeout(timeout):
+                return await coro
+        except TimeoutError:
+            raise TimeoutError(f"job exceeded its timeout of {timeout:g} s") from None
+
+    def _fail_exc(
+        self,
+        job: ClaimedJob,
+        exc: BaseException,
+        *,
+        permanent: str = "",
+        delay: float | None = None,
+        error_type: str | None = None,
+    ) -> str:
+        tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
+        return self._fail(
+            job,
+            error_type or type(exc).__qualname__,
+            str(exc)[:MAX_MESSAGE],
+            tb,
+            permanent=permanent,
+            delay=delay,
+        )
+
+    def _fail(
+        self,
+        job: ClaimedJob,
+        error_type: str,
+        message: str,
+        tb: str,
+        *,
+        permanent: str = "",
+        delay: float | None = None,
+    ) -> str:
+        if delay is None:
+            delay = self._backoff(job).delay(job.attempt)
+        self._failures.append(
+            Failure(job.id, job.token, error_type, message, tb, int(delay * 1000), permanent)
+        )
+        max_attempts = job.max_attempts or self.queue.max_attempts
+        return "dead" if permanent or job.attempt >= max_attempts else "retried"
+
+    def _backoff(self, job: ClaimedJob) -> Backoff:
+        if not job.backoff:
+            return self.queue.backoff
+        policy = self._backoffs.get(job.backoff)
+        if policy is None:
+            policy = self._backoffs[job.backoff] = Backoff.model_validate_json(job.backoff)
+        return policy
+
+    def _cancelled(self, job: ClaimedJob) -> str:
+        running = self._running.get(job.id)
+        if running is not None and running.lost:
+            return "lost"
+        self._release.append((job.id, job.token))
+        return "released"
+
+    def _finished(self, job: ClaimedJob, name: str, outcome: str, seconds: float) -> None:
+        self._running.pop(job.id, None)
+        self._m_inflight.set(len(self._running))
+        metrics.JOBS.labels(self.queue.name, name, outcome).inc()
+        metrics.DURATION.labels(self.queue.name, name).observe(seconds)
+        c = self.counters
+        c.by_outcome[outcome] = c.by_outcome.get(outcome, 0) + 1
+        if outcome == "completed":
+            c.completed += 1
+        elif outcome in ("retried", "dead"):
+            c.failed += 1
+        elif outcome == "lost":
+            c.lost += 1
+        self._changed.set()
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        """After the drain: release what still runs, then flush every outcome."""
+        running = list(self._running.values())
+        for r in running:
+            r.task.cancel()
+        await asyncio.gather(*(r.task for r in running), return_exceptions=True)
+        hard_deadline = time.monotonic() + max(self.settings.shutdown_margin, 1.0)
+        delay = 0.2
+        while self._release or self._completions or self._failures:
+            try:
+                if self._release:
+                    released = await self.engine.release(self._release, worker_id=self.id)
+                    self.counters.released += released
+                    self._release = []
+                if self._completions or self._failures:
+                    completions, failures = self._completions, self._failures
+                    self._completions, self._failures = [], []
+                    try:
+                        await self.engine.claim(
+                            token=f"{self.id}:{next(self._tokens)}",
+                            n=0,
+                            worker_id=self.id,
+                            policy=self.policy,
+                            completions=completions,
+                            failures=failures,
+                        )
+                    except BaseException:
+                        self._completions[:0] = completions
+                        self._failures[:0] = failures
+                        raise
+            except (RedisError, *REDIS_DOWN) as exc:
+                if time.monotonic() >= hard_deadline:
+                    # Redis is gone: the leases will expire and other workers recover the
+                    # jobs (at-least-once), so exiting now loses nothing.
+                    log.error("could not flush outcomes before exit: %s", type(exc).__name__)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+async def run_worker(
+    settings: WorkerSettings,
+    handlers: HandlerSource | None = None,
+    *,
+    on_ready: Callable[[Worker], None] | None = None,
+) -> WorkerCounters:
+    """Run a worker with signal handling until SIGTERM/SIGINT; what `jobfleet worker` does."""
+    worker = Worker(settings, handlers if handlers is not None else default_registry)
+    worker.install_signals()
+    if on_ready is not None:
+        on_ready(worker)
+    return await worker.run()
+
+
+__all__ = ["HandlerSource", "Registry", "Worker", "WorkerCounters", "run_worker"]
