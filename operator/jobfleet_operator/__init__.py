@@ -1,0 +1,1 @@
+"""The jobfleet operator: Queue resources reconciled into autoscaled worker Deployments."""

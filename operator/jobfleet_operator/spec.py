@@ -1,0 +1,554 @@
+"""The Queue resource's spec and status: one pydantic model, the single source of the CRD."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from croniter import croniter
+from jobfleet.errors import ConfigError
+from jobfleet.settings import QueueSettings, Retention, WorkerSettings, check_redis_url
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+GROUP = "jobfleet.dev"
+VERSION = "v1alpha1"
+KIND = "Queue"
+PLURAL = "queues"
+SINGULAR = "queue"
+SHORT_NAMES = ["jfq"]
+CATEGORIES = ["jobfleet"]
+
+# Five whitespace-separated fields of cron characters, or one of the @-macros. CEL (RE2) cannot
+# parse cron fully, so the API server checks the shape and the reconciler checks the meaning.
+CRON_SHAPE = (
+    r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|([0-9A-Za-z*/,?-]+\s+){4}[0-9A-Za-z*/,?-]+)\s*$"
+)
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+PRIORITY_NAMES = ("critical", "high", "normal", "low", "batch")
+MAX_NAME = 54  # "<name>-jobfleet" must stay a valid DNS label (63)
+
+_QD = QueueSettings.model_fields  # defaults come from the engine so the two never disagree
+_WD = WorkerSettings.model_fields
+_RD = Retention.model_fields
+
+
+def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; the message is what `kubectl apply` prints."""
+    return {"rule": rule, "message": message, **extra}
+
+
+def _rules(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class SpecModel(BaseModel):
+    """Base of every part of the spec: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+# Kubernetes quantities ("500m", "1Gi") and plain numbers are both valid resource amounts.
+Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-string": True})]
+
+
+class SecretKeyRef(SpecModel):
+    """A key of a Secret in the Queue's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY)
+
+
+class RedisTLS(SpecModel):
+    """TLS towards Redis (`rediss://`)."""
+
+    enabled: bool = Field(default=False, description="Connect with TLS.")
+    insecure_skip_verify: bool = Field(
+        default=False, description="Do not verify the server certificate (testing only)."
+    )
+
+
+class RedisSpec(SpecModel):
+    """Where the queue lives. The password never appears in the Queue, only in a Secret."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            cel(
+                "has(self.url) != has(self.urlSecretRef)",
+                "set exactly one of redis.url and redis.urlSecretRef",
+            ),
+            cel(
+                "!has(self.url) || self.url.matches('^(redis|rediss|unix)://')",
+                "redis.url must start with redis://, rediss:// or unix://",
+            ),
+            cel(
+                "!has(self.url) || !self.url.matches('^[a-z]+://[^/@]*:[^/@]*@')",
+                "redis.url must not contain a password: put it in a Secret and set "
+                "redis.passwordSecretRef",
+            ),
+        )
+    )
+
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Redis URL without password, e.g. redis://redis.jobfleet:6379/0.",
+    )
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="A Secret key holding the whole Redis URL (may hold a password)."
+    )
+    password_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="A Secret key holding the Redis password."
+    )
+    tls: RedisTLS = Field(default_factory=RedisTLS)
+
+    @model_validator(mode="after")
+    def _check(self) -> RedisSpec:
+        if (self.url is None) == (self.url_secret_ref is None):
+            raise ValueError("set exactly one of redis.url and redis.urlSecretRef")
+        if self.url is not None:
+            try:
+                check_redis_url(self.url)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+            if urlsplit(self.url).password is not None:
+                raise ValueError(
+                    "redis.url must not contain a password: put it in a Secret and set "
+                    "redis.passwordSecretRef"
+                )
+        return self
+
+
+class EnvVar(SpecModel):
+    """An environment variable, as in a Pod (`value` or `valueFrom`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            cel("!(has(self.value) && has(self.valueFrom))", "set value or valueFrom, not both")
+        )
+    )
+
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME)
+    value: str | None = Field(default=None, max_length=65536)
+    value_from: dict[str, Any] | None = Field(
+        default=None, description="As in a Pod: secretKeyRef, configMapKeyRef, fieldRef, ..."
+    )
+
+
+class Resources(SpecModel):
+    """Compute resources of a container, as in a Pod."""
+
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class SidecarSpec(SpecModel):
+    """The user's handler container in sidecar mode; it serves `POST /jobs/<name>`."""
+
+    image: str = Field(min_length=1, max_length=512)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=64
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=256)
+    port: int = Field(default=8000, ge=1, le=65535, description="Port it serves jobs on.")
+    readiness_path: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=r"^/",
+        description="HTTP path of its readiness probe; none when unset.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    resources: Resources | None = None
+
+
+class WorkerSpec(SpecModel):
+    """The worker pods: image, handlers and pod settings."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            cel(
+                "self.mode != 'sidecar' || has(self.sidecar)",
+                "worker.sidecar is required when worker.mode is sidecar",
+            ),
+            cel(
+                "self.mode == 'sidecar' || !has(self.sidecar)",
+                "worker.sidecar is only allowed when worker.mode is sidecar",
+            ),
+            cel(
+                "self.mode == 'sidecar' || (has(self.handlers) && size(self.handlers) > 0)",
+                "worker.handlers must name at least one Python module in inProcess mode",
+            ),
+        )
+    )
+
+    image: str = Field(min_length=1, max_length=512, description="The jobfleet worker image.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_secrets: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
+    mode: Literal["inProcess", "sidecar"] = Field(
+        default="inProcess",
+        description="inProcess: Python handlers in the worker image; sidecar: any language, "
+        "served over HTTP by the sidecar container.",
+    )
+    handlers: list[Annotated[str, Field(max_length=200, pattern=PYTHON_MODULE)]] = Field(
+        default_factory=list, max_length=64, description="Python modules the worker imports."
+    )
+    sidecar: SidecarSpec | None = None
+    batch_size: int = Field(
+        default=_WD["batch_size"].default, ge=1, le=1000, description="Max jobs claimed per call."
+    )
+    resources: Resources | None = None
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    termination_grace_period_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="Time a worker gets to drain in-flight jobs after SIGTERM.",
+    )
+    service_account_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN)
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = Field(default=None, max_length=64)
+    pod_labels: dict[str, str] | None = None
+    pod_annotations: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> WorkerSpec:
+        if self.mode == "sidecar" and self.sidecar is None:
+            raise ValueError("worker.sidecar is required when worker.mode is sidecar")
+        if self.mode != "sidecar" and self.sidecar is not None:
+            raise ValueError("worker.sidecar is only allowed when worker.mode is sidecar")
+        if self.mode == "inProcess" and not self.handlers:
+            raise ValueError(
+                "worker.handlers must name at least one Python module in inProcess mode"
+            )
+        return self
+
+
+class RetrySpec(SpecModel):
+    """How often and how late a failed job is retried before it becomes a dead letter."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            cel(
+                "self.maxDelaySeconds >= self.baseDelaySeconds",
+                "retry.maxDelaySeconds must be >= retry.baseDelaySeconds",
+            )
+        )
+    )
+
+    max_attempts: int = Field(default=_QD["max_attempts"].default, ge=1, le=1000)
+    backoff: Literal["exponential", "fixed"] = "exponential"
+    base_delay_seconds: float = Field(default=1.0, ge=0, le=86_400)
+    max_delay_seconds: float = Field(default=300.0, ge=0, le=7 * 86_400)
+    jitter: bool = Field(default=True, description="Full jitter: spread retries of a fleet.")
+
+    @model_validator(mode="after")
+    def _check(self) -> RetrySpec:
+        if self.max_delay_seconds < self.base_delay_seconds:
+            raise ValueError("retry.maxDelaySeconds must be >= retry.baseDelaySeconds")
+        return self
+
+
+class RateLimitSpec(SpecModel):
+    """At most `max` job starts per `periodSeconds`, fleet-wide, optionally per key."""
+
+    max: int = Field(ge=1, le=1_000_000)
+    period_seconds: float = Field(gt=0, le=86_400)
+    key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Payload field whose value keys the limit (e.g. tenant); jobs may also set "
+        "a key at enqueue.",
+    )
+
+
+class CircuitBreakerSpec(SpecModel):
+    """Fleet-wide breaker: stop starting jobs of a failing dependency, probe, recover."""
+
+    scope: Literal["queue", "handler"] = "queue"
+    failure_threshold: int = Field(default=5, ge=1, le=100_000)
+    failure_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="Trip on this failure ratio instead of a count."
+    )
+    window_seconds: float = Field(default=60, gt=0, le=86_400)
+    reset_timeout_seconds: float = Field(default=30, gt=0, le=86_400)
+    half_open_probes: int = Field(default=1, ge=1, le=1000)
+
+
+class CompletedRetention(SpecModel):
+    """Finished jobs kept so `get` can still report them."""
+
+    max_count: int = Field(default=_RD["completed_count"].default, ge=0, le=10_000_000)
+    max_age_seconds: float = Field(default=_RD["completed_age"].default, ge=0, le=365 * 86_400)
+
+
+class DeadLetterRetention(SpecModel):
+    """Dead letters kept for inspection and replay; unset limits keep them until purged."""
+
+    max_count: int | None = Field(default=None, ge=0, le=10_000_000)
+    max_age_seconds: float | None = Field(default=None, ge=0, le=365 * 86_400)
+
+
+class RetentionSpec(SpecModel):
+    """How long finished jobs and dead letters stay inspectable."""
+
+    completed: CompletedRetention = Field(default_factory=CompletedRetention)
+    dead_letters: DeadLetterRetention = Field(default_factory=DeadLetterRetention)
+
+
+class PrioritySLA(SpecModel):
+    """Target wait per priority level; a level without one uses the queue's target."""
+
+    critical: float | None = Field(default=None, gt=0, le=86_400)
+    high: float | None = Field(default=None, gt=0, le=86_400)
+    normal: float | None = Field(default=None, gt=0, le=86_400)
+    low: float | None = Field(default=None, gt=0, le=86_400)
+    batch: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class SLASpec(SpecModel):
+    """The latency the queue promises: no job waits longer than this before it starts."""
+
+    target_wait_seconds: float = Field(gt=0, le=86_400)
+    by_priority: PrioritySLA | None = None
+
+
+class ScaleUpSpec(SpecModel):
+    """Scale-up happens at once, by at most max(maxStepReplicas, maxStepPercent of current)."""
+
+    max_step_replicas: int = Field(default=4, ge=1, le=1000)
+    max_step_percent: int = Field(default=100, ge=0, le=10_000)
+
+
+class ScaleDownSpec(SpecModel):
+    """Scale-down waits for the stabilization window and never goes below its max."""
+
+    stabilization_window_seconds: float = Field(default=60, ge=0, le=3600)
+
+
+class AutoscalingSpec(SpecModel):
+    """Fleet size from backlog and SLA, between minReplicas and maxReplicas."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            cel(
+                "self.minReplicas <= self.maxReplicas",
+                "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+            )
+        )
+    )
+
+    enabled: bool = Field(default=True, description="When false the fleet stays at minReplicas.")
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="0 allows scale to zero.")
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    target_backlog_per_replica: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Waiting plus in-flight jobs one replica should carry; default concurrency.",
+    )
+    poll_interval_seconds: float = Field(default=2.0, ge=0.5, le=300)
+    scale_up: ScaleUpSpec = Field(default_factory=ScaleUpSpec)
+    scale_down: ScaleDownSpec = Field(default_factory=ScaleDownSpec)
+    cooldown_seconds: float = Field(
+        default=120,
+        ge=0,
+        le=86_400,
+        description="Idle time (nothing waiting or in flight) before scaling to zero.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.minReplicas must be <= autoscaling.maxReplicas")
+        return self
+
+
+class ScheduleSpec(SpecModel):
+    """A cron schedule: one job per tick, however many workers run."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    cron: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Five-field cron expression (minute hour day month weekday) or @hourly etc.",
+        json_schema_extra=_rules(
+            cel(
+                # CEL string literals treat backslashes as escapes: double them.
+                "self.matches('" + CRON_SHAPE.replace("\\", "\\\\") + "')",
+                "cron must have five fields (minute hour day-of-month month day-of-week) or be "
+                "one of @yearly, @monthly, @weekly, @daily, @hourly",
+            )
+        ),
+    )
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+    job: str = Field(min_length=1, max_length=200, description="The handler name to enqueue.")
+    payload: Any = Field(default=None, description="JSON payload of each job.")
+    priority: Literal["critical", "high", "normal", "low", "batch"] = "normal"
+    enabled: bool = True
+    missed: Literal["skip", "runOnce"] = Field(
+        default="skip", description="After downtime: skip missed ticks, or run once."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name like Europe/Berlin"
+            ) from None
+        return v
+
+
+def check_cron(expr: str) -> str:
+    """Validate a five-field cron expression (or @-macro); the message says what is wrong."""
+    if not re.match(CRON_SHAPE, expr):
+        raise ValueError(
+            f"cron {expr!r} must have five fields (minute hour day-of-month month day-of-week)"
+        )
+    if not croniter.is_valid(expr.strip()):
+        raise ValueError(f"cron {expr!r} is not a valid schedule")
+    return expr
+
+
+class QueueSpec(SpecModel):
+    """A queue of background jobs and the autoscaled fleet of workers that runs them."""
+
+    queue_name: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=QUEUE_NAME,
+        description="Queue name in Redis; defaults to the Queue's metadata.name.",
+    )
+    redis: RedisSpec
+    worker: WorkerSpec
+    concurrency: int = Field(
+        default=_QD["concurrency"].default, ge=1, le=10_000, description="Jobs in flight per pod."
+    )
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    job_timeout_seconds: float | None = Field(
+        default=None, gt=0, le=7 * 86_400, description="Time limit of one attempt."
+    )
+    lease_seconds: float = Field(
+        default=_QD["lease"].default,
+        ge=0.2,
+        le=3600,
+        description="A claim expires unless renewed this often; stalled jobs are recovered.",
+    )
+    max_stalls: int = Field(
+        default=_QD["poison_after"].default,
+        ge=1,
+        le=100,
+        description="Lease expiries before a job is dead-lettered as poison.",
+    )
+    max_payload_bytes: int = Field(default=_QD["max_payload_bytes"].default, ge=64, le=512 << 20)
+    rate_limit: RateLimitSpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    sla: SLASpec | None = None
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    schedules: list[ScheduleSpec] = Field(
+        default_factory=list,
+        max_length=100,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    paused: bool = Field(
+        default=False, description="Workers stop claiming jobs; enqueue keeps accepting."
+    )
+
+    def queue(self, metadata_name: str) -> str:
+        """The Redis queue name."""
+        return self.queue_name or metadata_name
+
+    @property
+    def target_backlog_per_replica(self) -> int:
+        return self.autoscaling.target_backlog_per_replica or self.concurrency
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(SpecModel):
+    """A standard Kubernetes condition."""
+
+    type: str = Field(max_length=316)
+    status: ConditionStatus
+    reason: str = Field(max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class QueueStatus(SpecModel):
+    """What the operator last saw and did."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: int | None = Field(default=None, description="Replicas of the worker Deployment.")
+    ready_replicas: int | None = None
+    desired_replicas: int | None = Field(default=None, description="The autoscaler's decision.")
+    backlog: int | None = Field(default=None, description="Waiting plus in-flight jobs.")
+    waiting: int | None = None
+    in_flight: int | None = None
+    delayed: int | None = None
+    dead: int | None = None
+    oldest_wait_seconds: float | None = None
+    throughput: float | None = Field(default=None, description="Completions per second.")
+    workers: int | None = Field(default=None, description="Workers registered in Redis.")
+    last_scale_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    last_scale_reason: str | None = None
+    deployment: str | None = Field(default=None, description="Name of the worker Deployment.")
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A ValidationError as `spec.path: message; ...`, without the input values.
+
+    pydantic's own str() echoes the input, which may hold a Redis URL with a password.
+    """
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in ("spec", *err["loc"]))
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{loc}: {msg.removeprefix('Value error, ')}")
+    return "; ".join(lines)

@@ -1,0 +1,288 @@
+"""Rendering a Queue into its ConfigMap and Deployment, field by field (acceptance 2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jobfleet.settings import WorkerSettings, load_settings
+from jobfleet_operator.deployment import (
+    CONFIG_HASH_ANNOTATION,
+    QueueRef,
+    render_configmap,
+    render_deployment,
+    settings_json,
+    worker_settings,
+)
+from jobfleet_operator.spec import QueueSpec
+
+Q = QueueRef(name="emails", namespace="shop", uid="0f9c-uid")
+
+IN_PROCESS: dict[str, Any] = {
+    "redis": {
+        "url": "redis://redis.shop:6379/2",
+        "passwordSecretRef": {"name": "redis", "key": "password"},
+    },
+    "worker": {
+        "image": "ghcr.io/acme/jobs:1.2",
+        "imagePullPolicy": "IfNotPresent",
+        "handlers": ["acme.jobs", "acme.mail"],
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1}},
+        "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+        "terminationGracePeriodSeconds": 90,
+        "serviceAccountName": "jobs",
+        "imagePullSecrets": ["ghcr"],
+        "nodeSelector": {"pool": "jobs"},
+        "tolerations": [{"key": "jobs", "operator": "Exists", "effect": "NoSchedule"}],
+        "podLabels": {"team": "mail"},
+        "podAnnotations": {"team.acme/owner": "mail"},
+    },
+    "concurrency": 20,
+    "retry": {
+        "maxAttempts": 7,
+        "backoff": "fixed",
+        "baseDelaySeconds": 5,
+        "maxDelaySeconds": 60,
+        "jitter": False,
+    },
+    "jobTimeoutSeconds": 120,
+    "leaseSeconds": 15,
+    "maxStalls": 4,
+    "retention": {
+        "completed": {"maxCount": 100, "maxAgeSeconds": 600},
+        "deadLetters": {"maxCount": 50},
+    },
+}
+
+SIDECAR: dict[str, Any] = {
+    "redis": {"urlSecretRef": {"name": "redis-url", "key": "url"}},
+    "worker": {
+        "image": "ghcr.io/jobfleet/worker:0.1",
+        "mode": "sidecar",
+        "sidecar": {
+            "image": "ghcr.io/acme/node-jobs:3",
+            "command": ["node"],
+            "args": ["server.js"],
+            "port": 9000,
+            "readinessPath": "/ready",
+            "env": [{"name": "NODE_ENV", "value": "production"}],
+            "resources": {"limits": {"memory": "512Mi"}},
+        },
+    },
+}
+
+
+def deploy(body: dict[str, Any], replicas: int = 3) -> dict[str, Any]:
+    return render_deployment(Q, QueueSpec.model_validate(body), replicas)
+
+
+def container(d: dict[str, Any], name: str = "worker") -> dict[str, Any]:
+    pod = d["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] + pod.get("initContainers", []) if c["name"] == name)
+
+
+def env_of(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+
+
+# ---- metadata and ownership -------------------------------------------------------------------
+
+
+def test_metadata_and_owner_reference() -> None:
+    d = deploy(IN_PROCESS)
+    meta = d["metadata"]
+    assert (d["apiVersion"], d["kind"]) == ("apps/v1", "Deployment")
+    assert (meta["name"], meta["namespace"]) == ("emails-jobfleet", "shop")
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "jobfleet-operator"
+    assert meta["labels"]["jobfleet.dev/queue"] == "emails"
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "jobfleet.dev/v1alpha1",
+            "kind": "Queue",
+            "name": "emails",
+            "uid": "0f9c-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def test_selector_matches_pod_labels() -> None:
+    d = deploy(IN_PROCESS)
+    selector = d["spec"]["selector"]["matchLabels"]
+    pod_labels = d["spec"]["template"]["metadata"]["labels"]
+    assert selector == {"jobfleet.dev/queue": "emails", "app.kubernetes.io/component": "worker"}
+    assert selector.items() <= pod_labels.items()
+    assert pod_labels["team"] == "mail"
+
+
+def test_user_pod_labels_cannot_break_the_selector() -> None:
+    body = {
+        **IN_PROCESS,
+        "worker": {**IN_PROCESS["worker"], "podLabels": {"jobfleet.dev/queue": "x"}},
+    }
+    pod_labels = deploy(body)["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["jobfleet.dev/queue"] == "emails"
+
+
+def test_replicas_and_strategy() -> None:
+    spec = deploy(IN_PROCESS, replicas=7)["spec"]
+    assert spec["replicas"] == 7
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
+
+
+# ---- in-process pod ---------------------------------------------------------------------------
+
+
+def test_in_process_pod() -> None:
+    d = deploy(IN_PROCESS)
+    pod = d["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 90
+    assert pod["serviceAccountName"] == "jobs"
+    assert pod["imagePullSecrets"] == [{"name": "ghcr"}]
+    assert pod["nodeSelector"] == {"pool": "jobs"}
+    assert pod["tolerations"] == [{"key": "jobs", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["enableServiceLinks"] is False
+    assert "initContainers" not in pod
+    assert [c["name"] for c in pod["containers"]] == ["worker"]
+
+
+def test_worker_container() -> None:
+    c = container(deploy(IN_PROCESS))
+    assert c["image"] == "ghcr.io/acme/jobs:1.2"
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    assert c["command"] == ["jobfleet", "worker"]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1}}
+    assert c["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_worker_env_wires_settings_and_secrets() -> None:
+    env = env_of(container(deploy(IN_PROCESS)))
+    assert env["JOBFLEET_SETTINGS"] == {
+        "configMapKeyRef": {"name": "emails-jobfleet", "key": "settings.json"}
+    }
+    assert env["JOBFLEET_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis", "key": "password"}}
+    assert "JOBFLEET_REDIS_URL" not in env
+    assert env["LOG_LEVEL"] == "debug"
+
+
+def test_user_env_overrides_ours_without_duplicates() -> None:
+    worker = {**IN_PROCESS["worker"], "env": [{"name": "JOBFLEET_POD_NAME", "value": "fixed"}]}
+    c = container(deploy({**IN_PROCESS, "worker": worker}))
+    names = [e["name"] for e in c["env"]]
+    assert len(names) == len(set(names))
+    assert env_of(c)["JOBFLEET_POD_NAME"] == "fixed"
+
+
+def test_pod_annotations() -> None:
+    annotations = deploy(IN_PROCESS)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8080"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["team.acme/owner"] == "mail"
+    assert len(annotations[CONFIG_HASH_ANNOTATION]) == 16
+
+
+def test_config_change_changes_the_hash_and_only_then() -> None:
+    def hash_of(body: dict[str, Any], replicas: int = 3) -> str:
+        return deploy(body, replicas)["spec"]["template"]["metadata"]["annotations"][
+            CONFIG_HASH_ANNOTATION
+        ]
+
+    assert hash_of(IN_PROCESS) == hash_of(IN_PROCESS, replicas=9)
+    assert hash_of(IN_PROCESS) != hash_of({**IN_PROCESS, "concurrency": 21})
+    # autoscaling is the operator's business, not the workers': no rollout for it
+    assert hash_of(IN_PROCESS) == hash_of({**IN_PROCESS, "autoscaling": {"maxReplicas": 3}})
+
+
+# ---- sidecar pod ------------------------------------------------------------------------------
+
+
+def test_sidecar_pod() -> None:
+    d = deploy(SIDECAR)
+    pod = d["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["worker"]
+    assert [c["name"] for c in pod["initContainers"]] == ["handler"]
+    side = container(d, "handler")
+    assert side["restartPolicy"] == "Always"  # native sidecar: starts first, stops last
+    assert side["image"] == "ghcr.io/acme/node-jobs:3"
+    assert (side["command"], side["args"]) == (["node"], ["server.js"])
+    assert side["ports"] == [{"name": "jobs", "containerPort": 9000, "protocol": "TCP"}]
+    assert side["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "jobs"}
+    assert side["startupProbe"]["httpGet"] == {"path": "/ready", "port": "jobs"}
+    assert side["env"] == [{"name": "NODE_ENV", "value": "production"}]
+    assert side["resources"] == {"limits": {"memory": "512Mi"}}
+
+
+def test_sidecar_worker_env_and_settings() -> None:
+    d = deploy(SIDECAR)
+    env = env_of(container(d))
+    assert env["JOBFLEET_REDIS_URL"] == {"secretKeyRef": {"name": "redis-url", "key": "url"}}
+    assert "JOBFLEET_REDIS_PASSWORD" not in env
+    s = worker_settings(Q, QueueSpec.model_validate(SIDECAR))
+    assert s.mode == "sidecar"
+    assert s.sidecar_url == "http://127.0.0.1:9000"
+    assert s.handlers == []
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+
+def test_configmap() -> None:
+    cm = render_configmap(Q, QueueSpec.model_validate(IN_PROCESS))
+    assert (cm["apiVersion"], cm["kind"]) == ("v1", "ConfigMap")
+    assert cm["metadata"]["name"] == "emails-jobfleet"
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "0f9c-uid"
+    assert set(cm["data"]) == {"settings.json"}
+
+
+def test_settings_field_by_field() -> None:
+    s = WorkerSettings.model_validate_json(settings_json(Q, QueueSpec.model_validate(IN_PROCESS)))
+    assert s.redis_url == "redis://redis.shop:6379/2"
+    assert s.handlers == ["acme.jobs", "acme.mail"]
+    assert s.mode == "inProcess"
+    assert s.http_port == 8080
+    assert s.grace_period == 90.0
+    q = s.queue
+    assert (q.name, q.concurrency, q.max_attempts) == ("emails", 20, 7)
+    assert (q.backoff.kind, q.backoff.base, q.backoff.cap, q.backoff.jitter) == (
+        "fixed",
+        5,
+        60,
+        "none",
+    )
+    assert (q.job_timeout, q.lease, q.poison_after) == (120, 15, 4)
+    assert (q.retention.completed_count, q.retention.completed_age) == (100, 600)
+    assert (q.retention.dead_count, q.retention.dead_age) == (50, None)
+
+
+def test_settings_round_trip_through_the_worker_loader() -> None:
+    """The JSON is exactly what `jobfleet worker` accepts from JOBFLEET_SETTINGS."""
+    text = render_configmap(Q, QueueSpec.model_validate(IN_PROCESS))["data"]["settings.json"]
+    loaded = load_settings(env={"JOBFLEET_SETTINGS": text})
+    assert loaded == WorkerSettings.model_validate(json.loads(text))
+
+
+def test_tls_settings() -> None:
+    body = {
+        **IN_PROCESS,
+        "redis": {"url": "redis://r:6380/0", "tls": {"enabled": True, "insecureSkipVerify": True}},
+    }
+    s = worker_settings(Q, QueueSpec.model_validate(body))
+    assert s.redis_url == "rediss://r:6380/0?ssl_cert_reqs=none"
+
+
+def test_queue_name_override() -> None:
+    s = worker_settings(Q, QueueSpec.model_validate({**IN_PROCESS, "queueName": "mail.v2"}))
+    assert s.queue.name == "mail.v2"
+
+
+def test_no_secret_value_in_rendered_objects() -> None:
+    rendered = json.dumps(
+        [deploy(IN_PROCESS), render_configmap(Q, QueueSpec.model_validate(IN_PROCESS))]
+    )
+    assert "password" not in rendered.replace('"key": "password"', "")

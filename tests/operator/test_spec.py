@@ -1,0 +1,114 @@
+"""The Queue spec model: defaults, bounds and the reconciler-side twins of the CEL rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jobfleet_operator import crd
+from jobfleet_operator.spec import QueueSpec, check_cron, describe_errors
+from pydantic import ValidationError
+
+MINIMAL: dict[str, Any] = {
+    "redis": {"url": "redis://redis:6379/0"},
+    "worker": {"image": "ghcr.io/acme/jobs:1", "handlers": ["acme.jobs"]},
+}
+
+
+def spec(**changes: Any) -> QueueSpec:
+    body = {**MINIMAL}
+    for dotted, value in changes.items():
+        node = body
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node[p] = dict(node.get(p, {}))
+            node = node[p]
+        node[leaf] = value
+    return QueueSpec.model_validate(body)
+
+
+def test_minimal_spec_defaults() -> None:
+    s = spec()
+    assert s.concurrency == 50
+    assert s.autoscaling.min_replicas == 1 and s.autoscaling.max_replicas == 10
+    assert s.autoscaling.poll_interval_seconds == 2.0
+    assert s.target_backlog_per_replica == 50  # defaults to concurrency
+    assert s.worker.mode == "inProcess"
+    assert s.queue("emails") == "emails"
+    assert spec(queueName="mail").queue("emails") == "mail"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+            "minReplicas must be <= autoscaling.maxReplicas",
+        ),
+        ({"concurrency": -1}, "greater than or equal to 1"),
+        ({"worker": {"image": "x", "mode": "lambda"}}, "'inProcess' or 'sidecar'"),
+        ({"worker": {"image": "x", "mode": "sidecar"}}, "worker.sidecar is required"),
+        ({"worker": {"image": "x"}}, "worker.handlers must name at least one"),
+        (
+            {"worker": {"image": "x", "handlers": ["a"], "sidecar": {"image": "y"}}},
+            "only allowed when",
+        ),
+        ({"sla": {"targetWaitSeconds": 0}}, "greater than 0"),
+        ({"redis": {"url": "redis://:hunter2@redis:6379"}}, "must not contain a password"),
+        ({"redis": {"url": "http://redis"}}, "scheme must be"),
+        ({"redis": {}}, "exactly one of redis.url and redis.urlSecretRef"),
+        ({"retry": {"baseDelaySeconds": 10, "maxDelaySeconds": 1}}, "maxDelaySeconds must be >="),
+        ({"schedules": [{"name": "nightly", "cron": "0 3 * *", "job": "x"}]}, "five fields"),
+        (
+            {"schedules": [{"name": "nightly", "cron": "0 25 * * *", "job": "x"}]},
+            "not a valid schedule",
+        ),
+        (
+            {
+                "schedules": [
+                    {"name": "n", "cron": "@daily", "job": "x", "timezone": "Mars/Olympus"}
+                ]
+            },
+            "unknown time zone",
+        ),
+        ({"concurrenc": 5}, "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_specs_are_rejected_readably(changes: dict[str, Any], message: str) -> None:
+    body = {**MINIMAL, **changes}
+    with pytest.raises(ValidationError) as err:
+        QueueSpec.model_validate(body)
+    assert message in str(err.value)
+
+
+def test_described_errors_name_the_field_and_never_echo_a_password() -> None:
+    with pytest.raises(ValidationError) as err:
+        QueueSpec.model_validate(
+            {**MINIMAL, "redis": {"url": "redis://u:hunter2@redis:6379"}, "concurrenc": 1}
+        )
+    text = describe_errors(err.value)
+    assert "hunter2" not in text
+    assert text == (
+        "spec.redis: redis.url must not contain a password: put it in a Secret and set "
+        "redis.passwordSecretRef; spec.concurrenc: unknown field"
+    )
+
+
+@pytest.mark.parametrize("expr", ["*/5 * * * *", "0 3 * * MON-FRI", "@hourly", " 0 0 1 1 * "])
+def test_valid_cron(expr: str) -> None:
+    assert check_cron(expr) == expr
+
+
+def test_crd_defaults_equal_model_defaults() -> None:
+    """What the API server fills in is what the model would assume."""
+    root = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    parsed = spec().model_dump(by_alias=True)
+
+    def check(node: dict[str, Any], value: Any, path: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            if "default" in sub and sub["default"] != {}:
+                assert value.get(name) == sub["default"], f"{path}.{name}"
+            if sub.get("type") == "object" and isinstance(value.get(name), dict):
+                check(sub, value[name], f"{path}.{name}")
+
+    check(root, parsed, "spec")
