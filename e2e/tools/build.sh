@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Build the e2e tools at the versions pinned in versions.env, once per machine.
+#
+# Every tool lands in ~/.cache/jobfleet/<tool>-<version>/bin/<tool>. A tool whose binary is
+# already there is skipped, so a warm run only checks files and prints nothing.
+# Usage: build.sh [--kind]   (--kind also builds kind, for E2E_CLUSTER=kind)
+#        build.sh --print-env (print TOOL_<NAME>=<path> lines for the other scripts)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+# shellcheck source=goenv.sh
+source "$here/goenv.sh"
+
+# tool name → "<cache dir name>" (the path convention other scripts rely on).
+tool_path() { echo "$JOBFLEET_CACHE/$1-$2/bin/$1"; }
+
+KUBE_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
+print_env() {
+  local t var
+  for t in "${KUBE_TOOLS[@]}"; do
+    var="TOOL_$(tr 'a-z-' 'A-Z_' <<<"$t")"
+    echo "$var=$(tool_path "$t" "$KUBE_VERSION")"
+  done
+  echo "TOOL_ETCD=$(tool_path etcd "$ETCD_VERSION")"
+  echo "TOOL_KWOK=$(tool_path kwok "$KWOK_VERSION")"
+  echo "TOOL_KWOKCTL=$(tool_path kwokctl "$KWOK_VERSION")"
+  echo "TOOL_HELM=$(tool_path helm "$HELM_VERSION")"
+  echo "TOOL_KIND=$(tool_path kind "$KIND_VERSION")"
+}
+
+log() { echo "build.sh: $*" >&2; }
+
+# Builds are CPU-heavy and the machine is shared: stay out of the way of interactive work.
+gobuild() { nice -n 10 go "$@"; }
+
+# install_into <dir> <file...>: atomically move freshly built binaries into their cache dirs,
+# so an interrupted build never leaves a half-written binary that a warm run would trust.
+install_bin() {
+  local src="$1" dst="$2"
+  mkdir -p "$(dirname "$dst")"
+  mv -f "$src" "$dst.tmp.$$"
+  mv -f "$dst.tmp.$$" "$dst"
+}
+
+# pinned <go.mod> <module> <version>: whether the wrapper module requires exactly that version.
+pinned() { grep -qE "^(require)?[[:space:]]*${2//./\\.} ${3//./\\.}( |\$)" "$1"; }
+
+build_kube() {
+  local missing=() t
+  for t in "${KUBE_TOOLS[@]}"; do
+    [[ -x "$(tool_path "$t" "$KUBE_VERSION")" ]] || missing+=("$t")
+  done
+  ((${#missing[@]})) || return 0
+  if ! pinned "$here/k8s/go.mod" k8s.io/kubernetes "$KUBE_VERSION"; then
+    log "e2e/tools/k8s/go.mod is not at ${KUBE_VERSION}; run: bash e2e/tools/gen-gomod.sh"
+    exit 1
+  fi
+  log "building ${missing[*]} ${KUBE_VERSION} (first run only; takes a while)"
+  # The same variables Kubernetes' hack/lib/version.sh sets, so `--version` reports the
+  # real release and the API server derives its binary/emulation version from it.
+  local minor="${KUBE_VERSION#v1.}"
+  minor="${minor%%.*}"
+  local ld="" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X ${pkg}.gitVersion=${KUBE_VERSION}"
+    ld+=" -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+    ld+=" -X ${pkg}.gitTreeState=clean"
+    ld+=" -X ${pkg}.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  done
+  local out
+  out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
+  local pkgs=()
+  for t in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
+  (cd "$here/k8s" && gobuild build -trimpath -ldflags "-s -w${ld}" -o "$out/" "${pkgs[@]}")
+  for t in "${missing[@]}"; do install_bin "$out/$t" "$(tool_path "$t" "$KUBE_VERSION")"; done
+  rm -rf "$out"
+}
+
+build_etcd() {
+  local dst
+  dst="$(tool_path etcd "$ETCD_VERSION")"
+  [[ -x "$dst" ]] && return 0
+  if ! pinned "$here/etcd/go.mod" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"; then
+    log "e2e/tools/etcd/go.mod is not at ${ETCD_VERSION}; run: bash e2e/tools/gen-gomod.sh"
+    exit 1
+  fi
+  log "building etcd ${ETCD_VERSION}"
+  local out
+  out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
+  (cd "$here/etcd" && gobuild build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  install_bin "$out/etcd" "$dst"
+  rm -rf "$out"
+}
+
+# go_install <tool> <version> <package@version> [ldflags]: `go install` into a scratch GOBIN.
+go_install() {
+  local tool="$1" version="$2" pkg="$3" ldflags="${4:-}" dst
+  dst="$(tool_path "$tool" "$version")"
+  [[ -x "$dst" ]] && return 0
+  log "building ${tool} ${version}"
+  local out
+  out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
+  GOBIN="$out" gobuild install -trimpath -ldflags "-s -w ${ldflags}" "$pkg"
+  install_bin "$out/$tool" "$dst"
+  rm -rf "$out"
+}
+
+main() {
+  if [[ "${1:-}" == "--print-env" ]]; then
+    print_env
+    return
+  fi
+  mkdir -p "$JOBFLEET_CACHE"
+  command -v go >/dev/null || { log "Go is required (https://go.dev/dl)"; exit 1; }
+  if [[ "${1:-}" == "--kind" ]]; then
+    # kind mode runs a real cluster: only the clients are needed here.
+    go_install kind "$KIND_VERSION" "sigs.k8s.io/kind@${KIND_VERSION}"
+    go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" \
+      "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+    KUBE_TOOLS=(kubectl) build_kube
+    return
+  fi
+  build_etcd
+  go_install kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}" \
+    "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
+  go_install kwokctl "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}" \
+    "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
+  go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" \
+    "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  build_kube
+}
+
+main "$@"
