@@ -7,8 +7,9 @@ local FIELDS = 12
 local count = tonumber(ARGV[2])
 local now = now_ms()
 local out = {}
-local seq = next_seq(count)
-local readied = 0
+-- Duplicates must write nothing at all, so the sequence is only advanced for new jobs.
+local seq = tonumber(redis.call('HGET', K_META, 'seq') or '0')
+local written, readied = 0, 0
 for j = 0, count - 1 do
   local a = 3 + j * FIELDS
   local id, name, payload, prio = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
@@ -52,19 +53,23 @@ for j = 0, count - 1 do
       fields[#fields + 1] = 'ready_at'
       fields[#fields + 1] = now
       fields[#fields + 1] = 'seq'
-      fields[#fields + 1] = seq + j
+      fields[#fields + 1] = seq + written + 1
       redis.call('HSET', key, unpack(fields))
-      redis.call('ZADD', K_READY, tonumber(prio) * BAND + seq + j, id)
+      redis.call('ZADD', K_READY, tonumber(prio) * BAND + seq + written + 1, id)
       readied = readied + 1
     end
     if dedup ~= '' then
       redis.call('SET', PREFIX .. 'dedup:' .. dedup, id, 'PX', dedup_ttl)
     end
+    written = written + 1
     out[#out + 1] = id
     out[#out + 1] = 1
   end
 end
-redis.call('HINCRBY', K_STATS, 'enqueued_total', count)
+if written > 0 then
+  redis.call('HSET', K_META, 'seq', seq + written)
+  redis.call('HINCRBY', K_STATS, 'enqueued_total', written)
+end
 if readied > 0 then
   wake()
 end
