@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+
+def _short(argv: list[str], limit: int = 300) -> str:
+    """The command line for the log, long inline scripts abbreviated."""
+    text = shlex.join(argv)
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 class ProcessGroup:
@@ -36,7 +43,7 @@ class ProcessGroup:
         self.label = label
         self.started_at = time.time()
         with open(log_path, "ab", buffering=0) as log:
-            log.write(f"=== harness: start {label}: {argv!r}\n".encode())
+            log.write(f"=== harness: start {label}: {_short(argv)}\n".encode())
             self.proc = subprocess.Popen(
                 [exe, *argv[1:]],
                 env=dict(env),
