@@ -116,3 +116,14 @@ class RedisServer:
     port: int
     stop: Callable[[], None]
     start: Callable[[], None]
+
+
+def pod_log(kube: Kube, namespace: str, pod: str) -> str:
+    """A pod's output: the harness's log file on kwok, the kubelet's log API on kind."""
+    if kube.harness:
+        path = RUN / "logs" / f"{namespace}_{pod}.log"
+        return path.read_text() if path.exists() else ""
+    try:
+        return str(kube.core.read_namespaced_pod_log(pod, namespace))
+    except client.ApiException:
+        return ""

@@ -1,0 +1,144 @@
+"""Harness promises beyond the smoke tests: service-account identity, native sidecars."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+from kubernetes import client
+
+from .support import RUN, Kube, pod_log, wait_for
+
+# The operator image carries the kubernetes client; the harness runs the checkout's venv.
+OPERATOR_IMAGE = os.environ.get("E2E_OPERATOR_IMAGE", "jobfleet-operator:e2e")
+
+WHOAMI = textwrap.dedent(
+    """
+    import os
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+    config.load_config()  # KUBECONFIG from the harness, the mounted token on a real kubelet
+    api, ns = client.CoreV1Api(), os.environ["POD_NAMESPACE"]
+    for what, call in (("pods", api.list_namespaced_pod), ("secrets", api.list_namespaced_secret)):
+        try:
+            call(ns)
+            print(f"{what}=200", flush=True)
+        except ApiException as e:
+            print(f"{what}={e.status}", flush=True)
+    """
+)
+
+
+def test_processes_act_with_their_service_account(kube: Kube, namespace: str) -> None:
+    rbac = client.RbacAuthorizationV1Api(kube.api_client)
+    kube.core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+    )
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "reader"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "pod-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+        },
+    )
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "whoami"},
+            "spec": {
+                "serviceAccountName": "reader",
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "whoami",
+                        "image": OPERATOR_IMAGE,
+                        "command": ["python", "-c", WHOAMI],
+                        "env": [
+                            {
+                                "name": "POD_NAMESPACE",
+                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    wait_for(
+        "the pod to succeed",
+        lambda: kube.core.read_namespaced_pod("whoami", namespace).status.phase == "Succeeded",
+    )
+    out = pod_log(kube, namespace, "whoami")
+    assert "pods=200" in out, out  # granted by the Role
+    assert "secrets=403" in out, out  # RBAC is enforced on the pod's identity
+
+
+SIDECAR = textwrap.dedent(
+    """
+    import os, pathlib, signal, sys, time
+    d = pathlib.Path(os.environ["MARKER_DIR"])
+    me = os.environ["ROLE"]
+    def on_term(*_):
+        (d / f"{me}.stopped").write_text(str(time.time()))
+        if me == "main":
+            time.sleep(1)  # the sidecar must outlive this
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    if me == "main":
+        assert (d / "sidecar.started").exists(), "sidecar did not start first"
+    (d / f"{me}.started").write_text(str(time.time()))
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def test_native_sidecar_starts_first_and_stops_last(kube: Kube, namespace: str) -> None:
+    if not kube.harness:
+        pytest.skip("reads markers the processes write on the host")
+    markers = RUN / "markers" / namespace
+    markers.mkdir(parents=True, exist_ok=True)
+
+    def container(role: str) -> dict[str, object]:
+        return {
+            "name": role,
+            "image": OPERATOR_IMAGE,
+            "command": ["python", "-c", SIDECAR],
+            "env": [{"name": "ROLE", "value": role}, {"name": "MARKER_DIR", "value": str(markers)}],
+        }
+
+    # As on a real kubelet, the main container waits for the sidecar's startup probe.
+    started = {
+        "exec": {"command": ["test", "-f", str(markers / "sidecar.started")]},
+        "periodSeconds": 1,
+    }
+    sidecar = dict(container("sidecar"), restartPolicy="Always", startupProbe=started)
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "with-sidecar"},
+            "spec": {"initContainers": [sidecar], "containers": [container("main")]},
+        },
+    )
+    wait_for("both containers to start", lambda: (markers / "main.started").exists())
+    pod = kube.core.read_namespaced_pod("with-sidecar", namespace)
+    assert pod.status.phase == "Running"
+    assert pod.status.container_statuses[0].restart_count == 0, "main saw the sidecar running"
+    kube.core.delete_namespaced_pod("with-sidecar", namespace)
+    wait_for("the pod to go away", lambda: not kube.core.list_namespaced_pod(namespace).items)
+    main_stopped = float((markers / "main.stopped").read_text())
+    sidecar_stopped = float((markers / "sidecar.stopped").read_text())
+    assert sidecar_stopped > main_stopped, "the sidecar is stopped after the main container"
