@@ -17,7 +17,7 @@ from .client import Client
 from .errors import JobfleetError
 from .job import JobInfo
 from .registry import import_handlers
-from .settings import DEFAULT_REDIS_URL, load_settings, redact_url
+from .settings import DEFAULT_REDIS_URL, load_settings, redact_text, redact_url
 from .stats import QueueStats
 
 EXIT_ERROR = 1
@@ -37,13 +37,28 @@ def _redis_url(args: argparse.Namespace) -> str:
     return str(args.redis_url or os.environ.get("JOBFLEET_REDIS_URL") or DEFAULT_REDIS_URL)
 
 
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Accepted before or after the subcommand; SUPPRESS keeps a subcommand's absent
+    # option from overwriting a value given before it.
+    parser.add_argument(
+        "--redis-url",
+        default=None if top else argparse.SUPPRESS,
+        help=f"default: $JOBFLEET_REDIS_URL or {DEFAULT_REDIS_URL}",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("JOBFLEET_LOG_LEVEL", "INFO") if top else argparse.SUPPRESS,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jobfleet", description="Background jobs on Redis, run by a fleet.")
-    p.add_argument("--redis-url", help=f"default: $JOBFLEET_REDIS_URL or {DEFAULT_REDIS_URL}")
-    p.add_argument("--log-level", default=os.environ.get("JOBFLEET_LOG_LEVEL", "INFO"))
+    _common(p, top=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _common(common, top=False)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    w = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
+    w = sub.add_parser("worker", parents=[common], help="run a worker until SIGTERM/SIGINT")
     w.add_argument("--queue", "-q", help="queue name (default: settings, else 'default')")
     w.add_argument("--handlers", help="comma-separated modules that register handlers")
     w.add_argument("--concurrency", "-c", type=int, help="jobs in flight at once")
@@ -52,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--mode", choices=["inProcess", "sidecar"])
     w.add_argument("--sidecar-url")
 
-    e = sub.add_parser("enqueue", help="enqueue one job")
+    e = sub.add_parser("enqueue", parents=[common], help="enqueue one job")
     e.add_argument("name")
     e.add_argument("payload", nargs="?", default="null", help="JSON (default: null)")
     e.add_argument("--queue", "-q", default="default")
@@ -64,16 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-attempts", type=int)
     e.add_argument("--timeout", type=float)
 
-    s = sub.add_parser("stats", help="queue counts, oldest wait and rates")
+    s = sub.add_parser("stats", parents=[common], help="queue counts, oldest wait and rates")
     s.add_argument("--queue", "-q", help="one queue (default: all known queues)")
     s.add_argument("--json", action="store_true")
 
-    j = sub.add_parser("job", help="show one job")
+    j = sub.add_parser("job", parents=[common], help="show one job")
     j.add_argument("id")
     j.add_argument("--queue", "-q", default="default")
     j.add_argument("--json", action="store_true")
 
-    d = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    d = sub.add_parser("dlq", parents=[common], help="dead letters: list, show, replay, purge")
     dsub = d.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
     for name, help_text in (
         ("list", "list dead letters, newest first"),
@@ -81,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("replay", "put dead letters back in line"),
         ("purge", "delete dead letters for good"),
     ):
-        c = dsub.add_parser(name, help=help_text)
+        c = dsub.add_parser(name, parents=[common], help=help_text)
         c.add_argument("--queue", "-q", default="default")
         if name == "show":
             c.add_argument("id")
@@ -103,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
-        print(f"jobfleet: {exc}", file=sys.stderr)
+        print(f"jobfleet: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
@@ -118,8 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return asyncio.run(commands[args.command](args))
-    except (JobfleetError, UsageError) as exc:
-        print(f"jobfleet: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"jobfleet: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except JobfleetError as exc:
+        print(f"jobfleet: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except (RedisError, OSError) as exc:
         # redis-py messages name host and port but never the password.

@@ -66,6 +66,14 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=f"{user}***@{netloc}").geturl()
 
 
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`text` with the password of every URL in it replaced, for messages built from input."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 class Retention(BaseModel):
     """How many finished jobs to keep, and for how long, so `get` can report them."""
 

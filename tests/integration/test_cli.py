@@ -1,0 +1,153 @@
+"""The `jobfleet` command: output, exit codes, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jobfleet
+import pytest
+
+
+def cli(*args: str, redis_url: str | None = None, env: dict[str, str] | None = None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("JOBFLEET_")}
+    if redis_url:
+        full_env["JOBFLEET_REDIS_URL"] = redis_url
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "jobfleet", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_one_line_error(result, code: int, text: str) -> None:
+    assert result.returncode == code, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jobfleet: ") and text in lines[0], lines
+
+
+def test_enqueue_job_and_stats(redis_url):
+    out = cli(
+        "enqueue",
+        "send-email",
+        '{"to": "ada@example.com"}',
+        "--queue",
+        "emails",
+        "--priority",
+        "critical",
+        redis_url=redis_url,
+    )
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+
+    shown = cli("job", job_id, "--queue", "emails", "--json", redis_url=redis_url)
+    info = json.loads(shown.stdout)
+    assert (info["name"], info["state"], info["priority"]) == ("send-email", "waiting", 0)
+    assert info["payload"] == {"to": "ada@example.com"}
+
+    human = cli("job", job_id, "--queue", "emails", redis_url=redis_url).stdout
+    assert "state:     waiting" in human and "priority:  critical" in human
+
+    stats = json.loads(cli("stats", "--json", redis_url=redis_url).stdout)
+    assert [(s["queue"], s["waiting"]) for s in stats] == [("emails", 1)]
+    table = cli("stats", redis_url=redis_url).stdout.splitlines()
+    assert table[0].split()[:3] == ["QUEUE", "WAITING", "DELAYED"]
+    assert table[1].split()[:2] == ["emails", "1"]
+
+
+def test_dlq_list_show_replay_purge(redis_url):
+    async def make_dead() -> list[str]:
+        async with jobfleet.Client(redis_url, queue="q") as c:
+            from jobfleet.engine import ClaimPolicy, Failure
+
+            eng = c.engine()
+            ids = await c.enqueue_many(
+                [{"name": "a" if i % 2 else "b", "payload": i} for i in range(4)]
+            )
+            pol = ClaimPolicy(lease_ms=9000, worker_ttl_ms=9000, max_attempts=1, poison_after=3)
+            jobs = (await eng.claim(token="t", n=4, worker_id="w", policy=pol)).jobs
+            fails = [
+                Failure(j.id, "t", "KeyError" if j.name == "a" else "IOError", "m", "tb", 0)
+                for j in jobs
+            ]
+            await eng.claim(token="t2", n=0, worker_id="w", policy=pol, failures=fails)
+            return ids
+
+    import asyncio
+
+    ids = asyncio.run(make_dead())
+    listed = json.loads(cli("dlq", "list", "--json", "-q", "q", redis_url=redis_url).stdout)
+    assert sorted(j["id"] for j in listed) == sorted(ids)
+    only_a = json.loads(
+        cli("dlq", "list", "--json", "-q", "q", "--name", "a", redis_url=redis_url).stdout
+    )
+    assert {j["name"] for j in only_a} == {"a"} and len(only_a) == 2
+
+    shown = cli("dlq", "show", ids[0], "-q", "q", redis_url=redis_url)
+    assert "dead:      attempts exhausted (1 of 1)" in shown.stdout
+
+    replay = cli("dlq", "replay", "-q", "q", "--error-type", "KeyError", redis_url=redis_url)
+    assert replay.stdout.strip() == "replayed 2 dead letters"
+    refused = cli("dlq", "purge", "-q", "q", redis_url=redis_url)
+    assert_one_line_error(refused, 2, "needs --yes")
+    purged = cli("dlq", "purge", "-q", "q", "--yes", redis_url=redis_url)
+    assert purged.stdout.strip() == "purged 2 dead letters"
+    assert cli("dlq", "list", "-q", "q", redis_url=redis_url).stdout.strip() == "no dead letters"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (("enqueue", "x", "{not json"), 2, "payload is not valid JSON"),
+        (("enqueue", "x", "1", "--priority", "urgent"), 1, "unknown priority 'urgent'"),
+        (("enqueue", "x", "1", "--colour", "red"), 2, "unrecognized arguments: --colour red"),
+        (("job", "nope", "-q", "q"), 1, "no job 'nope' in queue 'q'"),
+        (("dlq", "show", "nope"), 1, "no job 'nope'"),
+        (("frobnicate",), 2, "invalid choice: 'frobnicate'"),
+        (("worker", "--queue", "q"), 2, "no handler modules"),
+        (
+            ("worker", "--queue", "q", "--handlers", "no.such.module"),
+            1,
+            "cannot import handler module 'no.such.module'",
+        ),
+        (
+            ("worker", "--concurrency", "0", "--handlers", "json"),
+            1,
+            "queue.concurrency: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_user_mistakes_are_one_clear_line(redis_url, args, code, text):
+    assert_one_line_error(cli(*args, redis_url=redis_url), code, text)
+
+
+def test_malformed_url_and_unreachable_redis_never_leak_the_password():
+    bad = cli("stats", "--redis-url", "redis://:hunter2@localhost:notaport/0")
+    assert_one_line_error(bad, 1, "malformed Redis URL")
+    assert "hunter2" not in bad.stderr
+    typo = cli("stats", "--redis-ulr", "redis://:hunter2@localhost/0")
+    assert_one_line_error(typo, 2, "unrecognized arguments: --redis-ulr redis://:***@localhost/0")
+    down = cli("--redis-url", "redis://:hunter2@127.0.0.1:1/0", "stats")
+    assert_one_line_error(down, 1, "cannot reach Redis at redis://:***@127.0.0.1:1/0")
+    assert "hunter2" not in down.stderr
+
+
+def test_worker_refuses_an_evicting_redis(redis_url):
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    conn.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        out = cli(
+            "worker", "-q", "q", "--handlers", "json", "--http-port", "0", redis_url=redis_url
+        )
+    finally:
+        conn.config_set("maxmemory-policy", "noeviction")
+    assert_one_line_error(out, 1, "maxmemory-policy is 'allkeys-lru'")
