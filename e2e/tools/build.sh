@@ -115,11 +115,12 @@ main() {
   mkdir -p "$JOBFLEET_CACHE"
   command -v go >/dev/null || { log "Go is required (https://go.dev/dl)"; exit 1; }
   if [[ "${1:-}" == "--kind" ]]; then
-    # kind mode runs a real cluster: only the clients are needed here.
-    go_install kind "$KIND_VERSION" "sigs.k8s.io/kind@${KIND_VERSION}"
-    go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" \
+    # kind mode runs a real cluster: only the clients are needed, and those already on
+    # PATH (CI installs them with their own actions) are used as they are.
+    command -v kind >/dev/null || go_install kind "$KIND_VERSION" "sigs.k8s.io/kind@${KIND_VERSION}"
+    command -v helm >/dev/null || go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" \
       "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
-    KUBE_TOOLS=(kubectl) build_kube
+    command -v kubectl >/dev/null || KUBE_TOOLS=(kubectl) build_kube
     return
   fi
   build_etcd

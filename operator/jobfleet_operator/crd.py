@@ -108,21 +108,17 @@ def _structural(node: dict[str, Any], path: str) -> dict[str, Any]:
             for name, sub in props.items():
                 optional = "anyOf" in sub  # Optional[Model]: absent means "off"
                 out = _structural(sub, f"{path}.{name}")
-                # A sub-model with a default factory: `default: {}` lets the API server fill
-                # in its fields, so `kubectl get -o yaml` shows every effective setting.
+                # A sub-model with a default factory gets its materialised defaults, so that
+                # `kubectl get -o yaml` shows every effective setting. (Not `{}`: the API
+                # server checks a default against the CEL rules as it stands.)
                 if (
                     not optional
                     and name not in required
                     and out.get("type") == "object"
                     and "properties" in out
-                    and "default" not in out
                 ):
-                    out["default"] = {}
+                    out["default"] = _materialised(out)
                 node["properties"][name] = out
-            # A nested object's own property defaults fill in; repeating them here would
-            # only duplicate (and possibly contradict) them.
-            if isinstance(node.get("default"), dict):
-                node["default"] = {}
             node.pop("additionalProperties", None)
         else:
             extra = node.get("additionalProperties")
@@ -136,6 +132,11 @@ def _structural(node: dict[str, Any], path: str) -> dict[str, Any]:
         if isinstance(node.get("items"), dict) and node["items"].get("type") == "object":
             node["items"].pop("default", None)
     return node
+
+
+def _materialised(node: dict[str, Any]) -> dict[str, Any]:
+    """The object the API server would build from its properties' defaults alone."""
+    return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
 
 
 def schema_of(model: type[spec.SpecModel]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def test_bounds_and_enums() -> None:
         in spec["autoscaling"]["x-kubernetes-validations"][0]["rule"]
     )
     # sub-objects with defaults are materialised by the API server
-    assert spec["autoscaling"]["default"] == {}
+    assert spec["autoscaling"]["default"]["minReplicas"] == 1
     assert "default" not in spec["sla"]
 
 

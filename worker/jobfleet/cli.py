@@ -54,7 +54,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jobfleet", description="Background jobs on Redis, run by a fleet.")
     _common(p, top=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _common(common, top=False)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
