@@ -1,0 +1,462 @@
+"""One Queue's control loop: keep its children applied, read Redis, size the fleet, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import conditions as cond
+from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
+from .deployment import QueueRef, child_name, render_configmap, render_deployment
+from .kube import Kube, KubeError, deployment_path, now_rfc3339
+from .metrics import Metrics
+from .spec import QueueSpec
+
+log = logging.getLogger(__name__)
+
+RESYNC_SECONDS = 60.0  # re-apply children this often even without a change (drift repair)
+STATUS_MIN_INTERVAL = 5.0  # numbers-only status writes at most this often per Queue
+
+
+class StatsReader(Protocol):
+    async def read(self) -> Load: ...
+    async def set_paused(self, paused: bool) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class RedisUnavailable(Exception):
+    """Redis could not be read; the message is safe to show (no password)."""
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+class JobfleetReader:
+    """Reads a queue through jobfleet's public Client (never its own Lua)."""
+
+    def __init__(self, url: str, password: str | None, queue: str, timeout: float) -> None:
+        from jobfleet import Client
+        from jobfleet.connection import connect
+
+        self.password = password
+        self.timeout = timeout
+        # No client-side retries: a failed read holds the fleet and is retried next tick.
+        extra: dict[str, Any] = {"password": password} if password else {}
+        conn = connect(url, retries=0, socket_timeout=timeout, **extra)
+        self.client = Client(url, queue=queue, connection=conn)
+
+    async def read(self) -> Load:
+        import redis.exceptions
+
+        try:
+            stats = await asyncio.wait_for(self.client.inspect(), self.timeout)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise RedisUnavailable(redact(detail, self.password)) from None
+        return Load.from_stats(stats)
+
+    async def set_paused(self, paused: bool) -> None:
+        await (self.client.pause() if paused else self.client.resume())
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
+
+
+ReaderFactory = Callable[[str, str | None, str, float], StatsReader]
+
+
+@dataclass
+class Connection:
+    """The Redis address a Queue resolves to (password kept out of reprs and logs)."""
+
+    url: str
+    password: str | None
+
+    def fingerprint(self) -> str:
+        raw = f"{self.url}\0{self.password or ''}".encode()
+        return hashlib.sha256(raw).hexdigest()
+
+
+class Scaler:
+    """Owns everything the operator does for one Queue; one task per Queue."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        metrics: Metrics,
+        body: dict[str, Any],
+        spec: QueueSpec,
+        *,
+        identity: str,
+        reader_factory: ReaderFactory = JobfleetReader,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.metrics = metrics
+        self.identity = identity
+        self.reader_factory = reader_factory
+        self.clock = clock
+        self.memory = Memory()
+        # Seed the scaler's memory with the live size on its first tick: after an operator
+        # restart (or a policy change) the stabilization window must still hold the fleet.
+        self.seed = True
+        self.reader: StatsReader | None = None
+        self.reader_key = ""
+        self.lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.status: dict[str, Any] = dict(body.get("status") or {})
+        self.last_status_write = 0.0
+        self.last_apply = 0.0
+        self.applied_generation: int | None = None  # of the Deployment, after our last write
+        self.redis_ok: bool | None = None
+        self.breached = False
+        self.pending_pause: bool | None = None
+        self.body = body
+        self.spec = spec
+        self.set(body, spec)
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def ref(self) -> QueueRef:
+        meta = self.body["metadata"]
+        return QueueRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+    @property
+    def generation(self) -> int | None:
+        gen = self.body["metadata"].get("generation")
+        return int(gen) if gen is not None else None
+
+    @property
+    def queue_name(self) -> str:
+        return self.spec.queue(self.ref.name)
+
+    def set(self, body: dict[str, Any], spec: QueueSpec) -> None:
+        """A new version of the Queue: apply on the next tick, and tick now."""
+        if spec.autoscaling != self.spec.autoscaling or spec.sla != self.spec.sla:
+            self.memory = forget(self.memory)
+            self.seed = True
+        self.body, self.spec = body, spec
+        self.policy = Policy.from_spec(spec)
+        self.last_apply = 0.0
+        self.wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(
+                self.run(), name=f"scaler {self.ref.namespace}/{self.ref.name}"
+            )
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.reader is not None:
+            await self.reader.aclose()
+            self.reader = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug or an API hiccup must not end the loop: log it and try next interval.
+                log.exception("tick of %s/%s failed", self.ref.namespace, self.ref.name)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.wake.wait(), self.spec.autoscaling.poll_interval_seconds
+                )
+
+    # -- one tick -------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        async with self.lock:
+            deployment = await self.kube.get(
+                deployment_path(self.ref.namespace, child_name(self.ref))
+            )
+            now = self.clock()
+            if (
+                deployment is None
+                or now - self.last_apply >= RESYNC_SECONDS
+                or self.drifted(deployment)
+            ):
+                deployment = await self.apply_children(deployment)
+            current = int((deployment.get("spec") or {}).get("replicas") or 0)
+            if self.seed:
+                self.memory = Memory(
+                    recommendations=((now, self.policy.clamp(current)),),
+                    last_busy=self.memory.last_busy,
+                )
+                self.seed = False
+            load, redis_error = await self.read_load()
+            decision = decide(self.policy, current, load, self.memory, now)
+            self.memory = decision.memory
+            scaled = False
+            if decision.replicas != current:
+                await self.scale(current, decision)
+                scaled = True
+            await self.report(deployment, current, load, decision, redis_error, scaled)
+
+    def drifted(self, deployment: dict[str, Any]) -> bool:
+        """Someone else changed the Deployment since our last write (generation moved)."""
+        gen = deployment.get("metadata", {}).get("generation")
+        return self.applied_generation is not None and gen != self.applied_generation
+
+    def mark_drift(self) -> None:
+        """Called on Deployment events: re-check now instead of at the next interval."""
+        self.wake.set()
+
+    async def apply_children(self, live: dict[str, Any] | None) -> dict[str, Any]:
+        """Apply ConfigMap then Deployment; replicas stay what they are (the scaler owns them)."""
+        if live is not None:
+            replicas = int((live.get("spec") or {}).get("replicas") or 0)
+        else:
+            replicas = self.policy.min_replicas
+        await self.kube.apply(render_configmap(self.ref, self.spec))
+        applied = await self.kube.apply(render_deployment(self.ref, self.spec, replicas))
+        self.applied_generation = applied.get("metadata", {}).get("generation")
+        self.last_apply = self.clock()
+        if live is None:
+            log.info("created Deployment %s/%s", self.ref.namespace, child_name(self.ref))
+        return applied
+
+    async def scale(self, current: int, decision: Decision) -> None:
+        ref = self.ref
+        result = await self.kube.scale(ref.namespace, child_name(ref), decision.replicas)
+        # The scale subresource bumps the Deployment's generation: that one was us.
+        dep = await self.kube.get(deployment_path(ref.namespace, child_name(ref)))
+        if dep is not None:
+            self.applied_generation = dep.get("metadata", {}).get("generation")
+        del result
+        direction = scale_direction(current, decision)
+        self.metrics.scale_events.labels(ref.namespace, ref.name, direction).inc()
+        self.status["lastScaleTime"] = now_rfc3339()
+        self.status["lastScaleReason"] = decision.reason
+        log.info(
+            "scaled %s/%s %d -> %d: %s",
+            ref.namespace,
+            ref.name,
+            current,
+            decision.replicas,
+            decision.reason,
+        )
+        await self.kube.event(
+            self.body,
+            type="Normal",
+            reason="ScaledUp" if direction == "up" else "ScaledDown",
+            note=f"{current} -> {decision.replicas}: {decision.reason}",
+            action="Scale",
+            instance=self.identity,
+        )
+
+    # -- Redis ----------------------------------------------------------------------------
+
+    async def connection(self) -> Connection:
+        redis = self.spec.redis
+        ns = self.ref.namespace
+        if redis.url_secret_ref is not None:
+            ref = redis.url_secret_ref
+            url = await self.kube.secret_value(ns, ref.name, ref.key)
+            if url is None:
+                raise RedisUnavailable(f"Secret {ref.name} has no key {ref.key}")
+            url = url.strip()
+        else:
+            from .deployment import settings_redis_url
+
+            url = settings_redis_url(self.spec) or ""
+        password = None
+        if redis.password_secret_ref is not None:
+            ref = redis.password_secret_ref
+            password = await self.kube.secret_value(ns, ref.name, ref.key)
+            if password is None:
+                raise RedisUnavailable(f"Secret {ref.name} has no key {ref.key}")
+        return Connection(url=url, password=password)
+
+    async def read_load(self) -> tuple[Load | None, str | None]:
+        """The queue's load, or None and a safe message when it cannot be read."""
+        try:
+            conn = await self.connection()
+            key = conn.fingerprint() + self.queue_name
+            if self.reader is None or key != self.reader_key:
+                if self.reader is not None:
+                    await self.reader.aclose()
+                timeout = max(1.0, min(5.0, self.spec.autoscaling.poll_interval_seconds * 2))
+                try:
+                    self.reader = self.reader_factory(
+                        conn.url, conn.password, self.queue_name, timeout
+                    )
+                except ValueError as exc:  # jobfleet.ConfigError: a malformed URL
+                    raise RedisUnavailable(redact(str(exc), conn.password, conn.url)) from None
+                self.reader_key = key
+            load = await self.reader.read()
+            if self.pending_pause is not None:
+                await self.reader.set_paused(self.pending_pause)
+                self.pending_pause = None
+            return load, None
+        except RedisUnavailable as exc:
+            return None, str(exc)
+        except KubeError as exc:
+            return None, f"cannot read the Redis Secret: {exc.reason}"
+
+    # -- status ---------------------------------------------------------------------------
+
+    async def report(
+        self,
+        deployment: dict[str, Any],
+        current: int,
+        load: Load | None,
+        decision: Decision,
+        redis_error: str | None,
+        scaled: bool,
+    ) -> None:
+        ref, gen, now = self.ref, self.generation, now_rfc3339()
+        dep_status = deployment.get("status") or {}
+        ready = int(dep_status.get("readyReplicas") or 0)
+        replicas = decision.replicas if scaled else current
+        m = self.metrics
+        m.desired.labels(ref.namespace, ref.name).set(decision.replicas)
+        m.replicas.labels(ref.namespace, ref.name).set(replicas)
+        m.redis_up.labels(ref.namespace, ref.name).set(0 if load is None else 1)
+
+        updates = []
+        if redis_error is None:
+            updates.append(cond.condition(cond.REDIS_REACHABLE, "True", "Connected", "", gen, now))
+        else:
+            message = (
+                f"cannot read queue {self.queue_name}: {redis_error}; holding {replicas} replicas"
+            )
+            updates.append(
+                cond.condition(cond.REDIS_REACHABLE, "False", "RedisUnreachable", message, gen, now)
+            )
+            if self.redis_ok is not False:
+                await self.kube.event(
+                    self.body,
+                    type="Warning",
+                    reason="RedisUnreachable",
+                    note=message,
+                    action="Inspect",
+                    instance=self.identity,
+                )
+        self.redis_ok = redis_error is None
+
+        if redis_error is not None:
+            ready_c = ("False", "RedisUnreachable", "workers cannot reach Redis")
+        elif decision.replicas == 0 and replicas == 0:
+            ready_c = (
+                "True",
+                "ScaledToZero",
+                "no work: the fleet is at zero and wakes on the next job",
+            )
+        elif ready >= 1:
+            ready_c = ("True", "WorkersReady", f"{ready}/{replicas} workers ready")
+        else:
+            ready_c = ("False", "WorkersNotReady", f"0/{replicas} workers ready")
+        updates.append(cond.condition(cond.READY, *ready_c, gen, now))  # type: ignore[arg-type]
+
+        if decision.replicas != int(dep_status.get("replicas") or 0) or decision.replicas != ready:
+            verb = "up" if decision.replicas > ready else "down"
+            updates.append(
+                cond.condition(
+                    cond.SCALING,
+                    "True",
+                    f"Scaling{verb.capitalize()}",
+                    f"{ready} ready, {decision.replicas} wanted",
+                    gen,
+                    now,
+                )
+            )
+        elif decision.recommendation < decision.replicas:
+            updates.append(
+                cond.condition(cond.SCALING, "True", "Stabilizing", decision.reason, gen, now)
+            )
+        else:
+            updates.append(
+                cond.condition(cond.SCALING, "False", "Stable", decision.reason, gen, now)
+            )
+
+        drop: tuple[str, ...] = ()
+        if self.spec.sla is not None and load is not None:
+            target = self.spec.sla.target_wait_seconds
+            if decision.sla_breached:
+                msg = f"oldest wait {load.oldest_wait:.1f}s exceeds the {target:g}s target"
+                updates.append(cond.condition(cond.SLA_MET, "False", "SLABreached", msg, gen, now))
+                if not self.breached:
+                    m.sla_breaches.labels(ref.namespace, ref.name).inc()
+            else:
+                msg = f"oldest wait {load.oldest_wait:.1f}s within the {target:g}s target"
+                updates.append(cond.condition(cond.SLA_MET, "True", "WithinTarget", msg, gen, now))
+            self.breached = decision.sla_breached
+        elif self.spec.sla is None:
+            drop += (cond.SLA_MET,)
+
+        old_conditions = list(self.status.get("conditions") or [])
+        status: dict[str, Any] = {
+            **self.status,
+            "observedGeneration": gen,
+            "conditions": cond.merge(old_conditions, updates, drop),
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "desiredReplicas": decision.replicas,
+            "deployment": child_name(ref),
+        }
+        if load is not None:
+            waiting = load.waiting
+            status.update(
+                backlog=waiting + load.in_flight,
+                waiting=waiting,
+                inFlight=load.in_flight,
+                oldestWaitSeconds=round(load.oldest_wait, 1),
+                throughput=round(load.throughput, 2),
+                workers=load.workers,
+            )
+            m.backlog.labels(ref.namespace, ref.name).set(waiting + load.in_flight)
+            m.waiting.labels(ref.namespace, ref.name).set(waiting)
+            m.in_flight.labels(ref.namespace, ref.name).set(load.in_flight)
+            m.oldest_wait.labels(ref.namespace, ref.name).set(load.oldest_wait)
+            m.throughput.labels(ref.namespace, ref.name).set(load.throughput)
+        await self.write_status(status, old_conditions)
+
+    async def write_status(
+        self, status: dict[str, Any], old_conditions: list[dict[str, Any]]
+    ) -> None:
+        """Write when something meaningful changed, else at most every few seconds."""
+        structural = (
+            "observedGeneration",
+            "replicas",
+            "readyReplicas",
+            "desiredReplicas",
+            "lastScaleTime",
+        )
+        important = not cond.same(old_conditions, status["conditions"]) or any(
+            self.status.get(k) != status.get(k) for k in structural
+        )
+        changed = status != self.status
+        now = self.clock()
+        if not changed or (not important and now - self.last_status_write < STATUS_MIN_INTERVAL):
+            return
+        try:
+            await self.kube.patch_queue_status(self.ref.namespace, self.ref.name, status)
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # the Queue is being deleted
+            raise
+        self.status = status
+        self.last_status_write = now
