@@ -43,9 +43,30 @@ kwok_config() {
   cat "$e2e/kwok/stages-pod.yaml"
 }
 
+# Stop the harness and every process it started, even if it died without cleaning up:
+# it records each process group in .run/procs/<pgid>.
+stop_harness() {
+  local pidfile="$run/harness.pid" pid f i
+  if [[ -f "$pidfile" ]]; then
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  fi
+  for f in "$run"/procs/*; do
+    [[ -e "$f" ]] || continue
+    kill -KILL -- "-$(basename "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+
 kwok_up() {
   [[ -x "$TOOL_KUBE_APISERVER" && -x "$TOOL_KWOKCTL" ]] || bash "$e2e/tools/build.sh"
   mkdir -p "$run" "$run/logs"
+  stop_harness
   if "$TOOL_KWOKCTL" get clusters 2>/dev/null | grep -qx "$name"; then
     log "cluster $name exists; recreating it"
     "$TOOL_KWOKCTL" delete cluster --name "$name" >/dev/null
@@ -74,26 +95,6 @@ kwok_up() {
   mv "$kubeconfig.tmp" "$kubeconfig"
   "$TOOL_KUBECTL" --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=180s >/dev/null
   log "ready: KUBECONFIG=$kubeconfig"
-}
-
-# Stop the harness and every process it started, even if it died without cleaning up:
-# it records each process group in .run/procs/<pgid>.
-stop_harness() {
-  local pidfile="$run/harness.pid" pid f i
-  if [[ -f "$pidfile" ]]; then
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
-  fi
-  for f in "$run"/procs/*; do
-    [[ -e "$f" ]] || continue
-    kill -KILL -- "-$(basename "$f")" 2>/dev/null || true
-    rm -f "$f"
-  done
 }
 
 kwok_down() {

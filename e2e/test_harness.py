@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -142,3 +143,65 @@ def test_native_sidecar_starts_first_and_stops_last(kube: Kube, namespace: str) 
     main_stopped = float((markers / "main.stopped").read_text())
     sidecar_stopped = float((markers / "sidecar.stopped").read_text())
     assert sidecar_stopped > main_stopped, "the sidecar is stopped after the main container"
+
+
+STUBBORN = textwrap.dedent(
+    """
+    import os, pathlib, signal, time
+    d = pathlib.Path(os.environ["MARKER_DIR"])
+    def on_term(*_):
+        (d / "term").write_text(str(os.getpid()))  # and keep running: only SIGKILL stops us
+    signal.signal(signal.SIGTERM, on_term)
+    (d / "started").write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
+    kube: Kube, namespace: str
+) -> None:
+    if not kube.harness:
+        pytest.skip("reads markers the processes write on the host")
+    markers = RUN / "markers" / namespace
+    markers.mkdir(parents=True, exist_ok=True)
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "stubborn"},
+            "spec": {
+                "terminationGracePeriodSeconds": 2,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": OPERATOR_IMAGE,
+                        "command": ["python", "-c", STUBBORN],
+                        "env": [{"name": "MARKER_DIR", "value": str(markers)}],
+                    }
+                ],
+            },
+        },
+    )
+    pid = int(wait_for("the process to start", lambda: _read(markers / "started")))
+    kube.core.delete_namespaced_pod("stubborn", namespace)
+    # The pod stays (Terminating) while the harness waits out the grace period...
+    wait_for("SIGTERM to arrive", lambda: _read(markers / "term"))
+    # ...and goes once the process is gone, killed since it ignored SIGTERM.
+    wait_for("the pod to go away", lambda: not kube.core.list_namespaced_pod(namespace).items)
+    assert not _alive(pid)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text() or None
+    except FileNotFoundError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

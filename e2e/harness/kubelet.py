@@ -20,6 +20,8 @@ from .podenv import decode_secret
 Obj = dict[str, Any]
 log = logging.getLogger("e2e.harness")
 
+NAMESPACE_CACHE_SECONDS = 10.0
+
 
 class Ports:
     """Hands out free loopback ports, never the same one twice in a harness's life."""
@@ -74,7 +76,7 @@ class Harness:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._kwok_nodes: dict[str, bool] = {}
-        self._namespaces: dict[str, bool] = {}
+        self._namespaces: dict[str, tuple[bool, float]] = {}
         self._watch: watch.Watch | None = None
         for d in (cfg.logs_dir, cfg.pods_dir, cfg.procs_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -134,15 +136,19 @@ class Harness:
         return self._kwok_nodes[name]
 
     def _runs_processes(self, namespace: str) -> bool:
-        if namespace not in self._namespaces:
-            try:
-                ns = self.core.read_namespace(namespace)
-            except ApiException:
+        # Cached briefly: a namespace deleted and re-created under the same name may differ.
+        cached = self._namespaces.get(namespace)
+        if cached is not None and time.monotonic() - cached[1] < NAMESPACE_CACHE_SECONDS:
+            return cached[0]
+        try:
+            ns = self.core.read_namespace(namespace)
+        except ApiException as e:
+            if e.status == 404:
                 return False
-            self._namespaces[namespace] = _selector_matches(
-                self.config.namespace_selector, ns.metadata.labels or {}
-            )
-        return self._namespaces[namespace]
+            raise  # the watch loop relists and retries
+        selected = _selector_matches(self.config.namespace_selector, ns.metadata.labels or {})
+        self._namespaces[namespace] = (selected, time.monotonic())
+        return selected
 
     # -- the watch loop -------------------------------------------------------------------
 

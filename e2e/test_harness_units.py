@@ -1,0 +1,139 @@
+"""Unit tests of the harness's kubelet rules (no cluster needed)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .harness.kubelet import _selector_matches
+from .harness.podenv import ContainerConfigError, command_line, container_env, expand
+from .harness.probes import Prober
+
+POD: dict[str, Any] = {
+    "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "web"}},
+    "spec": {"nodeName": "node-1", "serviceAccountName": "sa"},
+}
+CONFIGMAPS = {("ns", "cm"): {"colour": "blue", "SHAPE": "round"}}
+SECRETS = {("ns", "sec"): {"password": "s3cret"}}
+
+
+def _env(container: dict[str, Any], base: dict[str, str] | None = None) -> dict[str, str]:
+    return container_env(
+        POD,
+        container,
+        base or {},
+        lambda ns, name: CONFIGMAPS.get((ns, name)),
+        lambda ns, name: SECRETS.get((ns, name)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$(A)-$(B)", "1-$(B)"),  # undefined references stay as written
+        ("$$(A)", "$(A)"),  # $$ escapes
+        ("$(A)$(A)", "11"),
+        ("no refs", "no refs"),
+    ],
+)
+def test_expand_follows_kubelet_rules(text: str, expected: str) -> None:
+    assert expand(text, {"A": "1"}) == expected
+
+
+def test_env_sources_and_precedence() -> None:
+    env = _env(
+        {
+            "name": "c",
+            "envFrom": [
+                {"configMapRef": {"name": "cm"}, "prefix": "CM_"},
+                {"secretRef": {"name": "missing", "optional": True}},
+            ],
+            "env": [
+                {"name": "CM_colour", "value": "red"},  # env wins over envFrom
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}},
+                {"name": "GREETING", "value": "hi $(POD) at $(IP)"},
+            ],
+        },
+        base={"PATH": "/bin"},
+    )
+    assert env["CM_colour"] == "red"
+    assert env["CM_SHAPE"] == "round"
+    assert env["POD"] == "p"
+    assert env["IP"] == "127.0.0.1"
+    assert env["APP"] == "web"
+    assert env["PW"] == "s3cret"
+    assert env["GREETING"] == "hi p at 127.0.0.1"
+    assert env["PATH"] == "/bin"
+
+
+def test_missing_required_reference_blocks_the_container() -> None:
+    ref = {"configMapKeyRef": {"name": "cm", "key": "nope"}}
+    with pytest.raises(ContainerConfigError, match="nope"):
+        _env({"name": "c", "env": [{"name": "X", "valueFrom": ref}]})
+    optional = {"configMapKeyRef": {"name": "cm", "key": "nope", "optional": True}}
+    assert "X" not in _env({"name": "c", "env": [{"name": "X", "valueFrom": optional}]})
+
+
+def test_command_line_uses_image_entrypoint_when_command_is_empty() -> None:
+    entrypoints = {"jobfleet-worker": ["jobfleet"]}
+    container = {"name": "w", "image": "ghcr.io/x/jobfleet-worker:1.0", "args": ["worker", "$(Q)"]}
+    assert command_line(container, {"Q": "emails"}, entrypoints) == ["jobfleet", "worker", "emails"]
+    with pytest.raises(ContainerConfigError, match="entrypoint"):
+        command_line({"name": "x", "image": "busybox"}, {}, entrypoints)
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("jobfleet.dev/e2e=true", {"jobfleet.dev/e2e": "true"}, True),
+        ("jobfleet.dev/e2e=true", {"jobfleet.dev/e2e": "false"}, False),
+        ("a=1,b", {"a": "1", "b": "x"}, True),
+        ("a=1,b", {"a": "1"}, False),
+        ("a!=1", {"a": "2"}, True),
+    ],
+)
+def test_namespace_selector(selector: str, labels: dict[str, str], expected: bool) -> None:
+    assert _selector_matches(selector, labels) is expected
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[http.server.HTTPServer]:
+    srv = http.server.HTTPServer(("127.0.0.1", 0), _Flaky)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+
+
+def test_prober_applies_thresholds(server: http.server.HTTPServer) -> None:
+    port = server.server_address[1]
+    probe = {"httpGet": {"path": "/", "port": 8080}, "failureThreshold": 2, "periodSeconds": 5}
+    prober = Prober(probe, max_period=1.0, started_at=0.0, initial=False)
+    assert prober.period == 1.0  # capped
+    assert prober.tick(1.0, port, {}, "/") is True
+    _Flaky.status = 503
+    try:
+        assert prober.tick(2.0, port, {}, "/") is True  # one failure is below the threshold
+        assert prober.tick(2.5, port, {}, "/") is True  # not due yet
+        assert prober.tick(3.0, port, {}, "/") is False
+        assert prober.failed
+    finally:
+        _Flaky.status = 200
