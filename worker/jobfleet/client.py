@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import math
+import os
 import time
-import uuid
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -18,7 +17,7 @@ from .backoff import Backoff
 from .connection import connect
 from .engine import EncodedJob, Engine
 from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
-from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike
+from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
 from .settings import MIB, check_queue_name, format_validation_error
 from .stats import QueueStats
 
@@ -224,12 +223,12 @@ class Client:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         try:
-            payload = json.dumps(spec.payload, separators=(",", ":"), allow_nan=False)
+            payload = encode_json(spec.payload)
         except (TypeError, ValueError) as exc:
             raise PayloadError(
                 f"payload of job {spec.name!r} is not JSON-serializable: {exc}"
             ) from None
-        size = len(payload.encode())
+        size = len(payload)  # json.dumps escapes non-ASCII, so characters are bytes
         if size > self.max_payload_bytes:
             raise PayloadError(
                 f"payload of job {spec.name!r} is {size} bytes, over the limit of "
@@ -245,7 +244,8 @@ class Client:
                 raise ConfigError("run_at must be a finite Unix time")
             run_at_ms = int(spec.run_at * 1000)
         return EncodedJob(
-            id=spec.job_id or uuid.uuid4().hex,
+            id=spec.job_id or os.urandom(16).hex(),
+            chosen_id="1" if spec.job_id else "",
             name=spec.name,
             payload=payload,
             priority=int(prio),

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .backoff import Backoff
+
+# One encoder for payloads and results: json.dumps would rebuild it on every call. Control
+# characters come out escaped, which the engine's batch records rely on.
+encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Priority(enum.IntEnum):
@@ -73,6 +79,14 @@ class JobSpec(BaseModel):
     backoff: Backoff | None = None
     timeout: float | None = Field(default=None, gt=0)
     rate_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("name", "job_id", "dedup_key", "rate_key")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        # Control characters delimit the engine's batch records (and never belong in a name).
+        if v is not None and _CONTROL.search(v):
+            raise ValueError("must not contain control characters")
+        return v
 
 
 class JobError(BaseModel):

@@ -32,6 +32,7 @@ from .context import JobContext
 from .engine import ClaimedJob, ClaimPolicy, Engine, Failure
 from .errors import PermanentError, RetryLater
 from .health import HealthServer
+from .job import encode_json
 from .registry import Handler, Registry, default_registry
 from .settings import WorkerSettings, redact_url
 
@@ -124,6 +125,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.http: HealthServer | None = None
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
+        self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -266,8 +268,7 @@ class Worker:
                 metrics.STALE_ACKS.labels(self.queue.name).inc(result.stale_acks)
             for job in result.jobs:
                 self._start(job)
-            if result.jobs:
-                self._m_inflight.set(len(self._running))
+            self._m_inflight.set(len(self._running))
             if self._stopping or (len(result.jobs) == want and want > 0):
                 continue
             # Nothing more to take now: sleep until a job finishes or new work is signalled.
@@ -364,7 +365,7 @@ class Worker:
                 return
             result = await self._call(handler, job)
             try:
-                encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
+                encoded = encode_json(result)
             except (TypeError, ValueError) as exc:
                 raise PermanentError(f"handler returned a result that is not JSON: {exc}") from None
             self._completions.append((job.id, job.token, encoded))
@@ -464,9 +465,16 @@ class Worker:
 
     def _finished(self, job: ClaimedJob, name: str, outcome: str, seconds: float) -> None:
         self._running.pop(job.id, None)
-        self._m_inflight.set(len(self._running))
-        metrics.JOBS.labels(self.queue.name, name, outcome).inc()
-        metrics.DURATION.labels(self.queue.name, name).observe(seconds)
+        key = (name, outcome)
+        series = self._series.get(key)
+        if series is None:
+            # labels() hashes and locks on every call: look each child up once.
+            series = self._series[key] = (
+                metrics.JOBS.labels(self.queue.name, name, outcome),
+                metrics.DURATION.labels(self.queue.name, name),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
         c = self.counters
         c.by_outcome[outcome] = c.by_outcome.get(outcome, 0) + 1
         if outcome == "completed":

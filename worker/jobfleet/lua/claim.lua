@@ -2,7 +2,7 @@
 -- delayed jobs, then claim up to n ready ones under a fresh lease.
 -- ARGV: prefix, token, lease_ms, n, worker_id, worker_ttl_ms, default_max_attempts,
 --       poison_after, keep_done, done_age_ms, keep_dead, dead_age_ms,
---       n_complete, [id, token, result] * n_complete,
+--       completions (records of id, token, result; '' for none),
 --       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
 -- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
 --           paused, id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
@@ -16,29 +16,37 @@ local stale = 0
 
 -- Completions, fenced by the lease token: a worker whose lease was recovered must not
 -- overwrite the outcome of the attempt that replaced it.
-local a = 13
-local n_complete = tonumber(ARGV[a])
-a = a + 1
 local done_ids = {}
-for _ = 1, n_complete do
-  local id, tok, result = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  a = a + 3
-  local key = job_key(id)
-  if redis.call('HGET', key, 'token') == tok then
-    redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
-               'token', '')
-    redis.call('ZADD', K_DONE, now, id)
-    done_ids[#done_ids + 1] = id
-  else
-    stale = stale + 1
+local n_complete = 0
+if ARGV[13] ~= '' then
+  local records = split(ARGV[13], '\30')
+  n_complete = #records
+  for i = 1, n_complete do
+    local f = split(records[i], '\31')
+    local id, tok, result = f[1], f[2], f[3]
+    local key = job_key(id)
+    if redis.call('HGET', key, 'token') == tok then
+      redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
+                 'token', '')
+      done_ids[#done_ids + 1] = id
+    else
+      stale = stale + 1
+    end
   end
 end
 if #done_ids > 0 then
+  local scored = {}
+  for i, id in ipairs(done_ids) do
+    scored[2 * i - 1] = now
+    scored[2 * i] = id
+  end
+  redis.call('ZADD', K_DONE, unpack(scored))
   redis.call('ZREM', K_ACTIVE, unpack(done_ids))
   redis.call('HINCRBY', K_STATS, 'completed_total', #done_ids)
   count_rate('c', #done_ids, now)
 end
 
+local a = 14
 local n_fail = tonumber(ARGV[a])
 a = a + 1
 local failed = 0
@@ -100,7 +108,7 @@ if n > 0 and not paused then
     local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
                          'timeout_ms', 'backoff')
     if f[1] then
-      local attempt = tonumber(f[3]) + 1
+      local attempt = (tonumber(f[3]) or 0) + 1
       redis.call('HSET', key, 'state', 'active', 'attempt', attempt, 'token', token,
                  'started_at', now, 'worker', worker)
       leases[#leases + 1] = deadline

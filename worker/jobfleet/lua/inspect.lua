@@ -18,7 +18,8 @@ for band = 0, n_bands - 1 do
                            'LIMIT', 0, 1)
   out[#out + 1] = 'oldest_ms:' .. band
   if #first > 0 then
-    local ready_at = tonumber(redis.call('HGET', job_key(first[1]), 'ready_at')) or now
+    local t = redis.call('HMGET', job_key(first[1]), 'ready_at', 'enqueued_at')
+    local ready_at = tonumber(t[1]) or tonumber(t[2]) or now
     out[#out + 1] = math.max(0, now - ready_at)
   else
     out[#out + 1] = 0
