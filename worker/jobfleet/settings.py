@@ -87,6 +87,63 @@ class Retention(BaseModel):
     dead_age: float | None = Field(default=None, ge=0, description="Seconds; None keeps them.")
 
 
+class RateLimit(BaseModel):
+    """At most `max` job starts per `period` seconds, fleet-wide, in a sliding window.
+
+    With `key_field`, each value of that payload field (a tenant, a channel) gets a window of
+    its own; a job may also carry its key from enqueue (`rate_key=`). Jobs without a key share
+    the queue's window. Jobs over the limit stay waiting: they are never failed or retried.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: int = Field(ge=1, le=1_000_000)
+    period: float = Field(gt=0, le=86_400, description="Seconds.")
+    key_field: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class CircuitBreaker(BaseModel):
+    """Fleet-wide breaker: after enough failures stop starting jobs, then probe and recover.
+
+    CLOSED -> OPEN after `failure_threshold` failed attempts within `window` seconds (or, with
+    `failure_ratio`, when that share of the window's finished attempts failed, with at least
+    `failure_threshold` of them). OPEN holds jobs for `reset_timeout` seconds, then HALF_OPEN
+    lets `half_open_probes` jobs through: a success closes the breaker, a failure reopens it.
+    Permanent failures (bad input) do not count: they say nothing about the dependency.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: Literal["queue", "handler"] = "queue"
+    failure_threshold: int = Field(default=5, ge=1, le=100_000)
+    failure_ratio: float | None = Field(default=None, gt=0, le=1)
+    window: float = Field(default=60.0, gt=0, le=86_400, description="Seconds.")
+    reset_timeout: float = Field(default=30.0, gt=0, le=86_400, description="Seconds.")
+    half_open_probes: int = Field(default=1, ge=1, le=1000)
+
+
+class CronSchedule(BaseModel):
+    """Enqueue one job per tick of a cron expression, however many workers run it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    cron: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Five fields (minute hour day month weekday), a sixth for seconds, or "
+        "@hourly/@daily/...",
+    )
+    timezone: str = "UTC"
+    job: str = Field(min_length=1, max_length=200, description="Handler name of each job.")
+    payload: Any = None
+    priority: Literal["critical", "high", "normal", "low", "batch"] = "normal"
+    enabled: bool = True
+    missed: Literal["skip", "run_once"] = Field(
+        default="skip", description="After downtime: skip missed ticks, or run the last once."
+    )
+
+
 class QueueSettings(BaseModel):
     """What a queue promises its jobs; shared by every worker of the queue."""
 
@@ -103,6 +160,9 @@ class QueueSettings(BaseModel):
     )
     max_payload_bytes: int = Field(default=MIB, ge=64, le=512 * MIB)
     retention: Retention = Retention()
+    rate_limit: RateLimit | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    schedules: list[CronSchedule] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
