@@ -1,0 +1,547 @@
+"""The operator against a real API server (issue 4, acceptance 3).
+
+The operator runs as a pod of the cluster (a process of this checkout on kwok) with exactly
+the RBAC rules of `jobfleet_operator.rbac`, in the test's namespace; so do the worker pods it
+creates. Assertions are about eventual states and decisions, never about durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jobfleet_operator import rbac
+from jobfleet_operator.deployment import CONFIG_HASH_ANNOTATION
+from kubernetes import client
+
+from .support import REPO, Kube, RedisServer, Tools, pod_log, wait_for
+
+GROUP, VERSION, PLURAL = "jobfleet.dev", "v1alpha1", "queues"
+CRD = REPO / "crds" / "jobfleet.dev_queues.yaml"
+OPERATOR_IMAGE = "ghcr.io/jobfleet/jobfleet-operator:dev"
+WORKER_IMAGE = "ghcr.io/jobfleet/jobfleet-worker:dev"
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def queue_crd(kube: Kube, tools: Tools) -> None:
+    """The Queue CRD, installed once per session (the generated file, as the chart ships it)."""
+    tools.kubectl_run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    tools.kubectl_run(
+        "wait", "--for=condition=Established", "crd/queues.jobfleet.dev", "--timeout=60s"
+    )
+
+
+def _operator_objects(namespace: str) -> list[dict[str, Any]]:
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "jobfleet-operator"}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "jobfleet-operator"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "jobfleet-operator"}},
+            "template": {
+                "metadata": {"labels": {"app": "jobfleet-operator"}},
+                "spec": {
+                    "serviceAccountName": "jobfleet-operator",
+                    "terminationGracePeriodSeconds": 10,
+                    "containers": [
+                        {
+                            "name": "operator",
+                            "image": OPERATOR_IMAGE,
+                            "args": ["--verbose"],
+                            "env": [
+                                {"name": "JOBFLEET_NAMESPACES", "value": namespace},
+                                {
+                                    "name": "POD_NAMESPACE",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                },
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                            ],
+                            "ports": [{"name": "http", "containerPort": 8081}],
+                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    return [sa, *rbac.manifests(namespace), deployment]
+
+
+@pytest.fixture
+def operator(kube: Kube, tools: Tools, namespace: str, queue_crd: None) -> Iterator[str]:
+    """The operator, deployed in the test's namespace with the documented RBAC rules."""
+    manifest = "\n---\n".join(json.dumps(o) for o in _operator_objects(namespace))
+    tools.kubectl_run("-n", namespace, "apply", "-f", "-", input=manifest)
+    wait_for(
+        "the operator pod to be ready",
+        lambda: _ready_pods(kube, namespace, "jobfleet-operator"),
+        180,
+    )
+    yield namespace
+    for pod in kube.core.list_namespaced_pod(
+        namespace, label_selector="app=jobfleet-operator"
+    ).items:
+        print(
+            f"---- operator log {pod.metadata.name}\n"
+            + pod_log(kube, namespace, pod.metadata.name)[-6000:]
+        )
+
+
+def _ready_pods(kube: Kube, namespace: str, app: str) -> list[client.V1Pod]:
+    pods = kube.core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    return [
+        p
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+    ]
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def queue_body(name: str, server: RedisServer, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "redis": {"url": server.pod_url},
+        "worker": {
+            "image": WORKER_IMAGE,
+            "handlers": ["e2e.test_operator_jobs"],
+            "terminationGracePeriodSeconds": 10,
+        },
+    }
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(body.get(key), dict):
+            body[key] = {**body[key], **value}
+        else:
+            body[key] = value
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Queue",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def apply(
+    tools: Tools, namespace: str, body: dict[str, Any], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [
+            str(tools.kubectl),
+            "--kubeconfig",
+            str(tools.kubeconfig),
+            "-n",
+            namespace,
+            "apply",
+            "--server-side",
+            "--field-manager=e2e",
+            "-f",
+            "-",
+        ],
+        input=json.dumps(body),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"kubectl apply failed: {done.stderr}")
+    return done
+
+
+def get_queue(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kube.custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return obj
+
+
+def condition(queue: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for c in (queue.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return dict(c)
+    return None
+
+
+def deployment(kube: Kube, namespace: str, queue: str) -> client.V1Deployment | None:
+    try:
+        return kube.apps.read_namespaced_deployment(f"{queue}-jobfleet", namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def replicas(kube: Kube, namespace: str, queue: str) -> int | None:
+    d = deployment(kube, namespace, queue)
+    return None if d is None else int(d.spec.replicas or 0)
+
+
+def scale_events(kube: Kube, namespace: str, queue: str) -> list[Any]:
+    events = client.EventsV1Api(kube.api_client).list_namespaced_event(namespace).items
+    return sorted(
+        (
+            e
+            for e in events
+            if e.regarding
+            and e.regarding.kind == "Queue"
+            and e.regarding.name == queue
+            and e.reason in ("ScaledUp", "ScaledDown")
+        ),
+        key=lambda e: e.event_time,
+    )
+
+
+def enqueue(redis_url: str, queue: str, n: int, seconds: float) -> None:
+    import jobfleet
+
+    async def go() -> None:
+        async with jobfleet.Client(redis_url, queue=queue) as c:
+            for start in range(0, n, 1000):
+                await c.enqueue_many(
+                    [
+                        jobfleet.JobSpec(name="nap", payload={"s": seconds})
+                        for _ in range(start, min(n, start + 1000))
+                    ]
+                )
+
+    asyncio.run(go())
+
+
+def stats(redis_url: str, queue: str) -> Any:
+    import jobfleet
+
+    async def go() -> Any:
+        async with jobfleet.Client(redis_url, queue=queue) as c:
+            return await c.inspect()
+
+    return asyncio.run(go())
+
+
+# ---- acceptance 3 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+            "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+        ),
+        (
+            {"concurrency": -3},
+            "spec.concurrency in body should be greater than or equal to 1",
+        ),
+        (
+            {"worker": {"mode": "lambda"}},
+            'spec.worker.mode: Unsupported value: "lambda"',
+        ),
+        (
+            {"schedules": [{"name": "nightly", "cron": "0 3 * *", "job": "nap"}]},
+            "cron must have five fields",
+        ),
+        (
+            {"redis": {"url": "redis://:hunter2@redis:6379/0"}},
+            "redis.url must not contain a password",
+        ),
+        ({"worker": {"mode": "sidecar"}}, "worker.sidecar is required when worker.mode is sidecar"),
+        ({"sla": {"targetWaitSeconds": 0}}, "spec.sla.targetWaitSeconds"),
+    ],
+)
+def test_invalid_queues_are_rejected_with_readable_messages(
+    tools: Tools,
+    namespace: str,
+    queue_crd: None,
+    redis: RedisServer,
+    spec: dict[str, Any],
+    message: str,
+) -> None:
+    done = apply(tools, namespace, queue_body("bad", redis, **spec), check=False)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+    assert "hunter2" not in done.stderr or "redis.url" not in message
+
+
+def test_apply_update_drift_and_delete(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    apply(tools, ns, queue_body("mail", redis, autoscaling={"minReplicas": 2, "maxReplicas": 4}))
+
+    # apply -> ConfigMap + Deployment owned by the Queue, workers ready, status reported
+    d = wait_for("the worker Deployment", lambda: deployment(kube, ns, "mail"), 60)
+    queue = get_queue(kube, ns, "mail")
+    owner = d.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "Queue",
+        "mail",
+        queue["metadata"]["uid"],
+        True,
+    )
+    assert d.spec.replicas == 2
+    assert d.spec.template.spec.containers[0].command == ["jobfleet", "worker"]
+    cm = kube.core.read_namespaced_config_map("mail-jobfleet", ns)
+    assert json.loads(cm.data["settings.json"])["queue"]["name"] == "mail"
+    assert not queue["metadata"].get("finalizers")  # deletion never waits for the operator
+
+    def ready() -> dict[str, Any] | None:
+        q = get_queue(kube, ns, "mail")
+        c = condition(q, "Ready")
+        return q if c and c["status"] == "True" and q["status"].get("readyReplicas") == 2 else None
+
+    queue = wait_for("the Queue to report Ready with 2 workers", ready, 120)
+    assert queue["status"]["observedGeneration"] == queue["metadata"]["generation"]
+    assert condition(queue, "RedisReachable")["status"] == "True"  # type: ignore[index]
+    printed = tools.kubectl_run("-n", ns, "get", "jfq", "mail")
+    assert "READY" in printed and "OLDEST WAIT" in printed
+
+    # spec update -> new settings -> the pod template changes -> a rollout
+    old_hash = d.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]
+    apply(
+        tools,
+        ns,
+        queue_body("mail", redis, concurrency=7, autoscaling={"minReplicas": 2, "maxReplicas": 4}),
+    )
+
+    def rolled() -> bool:
+        dep = deployment(kube, ns, "mail")
+        assert dep is not None
+        new_hash = dep.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]
+        cm = kube.core.read_namespaced_config_map("mail-jobfleet", ns)
+        return (
+            new_hash != old_hash
+            and json.loads(cm.data["settings.json"])["queue"]["concurrency"] == 7
+        )
+
+    wait_for("the settings change to roll out", rolled, 60)
+    wait_for(
+        "the rollout to finish",
+        lambda: (
+            (dep := deployment(kube, ns, "mail")) is not None
+            and dep.status.updated_replicas == 2
+            and dep.status.ready_replicas == 2
+            and (dep.status.replicas or 0) == 2
+        ),
+        180,
+    )
+
+    # manual drift on the Deployment is repaired
+    kube.apps.patch_namespaced_deployment(
+        "mail-jobfleet",
+        ns,
+        {"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 99}}}},
+    )
+    wait_for(
+        "the drift to be repaired",
+        lambda: (
+            deployment(kube, ns, "mail").spec.template.spec.termination_grace_period_seconds == 10
+        ),  # type: ignore[union-attr]
+        60,
+    )
+
+    # delete -> the garbage collector removes the children
+    kube.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "mail")
+    wait_for(
+        "the Deployment to be garbage collected", lambda: deployment(kube, ns, "mail") is None, 120
+    )
+    wait_for(
+        "the ConfigMap to be garbage collected",
+        lambda: (
+            not [
+                c
+                for c in kube.core.list_namespaced_config_map(ns).items
+                if c.metadata.name == "mail-jobfleet"
+            ]
+        ),
+        60,
+    )
+
+
+def test_operator_restart_keeps_objects_and_replicas(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    apply(tools, ns, queue_body("orders", redis, autoscaling={"minReplicas": 3, "maxReplicas": 5}))
+    wait_for("3 workers", lambda: replicas(kube, ns, "orders") == 3, 60)
+    first = deployment(kube, ns, "orders")
+    assert first is not None
+
+    # Kill the operator mid-way; its Deployment starts a new one.
+    old = {
+        p.metadata.name
+        for p in kube.core.list_namespaced_pod(ns, label_selector="app=jobfleet-operator").items
+    }
+    for name in old:
+        kube.core.delete_namespaced_pod(name, ns)
+    wait_for(
+        "a new operator pod",
+        lambda: [
+            p for p in _ready_pods(kube, ns, "jobfleet-operator") if p.metadata.name not in old
+        ],
+        180,
+    )
+    # A spec change shows that the new operator acts (after taking over the Lease).
+    apply(
+        tools,
+        ns,
+        queue_body(
+            "orders", redis, concurrency=9, autoscaling={"minReplicas": 3, "maxReplicas": 5}
+        ),
+    )
+    wait_for(
+        "the restarted operator to reconcile",
+        lambda: (
+            json.loads(
+                kube.core.read_namespaced_config_map("orders-jobfleet", ns).data["settings.json"]
+            )["queue"]["concurrency"]
+            == 9
+        ),
+        120,
+    )
+    deployments = [
+        d
+        for d in kube.apps.list_namespaced_deployment(ns).items
+        if d.metadata.name.startswith("orders")
+    ]
+    assert [d.metadata.name for d in deployments] == ["orders-jobfleet"]
+    assert deployments[0].metadata.uid == first.metadata.uid
+    assert deployments[0].spec.replicas == 3
+    configmaps = [
+        c
+        for c in kube.core.list_namespaced_config_map(ns).items
+        if c.metadata.name.startswith("orders")
+    ]
+    assert len(configmaps) == 1
+
+
+def test_backlog_scales_up_to_max_then_back_to_min(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    apply(
+        tools,
+        ns,
+        queue_body(
+            "burst",
+            redis,
+            concurrency=50,
+            autoscaling={
+                "minReplicas": 1,
+                "maxReplicas": 8,
+                "targetBacklogPerReplica": 500,
+                "scaleDown": {"stabilizationWindowSeconds": 10},
+            },
+        ),
+    )
+    wait_for("the first worker", lambda: replicas(kube, ns, "burst") == 1, 60)
+    enqueue(redis.url, "burst", 5000, seconds=1.0)
+
+    wait_for("the fleet to reach maxReplicas", lambda: replicas(kube, ns, "burst") == 8, 60)
+    ups = [e for e in scale_events(kube, ns, "burst") if e.reason == "ScaledUp"]
+    # 5,000 waiting at 500 per replica from 1: +4 then +4 -- two decisions, i.e. two intervals.
+    assert len(ups) <= 2, [e.note for e in ups]
+    assert "maxReplicas" in ups[-1].note
+
+    wait_for("the backlog to drain", lambda: stats(redis.url, "burst").backlog == 0, 300, 1.0)
+    wait_for("the fleet to return to minReplicas", lambda: replicas(kube, ns, "burst") == 1, 120)
+    downs = [e for e in scale_events(kube, ns, "burst") if e.reason == "ScaledDown"]
+    assert downs and "stabilization" not in downs[-1].note
+
+
+def test_scale_to_zero_and_one_job_wakes_it(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    apply(
+        tools,
+        ns,
+        queue_body(
+            "nightly",
+            redis,
+            autoscaling={
+                "minReplicas": 0,
+                "maxReplicas": 3,
+                "cooldownSeconds": 4,
+                "scaleDown": {"stabilizationWindowSeconds": 2},
+            },
+        ),
+    )
+    d = wait_for("the Deployment", lambda: deployment(kube, ns, "nightly"), 60)
+    assert d.spec.replicas == 0  # a new queue with min 0 starts empty
+
+    def zero() -> bool:
+        q = get_queue(kube, ns, "nightly")
+        c = condition(q, "Ready")
+        return (
+            c is not None and c["reason"] == "ScaledToZero" and replicas(kube, ns, "nightly") == 0
+        )
+
+    wait_for("the Queue to report ScaledToZero", zero, 60)
+    enqueue(redis.url, "nightly", 1, seconds=0)
+    wait_for("one job to wake the fleet", lambda: (replicas(kube, ns, "nightly") or 0) >= 1, 30)
+    wait_for(
+        "the job to complete", lambda: stats(redis.url, "nightly").completed_total == 1, 180, 1.0
+    )
+    wait_for("the fleet to return to zero", lambda: replicas(kube, ns, "nightly") == 0, 120)
+
+
+def test_redis_down_holds_replicas(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    apply(
+        tools,
+        ns,
+        queue_body(
+            "hold",
+            redis,
+            autoscaling={
+                "minReplicas": 0,
+                "maxReplicas": 4,
+                "cooldownSeconds": 0,
+                "scaleDown": {"stabilizationWindowSeconds": 0},
+            },
+        ),
+    )
+    wait_for("the Deployment", lambda: deployment(kube, ns, "hold"), 60)
+    enqueue(redis.url, "hold", 1000, seconds=30.0)
+    wait_for("workers for the backlog", lambda: (replicas(kube, ns, "hold") or 0) >= 2, 60)
+    held = replicas(kube, ns, "hold")
+    redis.stop()
+    try:
+
+        def unreachable() -> dict[str, Any] | None:
+            c = condition(get_queue(kube, ns, "hold"), "RedisReachable")
+            return c if c and c["status"] == "False" else None
+
+        c = wait_for("RedisReachable=False", unreachable, 60)
+        assert "holding" in c["message"]
+        # several intervals later the fleet is still the same size: never zero on an error
+        wait_for(
+            "a few more ticks",
+            lambda: get_queue(kube, ns, "hold")["status"].get("desiredReplicas") == held,
+            30,
+        )
+        assert replicas(kube, ns, "hold") == held
+    finally:
+        redis.start()
+    wait_for(
+        "RedisReachable=True again",
+        lambda: (
+            (c := condition(get_queue(kube, ns, "hold"), "RedisReachable")) is not None
+            and c["status"] == "True"
+        ),
+        60,
+    )
