@@ -283,6 +283,14 @@ def test_crashed_container_is_restarted(kube: Kube, namespace: str) -> None:
     status = wait_for("the container to be restarted", restarted)
     assert status.last_state.terminated.exit_code == 3
 
+    def backoff_event() -> bool:
+        events = kube.core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=crasher"
+        )
+        return any(e.reason == "BackOff" and e.source.component == "kubelet" for e in events.items)
+
+    wait_for("a kubelet BackOff event", backoff_event)
+
 
 def _running(kube: Kube, namespace: str, app: str) -> client.V1Pod | None:
     pods = [p for p in _pods(kube, namespace, app) if p.status.phase == "Running"]

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from .config import KWOK_NODE_ANNOTATION, SIMULATE_ANNOTATION, HarnessConfig
 from .identity import PodIdentity, cluster_endpoint
 from .pod import PodRunner
 from .podenv import decode_secret
+from .status import rfc3339
 
 Obj = dict[str, Any]
 log = logging.getLogger("e2e.harness")
@@ -108,6 +110,36 @@ class Harness:
         """The pod as a plain dict in API field names."""
         pod = self.core.read_namespaced_pod(name, namespace)
         return self.api.sanitize_for_serialization(pod)  # type: ignore[no-any-return]
+
+    def event(
+        self, pod: Obj, container: str | None, reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Record a kubelet-style Event on the pod (best effort: events never block a pod)."""
+        meta = pod["metadata"]
+        now = rfc3339(time.time())
+        ref: Obj = {"apiVersion": "v1", "kind": "Pod", "namespace": meta["namespace"]}
+        ref |= {"name": meta["name"], "uid": meta["uid"]}
+        if container:
+            ref["fieldPath"] = f"spec.containers{{{container}}}"
+        node = pod["spec"].get("nodeName", "")
+        body = {
+            # Like kubelet: <pod>.<unique suffix>; generateName with a trailing dot is invalid.
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}"},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "kubelet", "host": node},
+            "reportingComponent": "kubelet",
+            "reportingInstance": node,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as e:
+            log.debug("event %s on %s not recorded: %s", reason, meta["name"], e.reason)
 
     def identity(self, runner: PodRunner) -> PodIdentity:
         """The token/kubeconfig keeper for a pod."""

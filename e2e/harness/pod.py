@@ -232,12 +232,15 @@ class PodRunner(threading.Thread):
                 f"{self.key}/{c.name}",
             )
         except ContainerConfigError as e:
+            if c.waiting != ("CreateContainerConfigError", str(e)):
+                self.h.event(pod, c.name, "Failed", f"Error: {e}", warning=True)
             c.waiting = ("CreateContainerConfigError", str(e))
             c.next_start_at = time.time() + 1.0
             return
         except (OSError, ApiException) as e:
             # A missing executable is a start error: reported, then retried with back-off.
             log.warning("pod %s/%s: cannot start: %s", self.key, c.name, e)
+            self.h.event(pod, c.name, "Failed", f"Error: {e}", warning=True)
             c.last_terminated = {
                 "exitCode": 128,
                 "reason": "StartError",
@@ -259,6 +262,7 @@ class PodRunner(threading.Thread):
                 c.spec["readinessProbe"], cfg.max_probe_period, started, initial=False
             )
         log.info("pod %s/%s: started pid %d (port %d)", self.key, c.name, c.proc.pid, c.port)
+        self.h.event(pod, c.name, "Started", f"Started container {c.name}")
 
     def _exited(self, pod: Obj, c: Container, code: int, reason: str) -> None:
         """Record an exit and decide, by restart policy, whether the container runs again."""
@@ -283,6 +287,9 @@ class PodRunner(threading.Thread):
         if restart:
             c.last_terminated = state
             self._schedule_restart(c, ran_for)
+            if code != 0:
+                msg = f"Back-off restarting failed container {c.name} (exit code {code})"
+                self.h.event(pod, c.name, "BackOff", msg, warning=True)
         else:
             c.terminated = state
 
@@ -300,6 +307,7 @@ class PodRunner(threading.Thread):
     def _kill(self, pod: Obj, c: Container, why: str) -> None:
         assert c.proc is not None
         log.info("pod %s/%s: %s, restarting", self.key, c.name, why)
+        self.h.event(pod, c.name, "Killing", f"Container {c.name} {why}, will be restarted")
         code = c.proc.stop(self._grace(pod))
         self._exited(pod, c, code, "Error")
 
@@ -385,6 +393,9 @@ class PodRunner(threading.Thread):
         if self.process:
             grace = self._grace(pod)
             log.info("pod %s: deleting, grace %.0fs", self.key, grace)
+            for c in self.main + self.init:
+                if c.proc is not None:
+                    self.h.event(pod, c.name, "Killing", f"Stopping container {c.name}")
             self._stop_all(grace_cap=grace, pre_stop=True)
         if self._gone:
             return
