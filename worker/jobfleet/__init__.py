@@ -15,15 +15,25 @@ from .errors import (
 )
 from .job import JobError, JobInfo, JobSpec, JobState, Priority
 from .registry import Registry, handler
-from .settings import QueueSettings, Retention, WorkerSettings, load_settings
+from .settings import (
+    CircuitBreaker,
+    CronSchedule,
+    QueueSettings,
+    RateLimit,
+    Retention,
+    WorkerSettings,
+    load_settings,
+)
 from .stats import QueueStats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backoff",
+    "CircuitBreaker",
     "Client",
     "ConfigError",
+    "CronSchedule",
     "DeadLetters",
     "JobContext",
     "JobError",
@@ -37,6 +47,7 @@ __all__ = [
     "Priority",
     "QueueSettings",
     "QueueStats",
+    "RateLimit",
     "Registry",
     "Retention",
     "RetryLater",

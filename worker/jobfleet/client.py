@@ -19,7 +19,7 @@ from .engine import EncodedJob, Engine
 from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
 from .settings import MIB, check_queue_name, format_validation_error
-from .stats import QueueStats
+from .stats import CircuitState, QueueStats
 
 QUEUES_KEY = "jf:queues"  # names of queues ever used, for `jobfleet stats` without --queue
 DEFAULT_DEDUP_TTL = 3600.0
@@ -317,6 +317,8 @@ class Client:
             window=window,
             workers=int(raw["workers"]),
             paused=raw["paused"] == "1",
+            held=int(raw.get("held", 0)),
+            circuits=_circuits(raw),
         )
 
     async def queues(self) -> list[str]:
@@ -337,6 +339,24 @@ class Client:
 
     async def resume(self, *, queue: str | None = None) -> None:
         await self.engine(queue).set_meta(paused="0")
+
+
+def _circuits(raw: dict[str, str]) -> dict[str, CircuitState]:
+    fields: dict[str, dict[str, str]] = {}
+    for key, value in raw.items():
+        if key.startswith("cb:"):
+            scope, _, attr = key[3:].rpartition(":")
+            fields.setdefault(scope, {})[attr] = value
+    out = {}
+    for scope, f in fields.items():
+        state = {"half": "half_open"}.get(f.get("state", "closed"), f.get("state", "closed"))
+        until = int(f.get("until") or 0)
+        out[scope] = CircuitState(
+            state=state,  # type: ignore[arg-type]
+            until=until / 1000.0 if state != "closed" and until else None,
+            trips=int(f.get("trips", 0)),
+        )
+    return out
 
 
 class SyncClient:

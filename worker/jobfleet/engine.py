@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,11 +12,47 @@ from redis.commands.core import AsyncScript
 
 from . import scripts
 from .job import Priority
-from .settings import check_queue_name
+from .settings import CircuitBreaker, RateLimit, check_queue_name
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
 TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
-KEY_NAMES = ("ready", "delayed", "active", "dead", "done", "meta", "stats", "wake", "tp", "workers")
+KEY_NAMES = (
+    "ready",
+    "delayed",
+    "active",
+    "dead",
+    "done",
+    "meta",
+    "stats",
+    "wake",
+    "tp",
+    "workers",
+    "holds",
+    "cb",
+)
+
+
+def flow_json(rate_limit: RateLimit | None, breaker: CircuitBreaker | None) -> str:
+    """The claim script's flow-control settings; empty when the queue has none (fast path)."""
+    flow: dict[str, Any] = {}
+    if rate_limit is not None:
+        rl: dict[str, Any] = {"max": rate_limit.max, "period": int(rate_limit.period * 1000)}
+        if rate_limit.key_field:
+            rl["field"] = rate_limit.key_field
+        flow["rl"] = rl
+    if breaker is not None:
+        cb: dict[str, Any] = {
+            "scope": breaker.scope,
+            "threshold": breaker.failure_threshold,
+            "window": int(breaker.window * 1000),
+            "reset": int(breaker.reset_timeout * 1000),
+            "probes": breaker.half_open_probes,
+        }
+        if breaker.failure_ratio is not None:
+            cb["ratio"] = breaker.failure_ratio
+        flow["cb"] = cb
+    # Lua's cjson turns JSON null into a truthy value: absent keys only, never nulls.
+    return json.dumps(flow, separators=(",", ":")) if flow else ""
 
 
 def queue_prefix(queue: str) -> str:
@@ -90,6 +127,7 @@ class ClaimPolicy:
     done_age_ms: int = -1
     keep_dead: int = -1
     dead_age_ms: int = -1
+    flow: str = ""  # rate limit and circuit breaker, as JSON for the script ("" = none)
 
 
 @dataclass(slots=True)
@@ -99,6 +137,7 @@ class ClaimResult:
     next_delayed_ms: int | None
     next_lease_expiry_ms: int | None
     paused: bool
+    next_hold_release_ms: int | None = None
 
 
 @dataclass
@@ -173,6 +212,7 @@ class Engine:
             policy.done_age_ms,
             policy.keep_dead,
             policy.dead_age_ms,
+            policy.flow,
         ]
         args.append("\x1e".join([f"{i}\x1f{t}\x1f{r}" for i, t, r in completions]))
         fails = list(failures)
@@ -201,7 +241,7 @@ class Engine:
                 backoff=reply[i + 6] or None,
                 token=token,
             )
-            for i in range(4, len(reply), 7)
+            for i in range(5, len(reply), 7)
         ]
         return ClaimResult(
             jobs=jobs,
@@ -209,6 +249,7 @@ class Engine:
             next_delayed_ms=None if int(reply[1]) < 0 else int(reply[1]),
             next_lease_expiry_ms=None if int(reply[2]) < 0 else int(reply[2]),
             paused=bool(int(reply[3])),
+            next_hold_release_ms=None if int(reply[4]) < 0 else int(reply[4]),
         )
 
     async def extend(

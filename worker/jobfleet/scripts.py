@@ -6,6 +6,8 @@ import functools
 from importlib import resources
 
 NAMES = ("enqueue", "claim", "extend", "release", "progress", "inspect", "dead")
+# Libraries a script needs besides lib.lua, in load order.
+NEEDS = {"claim": ("flow",)}
 
 
 @functools.cache
@@ -14,4 +16,5 @@ def source(name: str) -> str:
     if name not in NAMES:
         raise KeyError(f"no Lua script named {name!r}")
     lua = resources.files("jobfleet") / "lua"
-    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    parts = ["lib", *NEEDS.get(name, ()), name]
+    return "\n".join((lua / f"{part}.lua").read_text() for part in parts)

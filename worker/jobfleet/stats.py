@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+
+class CircuitState(BaseModel):
+    """One circuit breaker as inspect sees it."""
+
+    state: Literal["closed", "open", "half_open"]
+    until: float | None = Field(default=None, description="When an open circuit half-opens.")
+    trips: int = 0
 
 
 class QueueStats(BaseModel):
@@ -29,6 +39,14 @@ class QueueStats(BaseModel):
     window: float = Field(description="Seconds the rates were measured over.")
     workers: int = Field(description="Workers that renewed their registration recently.")
     paused: bool = False
+    held: int = Field(
+        default=0,
+        description="Waiting jobs held back by a rate limit or an open circuit breaker; more "
+        "workers would not start them sooner.",
+    )
+    circuits: dict[str, CircuitState] = Field(
+        default_factory=dict, description="Circuit breakers by scope ('*' = the whole queue)."
+    )
 
     @property
     def backlog(self) -> int:

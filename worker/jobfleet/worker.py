@@ -29,7 +29,7 @@ from . import metrics
 from .backoff import Backoff
 from .connection import check_eviction_policy, connect
 from .context import JobContext
-from .engine import ClaimedJob, ClaimPolicy, Engine, Failure
+from .engine import ClaimedJob, ClaimPolicy, Engine, Failure, flow_json
 from .errors import PermanentError, RetryLater
 from .health import HealthServer
 from .job import encode_json
@@ -103,6 +103,7 @@ class Worker:
             done_age_ms=int(retention.completed_age * 1000),
             keep_dead=-1 if retention.dead_count is None else retention.dead_count,
             dead_age_ms=-1 if retention.dead_age is None else int(retention.dead_age * 1000),
+            flow=flow_json(self.queue.rate_limit, self.queue.circuit_breaker),
         )
         self.counters = WorkerCounters()
         self._running: dict[str, _Running] = {}
@@ -275,6 +276,8 @@ class Worker:
             hints = [IDLE_WAKE]
             if result.next_delayed_ms is not None:
                 hints.append(result.next_delayed_ms / 1000.0)
+            if result.next_hold_release_ms is not None:
+                hints.append(result.next_hold_release_ms / 1000.0)
             if result.next_lease_expiry_ms is not None:
                 hints.append(result.next_lease_expiry_ms / 1000.0 + 0.01)
             self._wake_after = max(min(hints), 0.001)

@@ -2,15 +2,22 @@
 -- delayed jobs, then claim up to n ready ones under a fresh lease.
 -- ARGV: prefix, token, lease_ms, n, worker_id, worker_ttl_ms, default_max_attempts,
 --       poison_after, keep_done, done_age_ms, keep_dead, dead_age_ms,
+--       flow (JSON, see flow.lua; '' for none),
 --       completions (records of id, token, result; '' for none),
 --       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
 -- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
---           paused, id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
+--           paused, ms_until_next_hold_release (-1 none),
+--           id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
 local token, lease, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local worker, worker_ttl = ARGV[5], tonumber(ARGV[6])
 local default_max, poison_after = tonumber(ARGV[7]), tonumber(ARGV[8])
 local keep_done, done_age = tonumber(ARGV[9]), tonumber(ARGV[10])
 local keep_dead, dead_age = tonumber(ARGV[11]), tonumber(ARGV[12])
+local flow = nil
+if ARGV[13] ~= '' then
+  flow = cjson.decode(ARGV[13])
+end
+local cb = flow and flow.cb
 local now = now_ms()
 local stale = 0
 
@@ -18,17 +25,21 @@ local stale = 0
 -- overwrite the outcome of the attempt that replaced it.
 local done_ids = {}
 local n_complete = 0
-if ARGV[13] ~= '' then
-  local records = split(ARGV[13], '\30')
+if ARGV[14] ~= '' then
+  local records = split(ARGV[14], '\30')
   n_complete = #records
   for i = 1, n_complete do
     local f = split(records[i], '\31')
     local id, tok, result = f[1], f[2], f[3]
     local key = job_key(id)
-    if redis.call('HGET', key, 'token') == tok then
+    local held = redis.call('HMGET', key, 'token', 'name')
+    if held[1] == tok then
       redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
                  'token', '')
       done_ids[#done_ids + 1] = id
+      if cb then
+        cb_record(cb, held[2], false, now)
+      end
     else
       stale = stale + 1
     end
@@ -46,7 +57,7 @@ if #done_ids > 0 then
   count_rate('c', #done_ids, now)
 end
 
-local a = 14
+local a = 15
 local n_fail = tonumber(ARGV[a])
 a = a + 1
 local failed = 0
@@ -57,9 +68,12 @@ for _ = 1, n_fail do
   local delay, permanent = tonumber(ARGV[a + 5]), ARGV[a + 6]
   a = a + 7
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'token', 'attempt', 'max_attempts', 'priority')
+  local f = redis.call('HMGET', key, 'token', 'attempt', 'max_attempts', 'priority', 'name')
   if f[1] == tok then
     failed = failed + 1
+    if cb and permanent == '' then
+      cb_record(cb, f[5], true, now)
+    end
     redis.call('ZREM', K_ACTIVE, id)
     redis.call('HSET', key, 'error_type', etype, 'error_message', emsg, 'traceback', tb,
                'failed_at', now)
@@ -94,45 +108,70 @@ if keep_dead >= 0 or dead_age >= 0 then
 end
 recover(now, default_max, poison_after, 1000)
 promote(now, 1000)
+if flow then
+  unhold(now, 1000)
+end
 redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
 
 local paused = redis.call('HGET', K_META, 'paused') == '1'
-local out = {stale, -1, -1, paused and 1 or 0}
+local out = {stale, -1, -1, paused and 1 or 0, -1}
 if n > 0 and not paused then
-  local popped = redis.call('ZPOPMIN', K_READY, n)
   local deadline = now + lease
   local leases = {}
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local key = job_key(id)
-    local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
-                         'timeout_ms', 'backoff')
-    if f[1] then
+  local claimed, looked = 0, 0
+  local popped = redis.call('ZPOPMIN', K_READY, n)
+  while #popped > 0 do
+    for i = 1, #popped, 2 do
+      local id = popped[i]
+      local key = job_key(id)
+      local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
+                           'timeout_ms', 'backoff', 'rate_key')
       local attempt = (tonumber(f[3]) or 0) + 1
-      redis.call('HSET', key, 'state', 'active', 'attempt', attempt, 'token', token,
-                 'started_at', now, 'worker', worker)
-      leases[#leases + 1] = deadline
-      leases[#leases + 1] = id
-      out[#out + 1] = id
-      out[#out + 1] = f[1]
-      out[#out + 1] = f[2]
-      out[#out + 1] = attempt
-      out[#out + 1] = f[4] or ''
-      out[#out + 1] = f[5] or ''
-      out[#out + 1] = f[6] or ''
+      local hold_name, hold_until, extend = nil, nil, nil
+      if f[1] and flow then
+        hold_name, hold_until, extend = admit(flow, id, f[1], f[2], attempt, f[7], now)
+      end
+      if hold_name then
+        hold(hold_name, hold_until, id, popped[i + 1], extend)
+      elseif f[1] then
+        claimed = claimed + 1
+        redis.call('HSET', key, 'state', 'active', 'attempt', attempt, 'token', token,
+                   'started_at', now, 'worker', worker)
+        leases[#leases + 1] = deadline
+        leases[#leases + 1] = id
+        out[#out + 1] = id
+        out[#out + 1] = f[1]
+        out[#out + 1] = f[2]
+        out[#out + 1] = attempt
+        out[#out + 1] = f[4] or ''
+        out[#out + 1] = f[5] or ''
+        out[#out + 1] = f[6] or ''
+      end
     end
+    looked = looked + #popped / 2
+    -- Held jobs left slots free: look further down the line, within reason.
+    if claimed >= n or not flow or looked >= 1000 then
+      break
+    end
+    popped = redis.call('ZPOPMIN', K_READY, n - claimed)
   end
   if #leases > 0 then
     redis.call('ZADD', K_ACTIVE, unpack(leases))
   end
   -- More work than this worker took: pass the wake-up on to an idle one.
-  if #popped > 0 and redis.call('ZCARD', K_READY) > 0 then
+  if claimed > 0 and redis.call('ZCARD', K_READY) > 0 then
     wake()
   end
 end
 local nd = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
 if #nd > 0 then
   out[2] = math.max(0, tonumber(nd[2]) - now)
+end
+if flow then
+  local nh = redis.call('ZRANGE', K_HOLDS, 0, 0, 'WITHSCORES')
+  if #nh > 0 then
+    out[5] = math.max(0, tonumber(nh[2]) - now)
+  end
 end
 local na = redis.call('ZRANGE', K_ACTIVE, 0, 0, 'WITHSCORES')
 if #na > 0 then

@@ -47,6 +47,18 @@ for _, field in ipairs(redis.call('HKEYS', K_TP)) do
   end
 end
 redis.call('ZREMRANGEBYSCORE', K_WORKERS, '-inf', now)
+-- Jobs held back by a rate limit or an open circuit: waiting, but no worker can take them.
+local held = 0
+for _, name in ipairs(redis.call('ZRANGE', K_HOLDS, 0, -1)) do
+  held = held + redis.call('ZCARD', PREFIX .. 'hold:' .. name)
+end
+out[#out + 1] = 'held'
+out[#out + 1] = held
+local cb = redis.call('HGETALL', K_CB)
+for i = 1, #cb, 2 do
+  out[#out + 1] = 'cb:' .. cb[i]
+  out[#out + 1] = cb[i + 1]
+end
 out[#out + 1] = 'window_completed'
 out[#out + 1] = completed
 out[#out + 1] = 'window_failed'

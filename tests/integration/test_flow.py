@@ -1,0 +1,218 @@
+"""Flow control enforced in Redis for the whole fleet: rate limits, circuit breakers, pause."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import jobfleet
+import pytest
+import redis.asyncio as aioredis
+from jobfleet.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from waiting import until
+
+pytestmark = pytest.mark.slow
+
+
+async def start_workers(n: int, settings: jobfleet.WorkerSettings, registry: jobfleet.Registry):
+    workers = [Worker(settings, registry) for _ in range(n)]
+    return workers, [asyncio.create_task(w.run()) for w in workers]
+
+
+async def stop_workers(workers: list[Worker], tasks: list[asyncio.Task[Any]]) -> None:
+    for w in workers:
+        w.stop()
+    await asyncio.gather(*tasks)
+
+
+def max_in_window(starts_ms: list[int], window_ms: int) -> int:
+    """The most starts that fall inside any window (t - window, t]."""
+    starts = sorted(starts_ms)
+    best, lo = 0, 0
+    for hi, t in enumerate(starts):
+        while starts[lo] <= t - window_ms:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+async def test_rate_limit_per_key_across_four_workers(client, redis_url):
+    registry = jobfleet.Registry()
+
+    @registry.handler("call-api")
+    async def call_api(job: jobfleet.JobContext) -> None:
+        return None
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url,
+        http_port=None,
+        queue=jobfleet.QueueSettings(
+            name="q",
+            concurrency=100,
+            rate_limit=jobfleet.RateLimit(max=50, period=1.0, key_field="tenant"),
+        ),
+    )
+    workers, tasks = await start_workers(4, settings, registry)
+    try:
+        a = await client.enqueue_many(
+            [{"name": "call-api", "payload": {"tenant": "acme", "n": i}} for i in range(600)]
+        )
+        b = await client.enqueue_many(
+            [{"name": "call-api", "payload": {"tenant": "globex", "n": i}} for i in range(400)]
+        )
+
+        async def done() -> bool:
+            return (await client.inspect()).completed == 1000
+
+        await until(done, timeout=180, what="1,000 rate-limited jobs to complete")
+        starts: dict[str, list[int]] = defaultdict(list)
+        for tenant, ids in (("acme", a), ("globex", b)):
+            for job_id in ids:
+                info = await client.get(job_id)
+                assert info.attempt == 1 and info.error is None
+                starts[tenant].append(round(info.started_at * 1000))
+        # Both times are from the Redis clock, at the instant the script admitted the job.
+        assert max_in_window(starts["acme"], 1000) <= 50
+        assert max_in_window(starts["globex"], 1000) <= 50
+        # The second key ran alongside the first rather than after it.
+        assert min(starts["globex"]) < sorted(starts["acme"])[100]
+        assert max(starts["globex"]) < max(starts["acme"])
+        stats = await client.inspect()
+        assert stats.failed_total == 0 and stats.dead == 0 and stats.held == 0
+        # Held jobs were never claimed: 1,000 jobs, 1,000 claims.
+        assert sum(w.counters.completed for w in workers) == 1000
+    finally:
+        await stop_workers(workers, tasks)
+
+
+async def test_jobs_over_the_limit_show_as_held_not_waiting(client, redis_url):
+    registry = jobfleet.Registry()
+
+    @registry.handler("x")
+    async def x(job: jobfleet.JobContext) -> None:
+        return None
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url,
+        http_port=None,
+        queue=jobfleet.QueueSettings(name="q", rate_limit=jobfleet.RateLimit(max=5, period=60)),
+    )
+    workers, tasks = await start_workers(1, settings, registry)
+    try:
+        await client.enqueue_many([{"name": "x"}] * 20)
+
+        async def settled() -> bool:
+            s = await client.inspect()
+            return s.completed == 5 and s.held == 15
+
+        await until(settled, what="5 jobs done and 15 held by the limit")
+        s = await client.inspect()
+        assert s.waiting == 0 and s.failed_total == 0
+    finally:
+        await stop_workers(workers, tasks)
+
+
+async def test_circuit_breaker_trips_fleet_wide_holds_jobs_then_recovers(client, redis_url):
+    broken = True
+    calls: list[dict[str, Any]] = []
+    registry = jobfleet.Registry()
+    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+
+    @registry.handler("payments-api")
+    async def payments(job: jobfleet.JobContext) -> str:
+        claimed = int(await conn.hget(client.engine().job_key(job.id), "started_at"))
+        calls.append({"claimed": claimed, "ok": not broken})
+        if broken:
+            raise ConnectionRefusedError("payments API is down")
+        return "charged"
+
+    @registry.handler("other")
+    async def other(job: jobfleet.JobContext) -> str:
+        return "fine"
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url,
+        http_port=None,
+        queue=jobfleet.QueueSettings(
+            name="q",
+            concurrency=2,
+            max_attempts=10,
+            backoff=jobfleet.Backoff(base=0.05, cap=0.2),
+            circuit_breaker=jobfleet.CircuitBreaker(
+                scope="handler",
+                failure_threshold=5,
+                window=60,
+                reset_timeout=2,
+                half_open_probes=1,
+            ),
+        ),
+    )
+    workers, tasks = await start_workers(3, settings, registry)
+    try:
+        await client.enqueue_many([{"name": "payments-api", "payload": i} for i in range(200)])
+
+        async def tripped() -> bool:
+            c = (await client.inspect()).circuits.get("payments-api")
+            return c is not None and c.state == "open"
+
+        await until(tripped, what="the breaker to open")
+        raw = await conn.hgetall(client.engine().key("cb"))
+        opened_at, reopens_at = int(raw["payments-api:opened_at"]), int(raw["payments-api:until"])
+        # Other handlers keep flowing while this one's circuit is open.
+        assert (await client.wait(await client.enqueue("other"), timeout=30)).result == "fine"
+        broken = False
+
+        async def drained() -> bool:
+            return (await client.inspect()).completed == 201
+
+        await until(drained, timeout=120, what="the backlog to drain after the probe")
+        stats = await client.inspect()
+        assert stats.dead == 0
+        assert stats.circuits["payments-api"].state == "closed"
+        assert stats.circuits["payments-api"].trips == 1
+        failures = [c for c in calls if not c["ok"]]
+        assert len(failures) >= 5
+        # No attempt was admitted while the circuit was open, by any of the three workers.
+        assert not [c for c in calls if opened_at < c["claimed"] < reopens_at]
+        # The first call after the reset was a single probe; everything after it succeeded.
+        after = sorted((c for c in calls if c["claimed"] >= reopens_at), key=lambda c: c["claimed"])
+        assert after and all(c["ok"] for c in after)
+    finally:
+        await stop_workers(workers, tasks)
+        await conn.aclose()
+
+
+async def test_pause_stops_new_starts_and_resume_drains(client, redis_url):
+    started: list[str] = []
+    registry = jobfleet.Registry()
+
+    @registry.handler("x")
+    async def x(job: jobfleet.JobContext) -> None:
+        started.append(job.id)
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url, http_port=None, queue=jobfleet.QueueSettings(name="q")
+    )
+    workers, tasks = await start_workers(2, settings, registry)
+    try:
+        await client.wait(await client.enqueue("x"), timeout=30)
+        await client.pause()
+        ids = await client.enqueue_many([{"name": "x"}] * 50)  # enqueue keeps accepting
+        # The enqueue wakes the idle workers; give them a check period to (not) start anything.
+        await asyncio.sleep(1.0)
+        s = await client.inspect()
+        assert s.paused and s.waiting == 50 and s.active == 0
+        assert not set(ids) & set(started)
+        await client.resume()
+
+        async def drained() -> bool:
+            return (await client.inspect()).completed == 51
+
+        await until(drained, what="resume to drain the queue")
+    finally:
+        await stop_workers(workers, tasks)
