@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import os
 import ssl
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,11 @@ class Kube:
         event = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            # kubectl's naming: <object>.<unique suffix> (generateName cannot end in '.').
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
             "eventTime": now_micro(),
             "type": type,
             "reason": reason,

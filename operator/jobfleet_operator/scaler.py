@@ -119,6 +119,7 @@ class Scaler:
         self.status: dict[str, Any] = dict(body.get("status") or {})
         self.last_status_write = 0.0
         self.last_apply = 0.0
+        self.next_decision = 0.0  # scaling decisions at most once per poll interval
         self.applied_generation: int | None = None  # of the Deployment, after our last write
         self.redis_ok: bool | None = None
         self.breached = False
@@ -151,6 +152,7 @@ class Scaler:
         self.body, self.spec = body, spec
         self.policy = Policy.from_spec(spec)
         self.last_apply = 0.0
+        self.next_decision = 0.0
         self.wake.set()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -180,14 +182,18 @@ class Scaler:
                 # A bug or an API hiccup must not end the loop: log it and try next interval.
                 log.exception("tick of %s/%s failed", self.ref.namespace, self.ref.name)
             self.wake.clear()
+            delay = max(0.05, self.next_decision - self.clock())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.wake.wait(), self.spec.autoscaling.poll_interval_seconds
-                )
+                await asyncio.wait_for(self.wake.wait(), delay)
 
     # -- one tick -------------------------------------------------------------------------
 
     async def tick(self) -> None:
+        """Repair drift whenever woken; decide a size at most once per poll interval.
+
+        Deployment events wake the loop at once (drift repair must not wait), but they must
+        not add decisions: the scale-up step is a bound per interval.
+        """
         async with self.lock:
             deployment = await self.kube.get(
                 deployment_path(self.ref.namespace, child_name(self.ref))
@@ -199,6 +205,9 @@ class Scaler:
                 or self.drifted(deployment)
             ):
                 deployment = await self.apply_children(deployment)
+            if now < self.next_decision:
+                return
+            self.next_decision = now + self.spec.autoscaling.poll_interval_seconds
             current = int((deployment.get("spec") or {}).get("replicas") or 0)
             if self.seed:
                 self.memory = Memory(
