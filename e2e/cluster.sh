@@ -69,7 +69,7 @@ kwok_up() {
   stop_harness
   if "$TOOL_KWOKCTL" get clusters 2>/dev/null | grep -qx "$name"; then
     log "cluster $name exists; recreating it"
-    "$TOOL_KWOKCTL" delete cluster --name "$name" >/dev/null
+    "$TOOL_KWOKCTL" delete cluster --name "$name" >"$run/logs/kwokctl-delete.log" 2>&1
   fi
   kwok_config >"$run/kwok-config.yaml"
   # kwokctl picks version-dependent flags from these (there is no CLI flag for them).
@@ -85,11 +85,14 @@ kwok_up() {
     --kwok-controller-binary "$TOOL_KWOK" \
     --etcd-binary "$TOOL_ETCD" \
     --config "$run/kwok-config.yaml" \
+    --enable-crds Logs `# per-pod log files the harness registers for kubectl logs` \
     --wait 3m \
     --quiet-pull >"$run/logs/kwokctl-create.log" 2>&1 ||
     { cat "$run/logs/kwokctl-create.log" >&2; return 1; }
-  PATH="$(dirname "$TOOL_KUBECTL"):$PATH" "$TOOL_KWOKCTL" scale node --name "$name" --replicas "$nodes" \
-    >>"$run/logs/kwokctl-create.log" 2>&1 ||
+  # Nodes answer on 127.0.0.1: the API server then reaches kwok's kubelet endpoint there, and
+  # `kubectl logs` works for harness pods (the harness publishes a Logs object per pod).
+  PATH="$(dirname "$TOOL_KUBECTL"):$PATH" "$TOOL_KWOKCTL" scale node --name "$name" \
+    --replicas "$nodes" --param '.nodeIPs=["127.0.0.1"]' >>"$run/logs/kwokctl-create.log" 2>&1 ||
     { cat "$run/logs/kwokctl-create.log" >&2; return 1; }
   "$TOOL_KWOKCTL" get kubeconfig --name "$name" >"$kubeconfig.tmp"
   mv "$kubeconfig.tmp" "$kubeconfig"

@@ -302,3 +302,27 @@ def _read(path: Path) -> str | None:
         return path.read_text() or None
     except FileNotFoundError:
         return None
+
+
+def test_kubectl_logs_shows_process_output(kube: Kube, namespace: str, tools: Tools) -> None:
+    # On kwok, kwok's kubelet endpoint serves the CRI log the harness writes per container.
+    script = "import os, sys, time\nprint('hello from', os.environ['HOSTNAME'], flush=True)\n"
+    script += "print('to stderr', file=sys.stderr, flush=True)\ntime.sleep(3600)\n"
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="talker"),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(name="c", image=PYTHON_IMAGE, command=["python", "-c", script])
+            ]
+        ),
+    )
+    kube.core.create_namespaced_pod(namespace, pod)
+    out = wait_for(
+        "the pod's output in kubectl logs",
+        lambda: (
+            (text := tools.kubectl_run("-n", namespace, "logs", "talker", check=False))
+            and "to stderr" in text
+            and text
+        ),
+    )
+    assert "hello from talker" in out

@@ -36,7 +36,10 @@ runs each container as a local process group, the way a kubelet would:
 * **deletion** — preStop (exec/sleep), SIGTERM to each process group, wait the pod's grace
   period, SIGKILL, sidecars last; only then the final grace-0 delete that removes the object.
   Until then the pod stays visible as Terminating.
-* **logs** — ``e2e/.run/logs/<ns>_<pod>.log`` (all containers, with harness markers).
+* **logs** — ``e2e/.run/logs/<ns>_<pod>.log`` (all containers, with harness markers), and a
+  CRI-format file per container that kwok serves to ``kubectl logs`` (the harness registers
+  it with a kwok ``Logs`` object owned by the pod). Restarts append to the same file.
+* **events** — kubelet-style Events: Started, Killing, BackOff, Failed.
 
 Pods on kwok nodes in other namespaces are marked Running/Ready without a process; pods
 annotated ``e2e.jobfleet.dev/simulate: kwok`` are left to kwok's simulated stages.

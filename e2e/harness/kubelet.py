@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from .config import KWOK_NODE_ANNOTATION, SIMULATE_ANNOTATION, HarnessConfig
 from .identity import PodIdentity, cluster_endpoint
+from .logs import PodLog
 from .pod import PodRunner
 from .podenv import decode_secret
 from .status import rfc3339
@@ -71,6 +72,7 @@ class Harness:
         conf.connection_pool_maxsize = 64
         self.api = client.ApiClient(conf)
         self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
         self.ports = Ports()
         self._server, self._ca = cluster_endpoint(cfg.kubeconfig)
         self._runners: dict[str, PodRunner] = {}
@@ -140,6 +142,34 @@ class Harness:
             self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as e:
             log.debug("event %s on %s not recorded: %s", reason, meta["name"], e.reason)
+
+    def publish_logs(self, pod: Obj, podlog: PodLog, containers: list[str]) -> None:
+        """Point kwok's log server at the pod's CRI logs, so `kubectl logs` works (best effort)."""
+        meta = pod["metadata"]
+        body = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Logs",
+            "metadata": {
+                "name": meta["name"],
+                # Garbage-collected with the pod.
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+                ],
+            },
+            "spec": {
+                "logs": [
+                    {"containers": [c], "logsFile": str(podlog.cri_path(c)), "follow": True}
+                    for c in containers
+                ]
+            },
+        }
+        try:
+            self.custom.create_namespaced_custom_object(
+                "kwok.x-k8s.io", "v1alpha1", meta["namespace"], "logs", body
+            )
+        except ApiException as e:
+            if e.status != 409:  # 404: a cluster without kwok's Logs CRD; logs stay in files
+                log.debug("Logs for %s not published: %s", meta["name"], e.reason)
 
     def identity(self, runner: PodRunner) -> PodIdentity:
         """The token/kubeconfig keeper for a pod."""

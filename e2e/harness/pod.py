@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from .logs import PodLog
 from .podenv import LOOPBACK, ContainerConfigError, command_line, container_env
 from .probes import Prober
 from .proc import ProcessGroup
@@ -115,7 +116,7 @@ class PodRunner(threading.Thread):
         self._last_status: Obj | None = None
         self._started_at = time.time()
         self.dir = harness.config.pods_dir / self.key
-        self.log_path = harness.config.logs_dir / f"{self.key}.log"
+        self.log: PodLog | None = None  # opened when the first process starts
         spec = pod["spec"]
         self.init = [
             Container(c, "sidecar" if c.get("restartPolicy") == "Always" else "init", self._port())
@@ -171,6 +172,8 @@ class PodRunner(threading.Thread):
             log.exception("pod %s: runner failed; stopping its processes", self.key)
             self._stop_all(grace_cap=5.0)
         finally:
+            if self.log is not None:
+                self.log.close()
             self._on_exit(self.uid)
 
     def _port(self) -> int:
@@ -223,14 +226,10 @@ class PodRunner(threading.Thread):
             argv = [
                 self._map_path(c, a) for a in command_line(c.spec, c.env, self.h.config.entrypoints)
             ]
-            c.proc = ProcessGroup(
-                argv,
-                c.env,
-                self.dir,
-                self.log_path,
-                self.h.config.procs_dir,
-                f"{self.key}/{c.name}",
-            )
+            if self.log is None:
+                self.log = PodLog(self.h.config.logs_dir, self.key)
+                self.h.publish_logs(pod, self.log, [x.name for x in self.init + self.main])
+            c.proc = ProcessGroup(argv, c.env, self.dir, self.log, c.name, self.h.config.procs_dir)
         except ContainerConfigError as e:
             if c.waiting != ("CreateContainerConfigError", str(e)):
                 self.h.event(pod, c.name, "Failed", f"Error: {e}", warning=True)

@@ -8,9 +8,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
+
+from .logs import PodLog
 
 
 def _short(argv: list[str], limit: int = 300) -> str:
@@ -27,9 +31,9 @@ class ProcessGroup:
         argv: list[str],
         env: Mapping[str, str],
         cwd: Path,
-        log_path: Path,
+        log: PodLog,
+        container: str,
         procs_dir: Path,
-        label: str,
     ) -> None:
         exe = argv[0]
         if not os.path.isabs(exe) or not os.path.exists(exe):
@@ -39,26 +43,40 @@ class ProcessGroup:
             if found is None:
                 raise FileNotFoundError(f"{exe!r} not found on PATH {env.get('PATH')!r}")
             exe = found
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.label = label
+        self.container = container
         self.started_at = time.time()
-        with open(log_path, "ab", buffering=0) as log:
-            log.write(f"=== harness: start {label}: {_short(argv)}\n".encode())
-            self.proc = subprocess.Popen(
-                [exe, *argv[1:]],
-                env=dict(env),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._log = log
+        log.note(f"start {container}: {_short(argv)}")
+        self.proc = subprocess.Popen(
+            [exe, *argv[1:]],
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.pgid = self.proc.pid
         # A marker per live group lets `cluster.sh down` kill leftovers if the harness dies.
         self._marker = procs_dir / str(self.pgid)
         procs_dir.mkdir(parents=True, exist_ok=True)
         self._marker.touch()
-        self._log_path = log_path
+        # Output is pumped line by line (not inherited) so each line can be stamped for the
+        # CRI log that `kubectl logs` reads, and still go to the pod's readable log.
+        self._pumps = [
+            threading.Thread(
+                target=self._pump, args=(pipe, name), daemon=True, name=f"log-{container}"
+            )
+            for pipe, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))
+        ]
+        for t in self._pumps:
+            t.start()
+
+    def _pump(self, pipe: IO[bytes] | None, stream: str) -> None:
+        assert pipe is not None
+        with pipe:
+            for line in iter(pipe.readline, b""):
+                self._log.write(self.container, stream, line)
 
     @property
     def pid(self) -> int:
@@ -92,10 +110,12 @@ class ProcessGroup:
         return self.proc.returncode
 
     def _reap_group(self) -> None:
-        # Children left behind by the main process die with the container, as in a cgroup.
+        # Children left behind by the main process die with the container, as in a cgroup;
+        # that also closes the last writers of its pipes, so the pumps finish.
         self.signal(signal.SIGKILL)
         self._marker.unlink(missing_ok=True)
+        for t in self._pumps:
+            t.join(timeout=5)
 
     def _note(self, text: str) -> None:
-        with open(self._log_path, "ab", buffering=0) as log:
-            log.write(f"=== harness: {self.label}: {text}\n".encode())
+        self._log.note(f"{self.container}: {text}")
