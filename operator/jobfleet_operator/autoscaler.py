@@ -80,6 +80,8 @@ class Load:
     waiting_by_priority: Mapping[str, int] = field(default_factory=dict)
     oldest_wait_by_priority: Mapping[str, float] = field(default_factory=dict)
     paused: bool = False
+    held: int = 0  # waiting but held by a rate limit or open breaker: workers cannot help
+    circuits: Mapping[str, str] = field(default_factory=dict)  # breaker scope -> state
 
     @classmethod
     def from_stats(cls, stats: QueueStats) -> Load:
@@ -96,6 +98,8 @@ class Load:
                 _priority_name(k): v for k, v in stats.oldest_wait_by_priority.items()
             },
             paused=stats.paused,
+            held=stats.held,
+            circuits={scope: c.state for scope, c in stats.circuits.items()},
         )
 
     @property
@@ -200,14 +204,20 @@ def decide(policy: Policy, current: int, load: Load | None, memory: Memory, now:
     raw = by_backlog
     if by_sla > raw:
         raw, reason = by_sla, sla_reason
-    if work > 0:
-        raw = max(raw, 1)  # a single job wakes a fleet at zero
+    if work > 0 or load.held > 0:
+        # A single job wakes a fleet at zero; held jobs need no more workers, but one to
+        # start them when their rate-limit window or breaker lets them go.
+        raw = max(raw, 1)
     recommendation = policy.clamp(raw)
     if recommendation != raw:
         bound = "maxReplicas" if raw > recommendation else "minReplicas"
         reason += f", bounded to {recommendation} by {bound}"
 
-    last_busy = now if work > 0 else (memory.last_busy if memory.last_busy is not None else now)
+    last_busy = (
+        now
+        if work > 0 or load.held > 0
+        else (memory.last_busy if memory.last_busy is not None else now)
+    )
     window = policy.stabilization_window
     recs = tuple((t, r) for t, r in memory.recommendations if now - t < window)
     recs += ((now, recommendation),)

@@ -8,7 +8,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jobfleet.backoff import Backoff
-from jobfleet.settings import QueueSettings, Retention, WorkerSettings
+from jobfleet.settings import (
+    CircuitBreaker,
+    CronSchedule,
+    QueueSettings,
+    RateLimit,
+    Retention,
+    WorkerSettings,
+)
 
 from .spec import GROUP, KIND, VERSION, EnvVar, QueueSpec, Resources
 
@@ -84,6 +91,27 @@ def settings_redis_url(spec: QueueSpec) -> str | None:
     return parts.geturl()
 
 
+def _rate_limit(spec: QueueSpec) -> RateLimit | None:
+    r = spec.rate_limit
+    if r is None:
+        return None
+    return RateLimit(max=r.max, period=r.period_seconds, key_field=r.key)
+
+
+def _circuit_breaker(spec: QueueSpec) -> CircuitBreaker | None:
+    c = spec.circuit_breaker
+    if c is None:
+        return None
+    return CircuitBreaker(
+        scope=c.scope,
+        failure_threshold=c.failure_threshold,
+        failure_ratio=c.failure_ratio,
+        window=c.window_seconds,
+        reset_timeout=c.reset_timeout_seconds,
+        half_open_probes=c.half_open_probes,
+    )
+
+
 def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
     """What `jobfleet worker` reads from `JOBFLEET_SETTINGS`."""
     retry = spec.retry
@@ -108,6 +136,21 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
             dead_count=retention.dead_letters.max_count,
             dead_age=retention.dead_letters.max_age_seconds,
         ),
+        rate_limit=_rate_limit(spec),
+        circuit_breaker=_circuit_breaker(spec),
+        schedules=[
+            CronSchedule(
+                name=s.name,
+                cron=s.cron,
+                timezone=s.timezone,
+                job=s.job,
+                payload=s.payload,
+                priority=s.priority,
+                enabled=s.enabled,
+                missed="run_once" if s.missed == "runOnce" else "skip",
+            )
+            for s in spec.schedules
+        ],
     )
     extra: dict[str, Any] = {}
     if (url := settings_redis_url(spec)) is not None:

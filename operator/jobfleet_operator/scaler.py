@@ -435,6 +435,9 @@ class Scaler:
                 oldestWaitSeconds=round(load.oldest_wait, 1),
                 throughput=round(load.throughput, 2),
                 workers=load.workers,
+                held=load.held,
+                paused=load.paused,
+                circuits=dict(load.circuits),
             )
             m.backlog.labels(ref.namespace, ref.name).set(waiting + load.in_flight)
             m.waiting.labels(ref.namespace, ref.name).set(waiting)

@@ -536,6 +536,13 @@ class QueueStatus(SpecModel):
     oldest_wait_seconds: float | None = None
     throughput: float | None = Field(default=None, description="Completions per second.")
     workers: int | None = Field(default=None, description="Workers registered in Redis.")
+    held: int | None = Field(
+        default=None, description="Waiting jobs held back by a rate limit or an open breaker."
+    )
+    paused: bool | None = Field(default=None, description="Whether workers stop claiming.")
+    circuits: dict[str, str] | None = Field(
+        default=None, description="Circuit breaker state by scope ('*' = the whole queue)."
+    )
     last_scale_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     last_scale_reason: str | None = None
     deployment: str | None = Field(default=None, description="Name of the worker Deployment.")

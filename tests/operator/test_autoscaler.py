@@ -62,6 +62,13 @@ def test_table(policy: Policy, current: int, load: Load, expected: int) -> None:
     assert run(policy, current, load).replicas == expected
 
 
+def test_held_jobs_keep_one_worker_but_add_none() -> None:
+    policy = Policy(min_replicas=0, max_replicas=8, target_backlog_per_replica=10, cooldown=0)
+    # 1000 jobs held by a rate limit: more workers would not start them sooner
+    assert run(policy, 0, Load(waiting=0, in_flight=0, held=1000)).replicas == 1
+    assert run(policy, 5, Load(waiting=0, in_flight=0, held=1000), now=10_000).replicas == 1
+
+
 def test_five_thousand_jobs_reach_max_within_two_intervals() -> None:
     memory, current = Memory(), 1
     for tick in range(2):
@@ -240,6 +247,7 @@ loads = st.builds(
     throughput=st.floats(0, 10_000),
     workers=st.integers(0, 50),
     paused=st.booleans(),
+    held=st.integers(0, 1000),
 )
 memories = st.builds(
     lambda recs, busy: Memory(recommendations=tuple(sorted(recs)), last_busy=busy),

@@ -286,3 +286,54 @@ def test_no_secret_value_in_rendered_objects() -> None:
         [deploy(IN_PROCESS), render_configmap(Q, QueueSpec.model_validate(IN_PROCESS))]
     )
     assert "password" not in rendered.replace('"key": "password"', "")
+
+
+def test_flow_control_settings() -> None:
+    body = {
+        **IN_PROCESS,
+        "rateLimit": {"max": 100, "periodSeconds": 60, "key": "tenant"},
+        "circuitBreaker": {
+            "scope": "handler",
+            "failureThreshold": 10,
+            "failureRatio": 0.5,
+            "windowSeconds": 30,
+            "resetTimeoutSeconds": 15,
+            "halfOpenProbes": 2,
+        },
+        "schedules": [
+            {
+                "name": "nightly-report",
+                "cron": "0 3 * * *",
+                "timezone": "Europe/Berlin",
+                "job": "report",
+                "payload": {"kind": "daily"},
+                "priority": "low",
+                "missed": "runOnce",
+            }
+        ],
+    }
+    q = worker_settings(Q, QueueSpec.model_validate(body)).queue
+    assert q.rate_limit is not None
+    assert (q.rate_limit.max, q.rate_limit.period, q.rate_limit.key_field) == (100, 60, "tenant")
+    cb = q.circuit_breaker
+    assert cb is not None
+    assert (cb.scope, cb.failure_threshold, cb.failure_ratio) == ("handler", 10, 0.5)
+    assert (cb.window, cb.reset_timeout, cb.half_open_probes) == (30, 15, 2)
+    [s] = q.schedules
+    assert (s.name, s.cron, s.timezone, s.job) == (
+        "nightly-report",
+        "0 3 * * *",
+        "Europe/Berlin",
+        "report",
+    )
+    assert (s.payload, s.priority, s.enabled, s.missed) == (
+        {"kind": "daily"},
+        "low",
+        True,
+        "run_once",
+    )
+
+
+def test_no_flow_control_by_default() -> None:
+    q = worker_settings(Q, QueueSpec.model_validate(IN_PROCESS)).queue
+    assert (q.rate_limit, q.circuit_breaker, q.schedules) == (None, None, [])
