@@ -1,0 +1,307 @@
+"""One Queue's control loop against an in-memory stand-in for the API (e2e uses a real one)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jobfleet_operator.autoscaler import Load
+from jobfleet_operator.metrics import Metrics
+from jobfleet_operator.scaler import RedisUnavailable, Scaler
+from jobfleet_operator.spec import QueueSpec
+
+PASSWORD = "hunter2-s3cret"
+
+
+class FakeKube:
+    """Stores what the operator writes; bumps generations like the API server does."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.status_writes: list[dict[str, Any]] = []
+        self.events: list[dict[str, str]] = []
+        self.scales: list[int] = []
+        self.secrets = {("shop", "redis", "password"): PASSWORD}
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        obj = self.objects.get(path)
+        return json.loads(json.dumps(obj)) if obj else None
+
+    async def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind, meta = body["kind"], body["metadata"]
+        plural = "deployments" if kind == "Deployment" else "configmaps"
+        prefix = "/apis/apps/v1" if kind == "Deployment" else "/api/v1"
+        path = f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        old = self.objects.get(path)
+        gen = (old or {}).get("metadata", {}).get("generation", 0)
+        if old is None or old.get("spec") != body.get("spec"):
+            gen += 1
+        self.objects[path] = {**body, "metadata": {**meta, "generation": gen}, "status": {}}
+        return json.loads(json.dumps(self.objects[path]))
+
+    async def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        dep = self.objects[f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]
+        dep["spec"]["replicas"] = replicas
+        dep["metadata"]["generation"] += 1
+        self.scales.append(replicas)
+        return {}
+
+    async def patch_queue_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.status_writes.append(json.loads(json.dumps(status)))
+        return {}
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        return self.secrets.get((namespace, name, key))
+
+    async def event(
+        self,
+        regarding: dict[str, Any],
+        *,
+        type: str,
+        reason: str,
+        note: str,
+        action: str,
+        instance: str,
+    ) -> None:
+        self.events.append({"type": type, "reason": reason, "note": note})
+
+    def deployment(self) -> dict[str, Any]:
+        return self.objects["/apis/apps/v1/namespaces/shop/deployments/emails-jobfleet"]
+
+
+class FakeReader:
+    def __init__(self) -> None:
+        self.load: Load | Exception = Load(waiting=0, in_flight=0)
+        self.opened: list[tuple[str, str | None, str]] = []
+        self.paused: list[bool] = []
+
+    def factory(self, url: str, password: str | None, queue: str, timeout: float) -> FakeReader:
+        self.opened.append((url, password, queue))
+        return self
+
+    async def read(self) -> Load:
+        if isinstance(self.load, Exception):
+            raise self.load
+        return self.load
+
+    async def set_paused(self, paused: bool) -> None:
+        self.paused.append(paused)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+SPEC: dict[str, Any] = {
+    "redis": {
+        "url": "redis://redis.shop:6379/0",
+        "passwordSecretRef": {"name": "redis", "key": "password"},
+    },
+    "worker": {"image": "jobs:1", "handlers": ["acme.jobs"]},
+    "concurrency": 10,
+    "autoscaling": {
+        "minReplicas": 1,
+        "maxReplicas": 6,
+        "scaleDown": {"stabilizationWindowSeconds": 30},
+    },
+    "sla": {"targetWaitSeconds": 5},
+}
+
+
+def body(spec: dict[str, Any] = SPEC, generation: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "jobfleet.dev/v1alpha1",
+        "kind": "Queue",
+        "metadata": {"name": "emails", "namespace": "shop", "uid": "u-1", "generation": generation},
+        "spec": spec,
+    }
+
+
+@pytest.fixture
+def env() -> tuple[Scaler, FakeKube, FakeReader, Clock]:
+    kube, reader, clock = FakeKube(), FakeReader(), Clock()
+    scaler = Scaler(
+        kube,  # type: ignore[arg-type]
+        Metrics(),
+        body(),
+        QueueSpec.model_validate(SPEC),
+        identity="op-0",
+        reader_factory=reader.factory,
+        clock=clock,
+    )
+    return scaler, kube, reader, clock
+
+
+def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+async def test_first_tick_creates_children_and_reports(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, _ = env
+    await scaler.tick()
+    assert kube.deployment()["spec"]["replicas"] == 1
+    assert reader.opened == [("redis://redis.shop:6379/0", PASSWORD, "emails")]
+    status = kube.status_writes[-1]
+    assert status["observedGeneration"] == 1
+    assert status["desiredReplicas"] == 1
+    assert status["deployment"] == "emails-jobfleet"
+    c = conditions(status)
+    assert c["RedisReachable"] == ("True", "Connected")
+    assert c["SLAMet"] == ("True", "WithinTarget")
+    assert c["Ready"] == ("False", "WorkersNotReady")  # no pod is ready in the fake
+
+
+async def test_backlog_scales_with_event_and_status(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await scaler.tick()
+    reader.load = Load(waiting=45, in_flight=10)
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5]  # +4 step from 1 (55 / 10 wants 6)
+    assert kube.events[-1]["reason"] == "ScaledUp"
+    assert kube.events[-1]["note"].startswith("1 -> 5: backlog 55")
+    status = kube.status_writes[-1]
+    assert (status["replicas"], status["desiredReplicas"], status["backlog"]) == (5, 5, 55)
+    assert status["lastScaleReason"].startswith("backlog 55")
+    assert conditions(status)["Scaling"] == ("True", "ScalingUp")
+
+
+async def test_decisions_at_most_once_per_interval(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await scaler.tick()
+    reader.load = Load(waiting=1000, in_flight=0)
+    clock.t += 2
+    await scaler.tick()
+    await scaler.tick()  # woken again by a Deployment event, same instant
+    assert kube.scales == [5]
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5, 6]
+
+
+async def test_redis_down_holds_and_warns_once(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await scaler.tick()
+    reader.load = Load(waiting=45, in_flight=10)
+    clock.t += 2
+    await scaler.tick()
+    reader.load = RedisUnavailable("Error 111 connecting to redis.shop:6379. Connection refused.")
+    for _ in range(5):
+        clock.t += 100  # far past the window and any cooldown
+        await scaler.tick()
+    assert kube.scales == [5]
+    status = kube.status_writes[-1]
+    assert status["desiredReplicas"] == 5
+    assert conditions(status)["RedisReachable"] == ("False", "RedisUnreachable")
+    assert conditions(status)["Ready"] == ("False", "RedisUnreachable")
+    warnings = [e for e in kube.events if e["reason"] == "RedisUnreachable"]
+    assert len(warnings) == 1
+    assert "holding 5 replicas" in warnings[0]["note"]
+
+
+async def test_password_never_in_status_or_events(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, _ = env
+
+    async def read() -> Load:
+        from jobfleet_operator.scaler import redact
+
+        raise RedisUnavailable(redact(f"auth failed: {PASSWORD}", PASSWORD))
+
+    reader.read = read  # type: ignore[method-assign]
+    await scaler.tick()
+    written = json.dumps([kube.status_writes, kube.events, kube.objects])
+    assert PASSWORD not in written
+    assert "auth failed: ***" in written
+
+
+async def test_drift_is_repaired(env: tuple[Scaler, FakeKube, FakeReader, Clock]) -> None:
+    scaler, kube, _, clock = env
+    await scaler.tick()
+    dep = kube.deployment()
+    dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 99  # kubectl edit
+    dep["metadata"]["generation"] += 1
+    clock.t += 2
+    await scaler.tick()
+    assert kube.deployment()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+async def test_deleted_deployment_is_recreated_with_min_replicas(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, _, clock = env
+    await scaler.tick()
+    kube.objects.pop("/apis/apps/v1/namespaces/shop/deployments/emails-jobfleet")
+    clock.t += 2
+    await scaler.tick()
+    assert kube.deployment()["spec"]["replicas"] == 1
+
+
+async def test_restart_keeps_the_window(env: tuple[Scaler, FakeKube, FakeReader, Clock]) -> None:
+    """A fresh scaler (operator restart) finds 6 replicas and no work: it waits the window."""
+    _, kube, reader, clock = env
+    scaler = Scaler(
+        kube,
+        Metrics(),
+        body(),
+        QueueSpec.model_validate(SPEC),
+        identity="op-1",  # type: ignore[arg-type]
+        reader_factory=reader.factory,
+        clock=clock,
+    )
+    await scaler.tick()
+    await kube.scale("shop", "emails-jobfleet", 6)
+    fresh = Scaler(
+        kube,
+        Metrics(),
+        body(),
+        QueueSpec.model_validate(SPEC),
+        identity="op-2",  # type: ignore[arg-type]
+        reader_factory=reader.factory,
+        clock=clock,
+    )
+    clock.t += 2
+    await fresh.tick()
+    assert kube.deployment()["spec"]["replicas"] == 6
+    clock.t += 31
+    await fresh.tick()
+    assert kube.deployment()["spec"]["replicas"] == 1
+
+
+async def test_pause_is_synced_once(env: tuple[Scaler, FakeKube, FakeReader, Clock]) -> None:
+    scaler, _, reader, _ = env
+    scaler.pending_pause = True
+    await scaler.tick()
+    await scaler.tick()
+    assert reader.paused == [True]
+
+
+async def test_status_not_rewritten_when_nothing_changed(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, _, clock = env
+    await scaler.tick()
+    writes = len(kube.status_writes)
+    for _ in range(5):
+        clock.t += 2
+        await scaler.tick()
+    assert len(kube.status_writes) == writes
