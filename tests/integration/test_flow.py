@@ -216,3 +216,93 @@ async def test_pause_stops_new_starts_and_resume_drains(client, redis_url):
         await until(drained, what="resume to drain the queue")
     finally:
         await stop_workers(workers, tasks)
+
+
+async def test_batch_handler_gets_full_batches_and_retries_a_failed_job_alone(client, redis_url):
+    batches: list[list[tuple[str, int]]] = []
+    registry = jobfleet.Registry()
+    unlucky: set[str] = set()
+
+    @registry.handler("index", batch_size=50, max_wait=0.5)
+    async def index(jobs: list[jobfleet.JobContext]) -> list[Any]:
+        batches.append([(j.id, j.attempt) for j in jobs])
+        return [
+            ValueError("search cluster rejected this document")
+            if j.id in unlucky and j.attempt == 1
+            else j.payload * 2
+            for j in jobs
+        ]
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url,
+        http_port=None,
+        batch_size=50,
+        queue=jobfleet.QueueSettings(
+            name="q", concurrency=100, backoff=jobfleet.Backoff(base=0, cap=0)
+        ),
+    )
+    ids = await client.enqueue_many([{"name": "index", "payload": i} for i in range(1000)])
+    unlucky.add(ids[123])
+    workers, tasks = await start_workers(1, settings, registry)
+    try:
+
+        async def done() -> bool:
+            return (await client.inspect()).completed == 1000
+
+        await until(done, what="1,000 batched jobs to complete")
+        first_attempts = [b for b in batches if all(a == 1 for _, a in b)]
+        assert sum(len(b) for b in first_attempts) == 1000
+        assert all(len(b) == 50 for b in first_attempts)
+        # The failed job came back alone: a batch of one, on its second attempt.
+        assert [b for b in batches if b not in first_attempts] == [[(ids[123], 2)]]
+        assert (await client.get(ids[123])).result == 246
+        assert (await client.get(ids[0])).attempt == 1
+    finally:
+        await stop_workers(workers, tasks)
+
+
+async def test_partial_batch_waits_for_max_wait(client, redis_url):
+    calls: list[tuple[int, float]] = []
+    registry = jobfleet.Registry()
+    loop = asyncio.get_running_loop()
+
+    @registry.handler("index", batch_size=50, max_wait=0.5)
+    async def index(jobs: list[jobfleet.JobContext]) -> None:
+        calls.append((len(jobs), loop.time()))
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url, http_port=None, queue=jobfleet.QueueSettings(name="q", concurrency=100)
+    )
+    workers, tasks = await start_workers(1, settings, registry)
+    try:
+        await asyncio.sleep(0.2)  # the worker is idle and waiting for work
+        sent = loop.time()
+        ids = await client.enqueue_many([{"name": "index"}] * 7)
+        for job_id in ids:
+            assert (await client.wait(job_id, timeout=30)).result is None
+        assert len(calls) == 1 and calls[0][0] == 7
+        assert calls[0][1] - sent >= 0.5  # a short batch only after the max wait
+    finally:
+        await stop_workers(workers, tasks)
+
+
+async def test_batch_raising_fails_every_job_of_it(client, redis_url):
+    registry = jobfleet.Registry()
+
+    @registry.handler("index", batch_size=5, max_wait=0.2)
+    async def index(jobs: list[jobfleet.JobContext]) -> None:
+        raise ConnectionError("bulk API down")
+
+    settings = jobfleet.WorkerSettings(
+        redis_url=redis_url,
+        http_port=None,
+        queue=jobfleet.QueueSettings(name="q", max_attempts=1),
+    )
+    workers, tasks = await start_workers(1, settings, registry)
+    try:
+        ids = await client.enqueue_many([{"name": "index"}] * 5)
+        for job_id in ids:
+            info = await client.wait(job_id, timeout=30)
+            assert info.state is jobfleet.JobState.DEAD and info.error.type == "ConnectionError"
+    finally:
+        await stop_workers(workers, tasks)

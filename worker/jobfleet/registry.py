@@ -12,7 +12,8 @@ from .context import JobContext
 from .errors import ConfigError
 
 HandlerFn = Callable[[JobContext], Any]
-F = TypeVar("F", bound=HandlerFn)
+BatchHandlerFn = Callable[[list[JobContext]], Any]
+F = TypeVar("F", bound=HandlerFn | BatchHandlerFn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +21,11 @@ class Handler:
     """A registered handler and how to call it."""
 
     name: str
-    fn: HandlerFn
+    fn: Callable[[Any], Any]
     is_async: bool
     timeout: float | None = None
+    batch_size: int | None = None  # set for batch handlers, which take a list of jobs
+    max_wait: float = 1.0
 
 
 class Registry:
@@ -31,17 +34,34 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
 
-    def handler(self, name: str, *, timeout: float | None = None) -> Callable[[F], F]:
+    def handler(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        batch_size: int | None = None,
+        max_wait: float = 1.0,
+    ) -> Callable[[F], F]:
         """Register the decorated function as the handler of jobs called `name`.
 
         The function receives a `JobContext` (`job.payload`, `job.id`, `job.attempt`,
         `job.progress(...)`) and returns a JSON-serializable result. Async functions run on
         the worker's event loop; plain functions run in its thread pool.
+
+        With `batch_size`, it receives a list of up to that many contexts instead — fewer only
+        once the oldest has waited `max_wait` seconds — and returns a list with one result per
+        job, in order. An exception instance in that list fails its job alone (retried or
+        dead-lettered on its own); raising fails the whole batch. Keep the worker's
+        concurrency at least `batch_size`, or batches fill only by `max_wait`.
         """
         if not name or not isinstance(name, str):
             raise ConfigError("a handler needs a non-empty job name")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"handler {name!r}: timeout must be positive")
+        if batch_size is not None and not 1 <= batch_size <= 10_000:
+            raise ConfigError(f"handler {name!r}: batch_size must be between 1 and 10000")
+        if max_wait <= 0:
+            raise ConfigError(f"handler {name!r}: max_wait must be positive")
 
         def register(fn: F) -> F:
             existing = self._handlers.get(name)
@@ -49,7 +69,12 @@ class Registry:
                 where = f"{existing.fn.__module__}.{existing.fn.__qualname__}"
                 raise ConfigError(f"job name {name!r} already has a handler: {where}")
             self._handlers[name] = Handler(
-                name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), timeout=timeout
+                name=name,
+                fn=fn,
+                is_async=inspect.iscoroutinefunction(fn),
+                timeout=timeout,
+                batch_size=batch_size,
+                max_wait=max_wait,
             )
             return fn
 

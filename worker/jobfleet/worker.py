@@ -53,7 +53,7 @@ class HandlerSource(Protocol):
 @dataclass(slots=True)
 class _Running:
     job: ClaimedJob
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None  # None while the job waits for its batch to fill
     lost: bool = False
 
 
@@ -127,6 +127,7 @@ class Worker:
         self.http: HealthServer | None = None
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._batches: dict[str, list[ClaimedJob]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class Worker:
             self.settings.grace_period - self.settings.shutdown_margin if grace is None else grace
         )
         self._drain_deadline = time.monotonic() + max(budget, 0.0)
+        self._release_buffered()
         self._stop_requested.set()
         self._changed.set()
         self._want_wake.set()
@@ -339,23 +341,40 @@ class Worker:
             for job_id in lost:
                 running = self._running.get(job_id)
                 if running is not None:
-                    # Another worker may be running it now; our outcome would be rejected.
-                    running.lost = True
-                    running.task.cancel()
-                    metrics.RECOVERIES.labels(self.queue.name, "lost").inc()
-                    log.warning("lease of job %s was lost; abandoning this attempt", job_id)
+                    self._lose(running)
+
+    def _lose(self, running: _Running) -> None:
+        """Another worker may be running this job now; our outcome would be rejected."""
+        running.lost = True
+        metrics.RECOVERIES.labels(self.queue.name, "lost").inc()
+        log.warning("lease of job %s was lost; abandoning this attempt", running.job.id)
+        job = running.job
+        batch = self._batches.get(job.name)
+        if running.task is None and batch is not None:
+            batch.remove(job)  # never started: just forget it
+            self._running.pop(job.id, None)
+            self.counters.lost += 1
+        elif running.task is not None and len(self._jobs_of(running.task)) == 1:
+            running.task.cancel()
+        # A started batch runs on for its other jobs; the token check drops this one's outcome.
+
+    def _jobs_of(self, task: asyncio.Task[None]) -> list[ClaimedJob]:
+        return [r.job for r in self._running.values() if r.task is task]
 
     # -- running one job ----------------------------------------------------------------
 
     def _start(self, job: ClaimedJob) -> None:
-        task = asyncio.create_task(self._execute(job))
+        handler = self.handlers.get(job.name)
+        if handler is not None and handler.batch_size:
+            self._buffer(handler, job)
+            return
+        task = asyncio.create_task(self._execute(handler, job))
         self._running[job.id] = _Running(job, task)
 
-    async def _execute(self, job: ClaimedJob) -> None:
-        handler = self.handlers.get(job.name)
+    async def _execute(self, handler: Handler | None, job: ClaimedJob) -> None:
         name = job.name if handler is not None else "<unknown>"
         started = time.perf_counter()
-        outcome = "completed"
+        outcome = "released"
         try:
             if handler is None:
                 outcome = self._fail(
@@ -366,46 +385,127 @@ class Worker:
                     permanent=f"unknown handler {job.name!r}",
                 )
                 return
-            result = await self._call(handler, job)
             try:
-                encoded = encode_json(result)
-            except (TypeError, ValueError) as exc:
-                raise PermanentError(f"handler returned a result that is not JSON: {exc}") from None
-            self._completions.append((job.id, job.token, encoded))
-        except asyncio.CancelledError:
-            outcome = self._cancelled(job)
-            raise
-        except PermanentError as exc:
-            outcome = self._fail_exc(job, exc, permanent=f"permanent failure: {exc}"[:MAX_MESSAGE])
-        except RetryLater as exc:
-            outcome = self._fail_exc(job, exc, delay=exc.delay)
-        except TimeoutError as exc:
-            outcome = self._fail_exc(job, exc, error_type="JobTimeout")
-        except Exception as exc:
-            outcome = self._fail_exc(job, exc)
+                result = await self._call(handler, [job])
+            except asyncio.CancelledError:
+                outcome = self._cancelled(job)
+                raise
+            except Exception as exc:
+                outcome = self._settle_error(job, exc)
+            else:
+                outcome = self._settle(job, result)
         finally:
             self._finished(job, name, outcome, time.perf_counter() - started)
 
-    async def _call(self, handler: Handler, job: ClaimedJob) -> Any:
+    # -- batch handlers -------------------------------------------------------------------
+
+    def _buffer(self, handler: Handler, job: ClaimedJob) -> None:
+        """Hold a job of a batch handler until its batch is full or the oldest waited long
+        enough. Its lease is renewed meanwhile like any running job's."""
+        batch = self._batches.setdefault(handler.name, [])
+        batch.append(job)
+        self._running[job.id] = _Running(job, None)
+        if len(batch) >= (handler.batch_size or 1):
+            self._flush(handler)
+        elif len(batch) == 1:
+            loop = asyncio.get_running_loop()
+            first = job.id
+            loop.call_later(handler.max_wait, self._flush_if_waiting, handler, first)
+
+    def _flush_if_waiting(self, handler: Handler, first: str) -> None:
+        batch = self._batches.get(handler.name)
+        if batch and batch[0].id == first:
+            self._flush(handler)
+
+    def _flush(self, handler: Handler) -> None:
+        jobs = self._batches.pop(handler.name, [])
+        if not jobs:
+            return
+        task = asyncio.create_task(self._execute_batch(handler, jobs))
+        for job in jobs:
+            self._running[job.id].task = task
+
+    async def _execute_batch(self, handler: Handler, jobs: list[ClaimedJob]) -> None:
+        started = time.perf_counter()
+        outcomes = ["released"] * len(jobs)
+        try:
+            try:
+                results = await self._call(handler, jobs)
+                if results is None:
+                    results = [None] * len(jobs)
+                if not isinstance(results, list | tuple) or len(results) != len(jobs):
+                    got = len(results) if isinstance(results, list | tuple) else "no list"
+                    raise TypeError(
+                        f"batch handler {handler.name!r} must return one result per job "
+                        f"({len(jobs)}), got {got}"
+                    )
+            except asyncio.CancelledError:
+                outcomes = [self._cancelled(job) for job in jobs]
+                raise
+            except Exception as exc:
+                outcomes = [self._settle_error(job, exc) for job in jobs]
+            else:
+                outcomes = [
+                    self._settle_error(job, r) if isinstance(r, Exception) else self._settle(job, r)
+                    for job, r in zip(jobs, results, strict=True)
+                ]
+        finally:
+            seconds = time.perf_counter() - started
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                self._finished(job, handler.name, outcome, seconds)
+
+    def _release_buffered(self) -> None:
+        """On stop: jobs still waiting for their batch never started; give them back now."""
+        for jobs in self._batches.values():
+            for job in jobs:
+                self._running.pop(job.id, None)
+                self._release.append((job.id, job.token))
+        self._batches.clear()
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _settle(self, job: ClaimedJob, result: Any) -> str:
+        try:
+            encoded = encode_json(result)
+        except (TypeError, ValueError) as exc:
+            err = PermanentError(f"handler returned a result that is not JSON: {exc}")
+            return self._settle_error(job, err)
+        self._completions.append((job.id, job.token, encoded))
+        return "completed"
+
+    def _settle_error(self, job: ClaimedJob, exc: Exception) -> str:
+        if isinstance(exc, PermanentError):
+            return self._fail_exc(job, exc, permanent=f"permanent failure: {exc}"[:MAX_MESSAGE])
+        if isinstance(exc, RetryLater):
+            return self._fail_exc(job, exc, delay=exc.delay)
+        if isinstance(exc, TimeoutError):
+            return self._fail_exc(job, exc, error_type="JobTimeout")
+        return self._fail_exc(job, exc)
+
+    async def _call(self, handler: Handler, jobs: list[ClaimedJob]) -> Any:
+        """Run the handler on one job, or on a list of them for a batch handler."""
         loop = asyncio.get_running_loop()
-        ctx = JobContext(
-            id=job.id,
-            name=job.name,
-            queue=self.queue.name,
-            payload=json.loads(job.payload),
-            attempt=job.attempt,
-            max_attempts=job.max_attempts or self.queue.max_attempts,
-            token=job.token,
-            _sink=self.engine.progress,
-            _loop=loop,
-        )
-        timeout = (
-            job.timeout_ms / 1000.0 if job.timeout_ms else handler.timeout or self.queue.job_timeout
-        )
+        ctxs = [
+            JobContext(
+                id=job.id,
+                name=job.name,
+                queue=self.queue.name,
+                payload=json.loads(job.payload),
+                attempt=job.attempt,
+                max_attempts=job.max_attempts or self.queue.max_attempts,
+                token=job.token,
+                _sink=self.engine.progress,
+                _loop=loop,
+            )
+            for job in jobs
+        ]
+        arg: Any = ctxs if handler.batch_size else ctxs[0]
+        timeouts = [job.timeout_ms / 1000.0 for job in jobs if job.timeout_ms]
+        timeout = max(timeouts) if timeouts else handler.timeout or self.queue.job_timeout
         if handler.is_async:
-            coro = handler.fn(ctx)
+            coro = handler.fn(arg)
         else:
-            coro = loop.run_in_executor(self._pool, functools.partial(handler.fn, ctx))
+            coro = loop.run_in_executor(self._pool, functools.partial(handler.fn, arg))
         if timeout is None:
             return await coro
         try:
@@ -492,10 +592,10 @@ class Worker:
 
     async def _finish(self) -> None:
         """After the drain: release what still runs, then flush every outcome."""
-        running = list(self._running.values())
-        for r in running:
-            r.task.cancel()
-        await asyncio.gather(*(r.task for r in running), return_exceptions=True)
+        tasks = {r.task for r in self._running.values() if r.task is not None}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         hard_deadline = time.monotonic() + max(self.settings.shutdown_margin, 1.0)
         delay = 0.2
         while self._release or self._completions or self._failures:
