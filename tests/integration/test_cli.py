@@ -58,8 +58,15 @@ def test_enqueue_job_and_stats(redis_url):
     stats = json.loads(cli("stats", "--json", redis_url=redis_url).stdout)
     assert [(s["queue"], s["waiting"]) for s in stats] == [("emails", 1)]
     table = cli("stats", redis_url=redis_url).stdout.splitlines()
-    assert table[0].split()[:3] == ["QUEUE", "WAITING", "DELAYED"]
-    assert table[1].split()[:2] == ["emails", "1"]
+    assert table[0].split()[:4] == ["QUEUE", "WAITING", "HELD", "DELAYED"]
+    assert table[1].split()[:2] == ["emails", "1"] and table[1].split()[-1] == "ok"
+
+    assert cli("pause", "-q", "emails", redis_url=redis_url).returncode == 0
+    paused = cli("stats", "-q", "emails", redis_url=redis_url).stdout.splitlines()[1]
+    assert paused.split()[-1] == "paused"
+    assert json.loads(cli("stats", "--json", redis_url=redis_url).stdout)[0]["paused"] is True
+    assert cli("resume", "-q", "emails", redis_url=redis_url).returncode == 0
+    assert cli("stats", "-q", "emails", redis_url=redis_url).stdout.split()[-1] == "ok"
 
 
 def test_dlq_list_show_replay_purge(redis_url):

@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--queue", "-q", default="default")
     j.add_argument("--json", action="store_true")
 
+    for verb, text in (
+        ("pause", "workers stop starting jobs; enqueue still works"),
+        ("resume", "workers start jobs again"),
+    ):
+        pr = sub.add_parser(verb, parents=[common], help=text)
+        pr.add_argument("--queue", "-q", default="default")
+
     d = sub.add_parser("dlq", parents=[common], help="dead letters: list, show, replay, purge")
     dsub = d.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
     for name, help_text in (
@@ -130,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": _stats,
         "job": _job,
         "dlq": _dlq,
+        "pause": _pause,
+        "resume": _pause,
     }
     try:
         return asyncio.run(commands[args.command](args))
@@ -225,7 +234,18 @@ async def _stats(args: argparse.Namespace) -> int:
         return 0
     print(
         _table(
-            ["QUEUE", "WAITING", "DELAYED", "ACTIVE", "DEAD", "OLDEST", "RATE/s", "WORKERS", ""],
+            [
+                "QUEUE",
+                "WAITING",
+                "HELD",
+                "DELAYED",
+                "ACTIVE",
+                "DEAD",
+                "OLDEST",
+                "RATE/s",
+                "WORKERS",
+                "STATUS",
+            ],
             [_stats_row(s) for s in stats],
         )
     )
@@ -233,16 +253,23 @@ async def _stats(args: argparse.Namespace) -> int:
 
 
 def _stats_row(s: QueueStats) -> list[str]:
+    status = ["paused"] if s.paused else []
+    status += [
+        f"circuit {'queue' if scope == '*' else scope} {c.state.replace('_', '-')}"
+        for scope, c in sorted(s.circuits.items())
+        if c.state != "closed"
+    ]
     return [
         s.queue,
         str(s.waiting),
+        str(s.held),
         str(s.delayed),
         str(s.active),
         str(s.dead),
         f"{s.oldest_wait:.1f}s",
         f"{s.throughput:.1f}",
         str(s.workers),
-        "paused" if s.paused else "",
+        ", ".join(status) or "ok",
     ]
 
 
@@ -252,6 +279,17 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     )
+
+
+async def _pause(args: argparse.Namespace) -> int:
+    async with Client(_redis_url(args), queue=args.queue) as client:
+        if args.command == "pause":
+            await client.pause()
+            print(f"queue {args.queue} paused: in-flight jobs finish, no new ones start")
+        else:
+            await client.resume()
+            print(f"queue {args.queue} resumed")
+    return 0
 
 
 async def _job(args: argparse.Namespace) -> int:

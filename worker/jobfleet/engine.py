@@ -138,6 +138,7 @@ class ClaimResult:
     next_lease_expiry_ms: int | None
     paused: bool
     next_hold_release_ms: int | None = None
+    recovered: int = 0  # expired leases of other (dead) workers put back in line by this call
 
 
 @dataclass
@@ -241,7 +242,7 @@ class Engine:
                 backoff=reply[i + 6] or None,
                 token=token,
             )
-            for i in range(5, len(reply), 7)
+            for i in range(6, len(reply), 7)
         ]
         return ClaimResult(
             jobs=jobs,
@@ -250,6 +251,7 @@ class Engine:
             next_lease_expiry_ms=None if int(reply[2]) < 0 else int(reply[2]),
             paused=bool(int(reply[3])),
             next_hold_release_ms=None if int(reply[4]) < 0 else int(reply[4]),
+            recovered=int(reply[5]),
         )
 
     async def extend(

@@ -266,6 +266,9 @@ class Worker:
             delay = 1.0
             self._redis_ok = True
             self.counters.claims += 1
+            if result.recovered:
+                metrics.RECOVERIES.labels(self.queue.name, "recovered").inc(result.recovered)
+                log.warning("recovered %d jobs whose lease expired", result.recovered)
             if result.stale_acks:
                 self.counters.stale_acks += result.stale_acks
                 metrics.STALE_ACKS.labels(self.queue.name).inc(result.stale_acks)

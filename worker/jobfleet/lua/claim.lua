@@ -6,7 +6,7 @@
 --       completions (records of id, token, result; '' for none),
 --       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
 -- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
---           paused, ms_until_next_hold_release (-1 none),
+--           paused, ms_until_next_hold_release (-1 none), leases_recovered,
 --           id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
 local token, lease, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local worker, worker_ttl = ARGV[5], tonumber(ARGV[6])
@@ -106,7 +106,7 @@ end
 if keep_dead >= 0 or dead_age >= 0 then
   trim(K_DEAD, keep_dead, dead_age, now, 1000)
 end
-recover(now, default_max, poison_after, 1000)
+local recovered = recover(now, default_max, poison_after, 1000)
 promote(now, 1000)
 if flow then
   unhold(now, 1000)
@@ -114,7 +114,7 @@ end
 redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
 
 local paused = redis.call('HGET', K_META, 'paused') == '1'
-local out = {stale, -1, -1, paused and 1 or 0, -1}
+local out = {stale, -1, -1, paused and 1 or 0, -1, recovered}
 if n > 0 and not paused then
   local deadline = now + lease
   local leases = {}
