@@ -36,7 +36,7 @@ e2e: venv  ## tests against a real Kubernetes control plane (kwok; E2E_CLUSTER=k
 
 test: lint  ## everything: lint, unit, integration, e2e
 	$(PYTEST) -q tests
-	if [ -f e2e/run.sh ]; then bash e2e/run.sh; fi
+	bash e2e/run.sh
 
 bench: venv  ## benchmarks (not tests); results go to bench/RESULTS.md
 	bash bench/run.sh
