@@ -12,7 +12,7 @@ set -euo pipefail
 e2e="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$e2e")"
 run="$e2e/.run"
-# shellcheck source=tools/versions.env
+# shellcheck source=e2e/tools/versions.env
 source "$e2e/tools/versions.env"
 
 mode="${E2E_CLUSTER:-kwok}"
@@ -32,7 +32,7 @@ eval "$(tools_env)"
 # pair kwokctl uses by default) plus our pod stages (see kwok/stages-pod.yaml).
 kwok_config() {
   local dir
-  # shellcheck source=tools/goenv.sh
+  # shellcheck source=e2e/tools/goenv.sh
   source "$e2e/tools/goenv.sh"
   dir="$(go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
   [[ -d "$dir" ]] || { log "cannot locate sigs.k8s.io/kwok@${KWOK_VERSION} in the module cache"; exit 1; }
@@ -46,12 +46,12 @@ kwok_config() {
 # Stop the harness and every process it started, even if it died without cleaning up:
 # it records each process group in .run/procs/<pgid>.
 stop_harness() {
-  local pidfile="$run/harness.pid" pid f i
+  local pidfile="$run/harness.pid" pid f
   if [[ -f "$pidfile" ]]; then
     pid="$(cat "$pidfile")"
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
-      for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
@@ -128,7 +128,7 @@ kind_up() {
 
 kind_down() {
   local kind="${KIND:-$(command -v kind || echo "$TOOL_KIND")}"
-  [[ -x "$kind" ]] && "$kind" delete cluster --name "$name" >/dev/null 2>&1 || true
+  if [[ -x "$kind" ]]; then "$kind" delete cluster --name "$name" >/dev/null 2>&1 || true; fi
   rm -f "$kubeconfig"
 }
 
@@ -143,8 +143,9 @@ case "$mode:$cmd" in
     echo "export KUBECONFIG='$kubeconfig'"
     echo "export E2E_CLUSTER='$mode'"
     echo "export E2E_CLUSTER_NAME='$name'"
+    echo "export KWOK_WORKDIR='$KWOK_WORKDIR'"  # so `kwokctl --name $E2E_CLUSTER_NAME ...` finds it
     tools_env | sed 's/^/export /'
-    echo "export PATH='$(dirname "$TOOL_KUBECTL"):$(dirname "$TOOL_HELM"):'\"\$PATH\""
+    echo "export PATH='$(dirname "$TOOL_KUBECTL"):$(dirname "$TOOL_HELM"):$(dirname "$TOOL_KWOKCTL"):'\"\$PATH\""
     ;;
   *:status)
     [[ -f "$kubeconfig" ]] || { echo "no cluster"; exit 1; }

@@ -26,6 +26,7 @@ else
 fi
 phase "tool build" "$t"
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 teardown() {
   if [[ "${E2E_KEEP:-}" == "1" ]]; then
     echo "e2e/run.sh: E2E_KEEP=1, cluster left running (bash e2e/cluster.sh down)" >&2

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the tool scripts: a private, persistent Go environment under ~/.cache/jobfleet/go
 # so warm runs reuse downloaded modules and the build cache, and nothing leaks into ~/go.
 JOBFLEET_CACHE="${JOBFLEET_CACHE:-$HOME/.cache/jobfleet}"
