@@ -24,7 +24,18 @@ import pytest
 import urllib3
 from kubernetes import client, config
 
-from .support import E2E, MODE, NAMESPACE_LABEL, REPO, RUN, Kube, RedisServer, Tools, wait_for
+from .support import (
+    E2E,
+    MODE,
+    NAMESPACE_LABEL,
+    REPO,
+    RUN,
+    Kube,
+    RedisServer,
+    Tools,
+    pod_log,
+    wait_for,
+)
 
 
 def _tool_paths() -> dict[str, str]:
@@ -156,8 +167,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:30].strip("-")
 
 
+_PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Remember each phase's report so fixtures can tell whether their test failed."""
+    report: pytest.TestReport = yield
+    item.stash.setdefault(_PHASES, {})[report.when] = report
+    return report
+
+
 @pytest.fixture
-def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+def namespace(kube: Kube, harness: int | None, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace labelled for the harness; deleted (and drained) after the test."""
     name = f"e2e-{_slug(request.node.name)}-{uuid.uuid4().hex[:5]}"
     kube.core.create_namespace(
@@ -168,6 +190,11 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         yield name
     finally:
+        if any(r.failed for r in request.node.stash.get(_PHASES, {}).values()):
+            # Shown under "Captured stdout teardown" in the failure report.
+            print(_describe_namespace(kube, name))
+        if harness is not None and not _alive(harness):
+            pytest.fail(f"the harness died during the test; see {RUN / 'logs' / 'harness.log'}")
         if os.environ.get("E2E_KEEP_NAMESPACES") != "1":
             kube.core.delete_namespace(name)
             # Waiting keeps one test's processes from running into the next (2 cores).
@@ -175,6 +202,33 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
                 wait_for(f"namespace {name} to be deleted", lambda: _gone(kube, name), 180, 1.0)
             except AssertionError as e:
                 print(f"warning: {e}", file=sys.stderr)
+
+
+def _describe_namespace(kube: Kube, namespace: str) -> str:
+    """Pods, their container states, recent events and log tails: what one needs after a failure."""
+    lines = [f"==== e2e diagnostics for namespace {namespace}"]
+    try:
+        for pod in kube.core.list_namespaced_pod(namespace).items:
+            conds = {c.type: c.status for c in pod.status.conditions or []}
+            lines.append(
+                f"-- pod {pod.metadata.name} node={pod.spec.node_name} phase={pod.status.phase} "
+                f"ready={conds.get('Ready')} deleting={pod.metadata.deletion_timestamp is not None}"
+            )
+            for cs in (pod.status.init_container_statuses or []) + (
+                pod.status.container_statuses or []
+            ):
+                state = next((k for k, v in cs.state.to_dict().items() if v), "?")
+                lines.append(f"   {cs.name}: {state} restarts={cs.restart_count} ready={cs.ready}")
+            log_tail = pod_log(kube, namespace, pod.metadata.name).splitlines()[-40:]
+            lines += [f"   | {line}" for line in log_tail]
+        events = kube.core.list_namespaced_event(namespace).items
+        lines.append("-- events (last 30)")
+        for ev in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or ""))[-30:]:
+            obj = f"{ev.involved_object.kind}/{ev.involved_object.name}"
+            lines.append(f"   {ev.type} {ev.reason} {obj}: {ev.message}")
+    except Exception as e:  # diagnostics must never mask the real failure
+        lines.append(f"(diagnostics incomplete: {e!r})")
+    return "\n".join(lines)
 
 
 def _gone(kube: Kube, namespace: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,6 +16,13 @@ NAMESPACE_LABEL = "jobfleet.dev/e2e"
 SIMULATE_ANNOTATION = "e2e.jobfleet.dev/simulate"
 # Nodes that kwok simulates carry this annotation (kwokctl's default node selector).
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+def _default_bin_dirs() -> tuple[Path, ...]:
+    # The checkout's venv first; then the interpreter running the harness, for a checkout
+    # whose environment lives elsewhere (a CI image, a system-wide install).
+    dirs = [REPO / ".venv" / "bin", Path(sys.executable).parent]
+    return tuple(dict.fromkeys(d for d in dirs if d.is_dir()))
 
 
 def _default_entrypoints() -> dict[str, list[str]]:
@@ -38,7 +46,9 @@ class HarnessConfig:
     namespace_selector: str = f"{NAMESPACE_LABEL}=true"
     # Directories searched first for a container's command: the checkout's venv, so the
     # `jobfleet`, `jobfleet-operator` and `python` entrypoints run this working tree.
-    bin_dirs: tuple[Path, ...] = (REPO / ".venv" / "bin",)
+    bin_dirs: tuple[Path, ...] = dataclasses.field(default_factory=_default_bin_dirs)
+    # Prepended to PYTHONPATH, so test handler modules in the checkout import.
+    source_root: Path = REPO
     # image name (last path segment, without tag) → entrypoint used when `command` is empty.
     entrypoints: dict[str, list[str]] = dataclasses.field(default_factory=_default_entrypoints)
     # Probes run at min(periodSeconds, this): the harness trades kubelet's 10 s default

@@ -323,7 +323,7 @@ class PodRunner(threading.Thread):
             "HOSTNAME": pod["metadata"]["name"],
             "LANG": "C.UTF-8",
             # Test handler modules live in the checkout (images would have them installed).
-            "PYTHONPATH": str(Path(cfg.bin_dirs[0]).parents[1]) if cfg.bin_dirs else "",
+            "PYTHONPATH": str(cfg.source_root),
             # Line-buffered logs, so a test reading a pod's log sees what happened.
             "PYTHONUNBUFFERED": "1",
         }
@@ -555,7 +555,8 @@ class PodRunner(threading.Thread):
             if c.kind == "init"
         ):
             return "Failed"
-        if not initialized or all(c.proc is None and c.terminated is None for c in self.main):
+        # Like kubelet, a pod whose containers have started stays Running through restarts.
+        if not initialized or not any(c.proc or c.terminated or c.restart_count for c in self.main):
             return "Pending"
         if all(c.terminated is not None for c in self.main):
             ok = all(c.terminated.get("exitCode") == 0 for c in self.main if c.terminated)
