@@ -551,3 +551,60 @@ def test_redis_down_holds_replicas(
         ),
         60,
     )
+
+
+def lease_holder(kube: Kube, namespace: str) -> str | None:
+    lease = client.CoordinationV1Api(kube.api_client).read_namespaced_lease(
+        "jobfleet-operator", namespace
+    )
+    return lease.spec.holder_identity or None
+
+
+def test_two_operator_replicas_never_act_at_once(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    kube.apps.patch_namespaced_deployment_scale("jobfleet-operator", ns, {"spec": {"replicas": 2}})
+
+    def two_ready() -> list[client.V1Pod] | None:
+        pods = _ready_pods(kube, ns, "jobfleet-operator")
+        return pods if len(pods) == 2 else None
+
+    pods = wait_for("two operator replicas", two_ready, 180)
+    leader = wait_for("a Lease holder", lambda: lease_holder(kube, ns), 60)
+    [standby] = [p.metadata.name for p in pods if p.metadata.name != leader]
+    wait_for(
+        "the standby to wait for the Lease",
+        lambda: "waiting for leadership" in pod_log(kube, ns, standby),
+        60,
+    )
+
+    apply(tools, ns, queue_body("pair", redis, autoscaling={"minReplicas": 1, "maxReplicas": 2}))
+    wait_for("the worker Deployment", lambda: deployment(kube, ns, "pair"), 60)
+    assert "acquired leadership" not in pod_log(kube, ns, standby)
+    assert "created Deployment" not in pod_log(kube, ns, standby)
+
+    # The leader goes away (a clean shutdown releases the Lease): another replica takes over.
+    kube.core.delete_namespaced_pod(leader, ns)
+
+    def taken_over() -> str | None:
+        holder = lease_holder(kube, ns)
+        return holder if holder and holder != leader else None
+
+    new_leader = wait_for("another replica to take the Lease", taken_over, 120)
+    apply(
+        tools,
+        ns,
+        queue_body("pair", redis, concurrency=3, autoscaling={"minReplicas": 1, "maxReplicas": 2}),
+    )
+    wait_for(
+        "the new leader to reconcile",
+        lambda: (
+            json.loads(
+                kube.core.read_namespaced_config_map("pair-jobfleet", ns).data["settings.json"]
+            )["queue"]["concurrency"]
+            == 3
+        ),
+        120,
+    )
+    assert "acquired leadership" in pod_log(kube, ns, new_leader)
