@@ -65,8 +65,10 @@ stop_harness() {
 
 kwok_up() {
   [[ -x "$TOOL_KUBE_APISERVER" && -x "$TOOL_KWOKCTL" ]] || bash "$e2e/tools/build.sh"
-  mkdir -p "$run" "$run/logs"
   stop_harness
+  # A fresh cluster starts with fresh logs and scratch space (old pods' files would mislead).
+  rm -rf "$run/logs" "$run/pods" "$run/markers" "$run/procs"
+  mkdir -p "$run" "$run/logs"
   if "$TOOL_KWOKCTL" get clusters 2>/dev/null | grep -qx "$name"; then
     log "cluster $name exists; recreating it"
     "$TOOL_KWOKCTL" delete cluster --name "$name" >"$run/logs/kwokctl-delete.log" 2>&1
