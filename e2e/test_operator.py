@@ -608,3 +608,75 @@ def test_two_operator_replicas_never_act_at_once(
         120,
     )
     assert "acquired leadership" in pod_log(kube, ns, new_leader)
+
+
+# A handler server in "any language" (here: stdlib Python), as a user's sidecar would be.
+SIDECAR_APP = """
+import http.server, json, os
+class Jobs(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ok = self.path == "/jobs/greet"
+        out = json.dumps({"hello": body["payload"]["name"]} if ok else {}).encode()
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(out)
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+import threading
+# On kwok the harness aims probes at $JOBFLEET_HTTP_PORT; a kubelet would use the jobs port.
+if os.environ.get("JOBFLEET_HTTP_PORT"):
+    probe_port = int(os.environ["JOBFLEET_HTTP_PORT"])
+    probe = http.server.ThreadingHTTPServer(("127.0.0.1", probe_port), Jobs)
+    threading.Thread(target=probe.serve_forever, daemon=True).start()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["JOBS_PORT"])), Jobs).serve_forever()
+"""
+
+
+def test_sidecar_mode_delivers_jobs_to_the_users_container(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # pods share the host's loopback: pick a free port
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    ns = operator
+    apply(
+        tools,
+        ns,
+        queue_body(
+            "greetings",
+            redis,
+            worker={
+                "image": WORKER_IMAGE,
+                "mode": "sidecar",
+                "terminationGracePeriodSeconds": 10,
+                "sidecar": {
+                    "image": "python:3.12-slim",
+                    "command": ["python", "-c", SIDECAR_APP],
+                    "port": port,
+                    "readinessPath": "/ready",
+                    "env": [{"name": "JOBS_PORT", "value": str(port)}],
+                },
+            },
+        ),
+    )
+    d = wait_for("the worker Deployment", lambda: deployment(kube, ns, "greetings"), 60)
+    [side] = d.spec.template.spec.init_containers
+    assert (side.name, side.restart_policy) == ("handler", "Always")
+
+    import jobfleet
+
+    async def roundtrip() -> Any:
+        async with jobfleet.Client(redis.url, queue="greetings") as c:
+            job_id = await c.enqueue("greet", {"name": "ada"})
+            return await c.wait(job_id, timeout=120)
+
+    info = asyncio.run(roundtrip())
+    assert info.state == jobfleet.JobState.COMPLETED
+    assert info.result == {"hello": "ada"}
