@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
@@ -140,8 +141,8 @@ class Harness:
         }
         try:
             self.core.create_namespaced_event(meta["namespace"], body)
-        except ApiException as e:
-            log.debug("event %s on %s not recorded: %s", reason, meta["name"], e.reason)
+        except (ApiException, urllib3.exceptions.HTTPError) as e:
+            log.debug("event %s on %s not recorded: %r", reason, meta["name"], e)
 
     def publish_logs(self, pod: Obj, podlog: PodLog, containers: list[str]) -> None:
         """Point kwok's log server at the pod's CRI logs, so `kubectl logs` works (best effort)."""
@@ -167,9 +168,10 @@ class Harness:
             self.custom.create_namespaced_custom_object(
                 "kwok.x-k8s.io", "v1alpha1", meta["namespace"], "logs", body
             )
-        except ApiException as e:
-            if e.status != 409:  # 404: a cluster without kwok's Logs CRD; logs stay in files
-                log.debug("Logs for %s not published: %s", meta["name"], e.reason)
+        except (ApiException, urllib3.exceptions.HTTPError) as e:
+            # 404: a cluster without kwok's Logs CRD; the logs stay in files all the same.
+            if getattr(e, "status", None) != 409:
+                log.debug("Logs for %s not published: %r", meta["name"], e)
 
     def identity(self, runner: PodRunner) -> PodIdentity:
         """The token/kubeconfig keeper for a pod."""

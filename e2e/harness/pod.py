@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -163,9 +164,14 @@ class PodRunner(threading.Thread):
                 if self._gone or pod["metadata"].get("deletionTimestamp"):
                     self._terminate(pod)
                     return
-                if self.process:
-                    self._step(pod)
-                self._report(pod)
+                try:
+                    if self.process:
+                        self._step(pod)
+                    self._report(pod)
+                except (ApiException, urllib3.exceptions.HTTPError) as e:
+                    # The API server is briefly unreachable or busy: keep the processes, retry.
+                    log.warning("pod %s: API error %r; retrying", self.key, e)
+                    self._wake.wait(1.0)
                 self._wake.wait(TICK)
                 self._wake.clear()
         except Exception:
@@ -230,13 +236,18 @@ class PodRunner(threading.Thread):
                 self.log = PodLog(self.h.config.logs_dir, self.key)
                 self.h.publish_logs(pod, self.log, [x.name for x in self.init + self.main])
             c.proc = ProcessGroup(argv, c.env, self.dir, self.log, c.name, self.h.config.procs_dir)
-        except ContainerConfigError as e:
-            if c.waiting != ("CreateContainerConfigError", str(e)):
-                self.h.event(pod, c.name, "Failed", f"Error: {e}", warning=True)
-            c.waiting = ("CreateContainerConfigError", str(e))
+        except (ContainerConfigError, ApiException, urllib3.exceptions.HTTPError) as e:
+            # Missing ConfigMap keys, a service account without a token yet...: the container
+            # waits (no restart counted) and the harness retries, as kubelet does.
+            message = (
+                str(e) if isinstance(e, ContainerConfigError) else f"API: {e.status} {e.reason}"
+            )
+            if c.waiting != ("CreateContainerConfigError", message):
+                self.h.event(pod, c.name, "Failed", f"Error: {message}", warning=True)
+            c.waiting = ("CreateContainerConfigError", message)
             c.next_start_at = time.time() + 1.0
             return
-        except (OSError, ApiException) as e:
+        except OSError as e:
             # A missing executable is a start error: reported, then retried with back-off.
             log.warning("pod %s/%s: cannot start: %s", self.key, c.name, e)
             self.h.event(pod, c.name, "Failed", f"Error: {e}", warning=True)
@@ -401,14 +412,19 @@ class PodRunner(threading.Thread):
         meta = pod["metadata"]
         # The grace-0 delete is what lets the API server drop the object: until now the
         # pod stayed visible as Terminating while its processes shut down.
-        with contextlib.suppress(ApiException):
-            self.h.core.delete_namespaced_pod(
-                meta["name"],
-                meta["namespace"],
-                body=client.V1DeleteOptions(
-                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)
-                ),
-            )
+        body = client.V1DeleteOptions(
+            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)
+        )
+        for _ in range(60):
+            try:
+                self.h.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=body)
+                break
+            except ApiException as e:
+                if e.status in (404, 409):  # already gone, or a new pod of the same name
+                    break
+                time.sleep(1)
+            except urllib3.exceptions.HTTPError:
+                time.sleep(1)  # API server unreachable for a moment
         log.info("pod %s: deleted", self.key)
         if self.process:
             shutil.rmtree(self.dir, ignore_errors=True)
