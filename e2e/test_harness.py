@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from .support import RUN, Kube, pod_log, wait_for
+from .support import RUN, Kube, Tools, pod_log, wait_for
 
 # The operator image carries the kubernetes client; the harness runs the checkout's venv.
 OPERATOR_IMAGE = os.environ.get("E2E_OPERATOR_IMAGE", "jobfleet-operator:e2e")
+PYTHON_IMAGE = os.environ.get("E2E_PYTHON_IMAGE", "python:3.12-slim")
 
 WHOAMI = textwrap.dedent(
     """
@@ -205,3 +206,42 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_configmap_volume_paths_reach_the_process(kube: Kube, namespace: str, tools: Tools) -> None:
+    # On kwok the harness writes the volume to a directory and rewrites mountPath-based
+    # arguments and env values; on kind the kubelet mounts it. The process sees the same.
+    kube.core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="cfg"), data={"queue.yaml": "name: emails"}
+        ),
+    )
+    script = "import os, sys\nprint('arg:', open(sys.argv[1]).read())\n"
+    script += "print('env:', open(os.environ['CFG']).read())\n"
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "reader"},
+            "spec": {
+                "restartPolicy": "Never",
+                "volumes": [{"name": "config", "configMap": {"name": "cfg"}}],
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": PYTHON_IMAGE,
+                        "command": ["python", "-c", script, "/etc/jobfleet/queue.yaml"],
+                        "env": [{"name": "CFG", "value": "/etc/jobfleet/queue.yaml"}],
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/jobfleet"}],
+                    }
+                ],
+            },
+        },
+    )
+    wait_for(
+        "the pod to succeed",
+        lambda: kube.core.read_namespaced_pod("reader", namespace).status.phase == "Succeeded",
+    )
+    out = tools.kubectl_run("-n", namespace, "logs", "reader")
+    assert "arg: name: emails" in out
+    assert "env: name: emails" in out
