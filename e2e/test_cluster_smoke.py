@@ -326,3 +326,29 @@ def test_kubectl_logs_shows_process_output(kube: Kube, namespace: str, tools: To
         ),
     )
     assert "hello from talker" in out
+
+
+def test_helm_installs_and_uninstalls_a_chart(
+    kube: Kube, namespace: str, tools: Tools, tmp_path: Path
+) -> None:
+    chart = tmp_path / "smoke"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smoke\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n"
+        "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+    )
+    tools.helm_run(
+        "install", "smoke", str(chart), "-n", namespace, "--set", "greeting=hi", "--wait"
+    )
+    assert kube.core.read_namespaced_config_map("smoke-cm", namespace).data == {"greeting": "hi"}
+    assert "smoke" in tools.helm_run("list", "-n", namespace, "-q")
+    tools.helm_run("uninstall", "smoke", "-n", namespace, "--wait")
+    wait_for(
+        "the release's objects to go",
+        lambda: (
+            not kube.core.list_namespaced_config_map(
+                namespace, field_selector="metadata.name=smoke-cm"
+            ).items
+        ),
+    )
