@@ -81,6 +81,16 @@ def cluster() -> Iterator[Path]:
         Path(os.environ.get("KUBECONFIG") or RUN / "kubeconfig") if reuse else RUN / "kubeconfig"
     )
     if not reuse:
+        missing = [
+            p for k, p in _tool_paths().items() if k != "TOOL_KIND" and not Path(p).is_file()
+        ]
+        if MODE == "kwok" and missing:
+            # A cold build takes ~10 min, longer than the per-test timeout: do it outside.
+            pytest.exit(
+                f"tools not built ({missing[0]}): run `bash e2e/run.sh` "
+                "or `bash e2e/tools/build.sh` first",
+                2,
+            )
         subprocess.run(["bash", str(E2E / "cluster.sh"), "up"], check=True)
     try:
         yield kubeconfig
