@@ -7,7 +7,7 @@ import logging
 import os
 import ssl
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,8 +45,9 @@ class Credentials:
     cert_path: str | None = None
     key_path: str | None = None
     username: str | None = None
-    password: str | None = None
-    config: Any = None  # kubernetes.client.Configuration: refreshes rotated tokens
+    password: str | None = field(default=None, repr=False)
+    # kubernetes.client.Configuration: refreshes rotated tokens; holds secrets, so no repr.
+    config: Any = field(default=None, repr=False)
 
     def token(self) -> str | None:
         """The current bearer token (re-read so that rotated service-account tokens work)."""

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from . import conditions as cond
 from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
 from .deployment import QueueRef, child_name, render_configmap, render_deployment
-from .kube import Kube, KubeError, deployment_path, now_rfc3339
+from .kube import Kube, KubeError, deployment_path, now_rfc3339, queue_path
 from .metrics import Metrics
 from .spec import QueueSpec
 
@@ -199,6 +199,14 @@ class Scaler:
                 deployment_path(self.ref.namespace, child_name(self.ref))
             )
             now = self.clock()
+            # Gone after we had created it: re-create it, unless its Queue is going too (the
+            # garbage collector deletes the children of a deleted Queue).
+            if (
+                deployment is None
+                and self.applied_generation is not None
+                and not await self.queue_alive()
+            ):
+                return
             if (
                 deployment is None
                 or now - self.last_apply >= RESYNC_SECONDS
@@ -223,6 +231,12 @@ class Scaler:
                 await self.scale(current, decision)
                 scaled = True
             await self.report(deployment, current, load, decision, redis_error, scaled)
+
+    async def queue_alive(self) -> bool:
+        queue = await self.kube.get(queue_path(self.ref.namespace, self.ref.name))
+        if queue is None or queue["metadata"].get("uid") != self.ref.uid:
+            return False
+        return not queue["metadata"].get("deletionTimestamp")
 
     def drifted(self, deployment: dict[str, Any]) -> bool:
         """Someone else changed the Deployment since our last write (generation moved)."""

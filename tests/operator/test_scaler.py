@@ -12,6 +12,8 @@ from jobfleet_operator.scaler import RedisUnavailable, Scaler
 from jobfleet_operator.spec import QueueSpec
 
 PASSWORD = "hunter2-s3cret"
+QUEUE_PATH = "/apis/jobfleet.dev/v1alpha1/namespaces/shop/queues/emails"
+DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/shop/deployments/emails-jobfleet"
 
 
 class FakeKube:
@@ -249,11 +251,23 @@ async def test_deleted_deployment_is_recreated_with_min_replicas(
     env: tuple[Scaler, FakeKube, FakeReader, Clock],
 ) -> None:
     scaler, kube, _, clock = env
+    kube.objects[QUEUE_PATH] = body()
     await scaler.tick()
-    kube.objects.pop("/apis/apps/v1/namespaces/shop/deployments/emails-jobfleet")
+    kube.objects.pop(DEPLOYMENT_PATH)
     clock.t += 2
     await scaler.tick()
     assert kube.deployment()["spec"]["replicas"] == 1
+
+
+async def test_children_of_a_deleted_queue_are_not_recreated(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, _, clock = env
+    await scaler.tick()
+    kube.objects.pop(DEPLOYMENT_PATH)  # the Queue is gone; the GC removed its Deployment
+    clock.t += 2
+    await scaler.tick()
+    assert DEPLOYMENT_PATH not in kube.objects
 
 
 async def test_restart_keeps_the_window(env: tuple[Scaler, FakeKube, FakeReader, Clock]) -> None:
