@@ -29,13 +29,17 @@ WORKER_IMAGE = "ghcr.io/jobfleet/jobfleet-worker:dev"
 # ---- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def queue_crd(kube: Kube, tools: Tools) -> None:
-    """The Queue CRD, installed once per session (the generated file, as the chart ships it)."""
+def install_crd(tools: Tools) -> None:
+    """The Queue CRD (the generated file, as the chart ships it)."""
     tools.kubectl_run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     tools.kubectl_run(
         "wait", "--for=condition=Established", "crd/queues.jobfleet.dev", "--timeout=60s"
     )
+
+
+@pytest.fixture(scope="session")
+def queue_crd(kube: Kube, tools: Tools) -> None:
+    install_crd(tools)
 
 
 def _operator_objects(namespace: str) -> list[dict[str, Any]]:
@@ -80,9 +84,8 @@ def _operator_objects(namespace: str) -> list[dict[str, Any]]:
     return [sa, *rbac.manifests(namespace), deployment]
 
 
-@pytest.fixture
-def operator(kube: Kube, tools: Tools, namespace: str, queue_crd: None) -> Iterator[str]:
-    """The operator, deployed in the test's namespace with the documented RBAC rules."""
+def run_operator(kube: Kube, tools: Tools, namespace: str) -> Iterator[str]:
+    """Deploy the operator in `namespace` with the documented RBAC rules; print its log after."""
     manifest = "\n---\n".join(json.dumps(o) for o in _operator_objects(namespace))
     tools.kubectl_run("-n", namespace, "apply", "-f", "-", input=manifest)
     wait_for(
@@ -91,13 +94,16 @@ def operator(kube: Kube, tools: Tools, namespace: str, queue_crd: None) -> Itera
         180,
     )
     yield namespace
-    for pod in kube.core.list_namespaced_pod(
-        namespace, label_selector="app=jobfleet-operator"
-    ).items:
-        print(
-            f"---- operator log {pod.metadata.name}\n"
-            + pod_log(kube, namespace, pod.metadata.name)[-6000:]
-        )
+    pods = kube.core.list_namespaced_pod(namespace, label_selector="app=jobfleet-operator")
+    for pod in pods.items:
+        log = pod_log(kube, namespace, pod.metadata.name)[-6000:]
+        print(f"---- operator log {pod.metadata.name}\n{log}")
+
+
+@pytest.fixture
+def operator(kube: Kube, tools: Tools, namespace: str, queue_crd: None) -> Iterator[str]:
+    """The operator, running in the test's namespace and watching it."""
+    yield from run_operator(kube, tools, namespace)
 
 
 def _ready_pods(kube: Kube, namespace: str, app: str) -> list[client.V1Pod]:
