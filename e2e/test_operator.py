@@ -284,6 +284,14 @@ def test_invalid_queues_are_rejected_with_readable_messages(
     assert "hunter2" not in done.stderr or "redis.url" not in message
 
 
+def test_overlong_queue_names_are_rejected(
+    tools: Tools, namespace: str, queue_crd: None, redis: RedisServer
+) -> None:
+    done = apply(tools, namespace, queue_body("q" * 55, redis), check=False)
+    assert done.returncode != 0
+    assert "Queue names are limited to 54 characters" in done.stderr, done.stderr
+
+
 def test_apply_update_drift_and_delete(
     kube: Kube, tools: Tools, operator: str, redis: RedisServer
 ) -> None:
