@@ -136,7 +136,11 @@ async def run(opts: Options) -> int:
         # Standing by for the Lease is healthy; a crashed kopf loop is not.
         return kopf_task is None or not kopf_task.done()
 
-    runner = await serve(metrics, alive=alive, ready=lambda: True)
+    def ready() -> bool:
+        # A standby is ready (it is doing its job: waiting); a leader once kopf is running.
+        return kopf_task is None or ready_flag.is_set()
+
+    runner = await serve(metrics, alive=alive, ready=ready)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_flag.set)

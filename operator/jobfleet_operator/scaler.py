@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 60.0  # re-apply children this often even without a change (drift repair)
 STATUS_MIN_INTERVAL = 5.0  # numbers-only status writes at most this often per Queue
+SECRET_TTL = 30.0  # Redis URL/password Secrets are re-read this often (and after a failure)
 
 
 class StatsReader(Protocol):
@@ -113,6 +114,8 @@ class Scaler:
         self.seed = True
         self.reader: StatsReader | None = None
         self.reader_key = ""
+        self._connection: Connection | None = None
+        self._connection_at = 0.0
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -151,6 +154,7 @@ class Scaler:
             self.seed = True
         self.body, self.spec = body, spec
         self.policy = Policy.from_spec(spec)
+        self._connection = None
         self.last_apply = 0.0
         self.next_decision = 0.0
         self.wake.set()
@@ -313,10 +317,18 @@ class Scaler:
                 raise RedisUnavailable(f"Secret {ref.name} has no key {ref.key}")
         return Connection(url=url, password=password)
 
+    async def cached_connection(self) -> Connection:
+        """Secrets are re-read every SECRET_TTL seconds, not on every tick (API load)."""
+        now = self.clock()
+        if self._connection is None or now - self._connection_at >= SECRET_TTL:
+            self._connection = await self.connection()
+            self._connection_at = now
+        return self._connection
+
     async def read_load(self) -> tuple[Load | None, str | None]:
         """The queue's load, or None and a safe message when it cannot be read."""
         try:
-            conn = await self.connection()
+            conn = await self.cached_connection()
             key = conn.fingerprint() + self.queue_name
             if self.reader is None or key != self.reader_key:
                 if self.reader is not None:
@@ -329,7 +341,11 @@ class Scaler:
                 except ValueError as exc:  # jobfleet.ConfigError: a malformed URL
                     raise RedisUnavailable(redact(str(exc), conn.password, conn.url)) from None
                 self.reader_key = key
-            load = await self.reader.read()
+            try:
+                load = await self.reader.read()
+            except RedisUnavailable:
+                self._connection = None  # maybe a rotated password: re-read the Secret
+                raise
             if self.pending_pause is not None:
                 await self.reader.set_paused(self.pending_pause)
                 self.pending_pause = None

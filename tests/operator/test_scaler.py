@@ -25,6 +25,7 @@ class FakeKube:
         self.events: list[dict[str, str]] = []
         self.scales: list[int] = []
         self.secrets = {("shop", "redis", "password"): PASSWORD}
+        self.secret_reads = 0
 
     async def get(self, path: str) -> dict[str, Any] | None:
         obj = self.objects.get(path)
@@ -56,6 +57,7 @@ class FakeKube:
         return {}
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        self.secret_reads += 1
         return self.secrets.get((namespace, name, key))
 
     async def event(
@@ -319,3 +321,19 @@ async def test_status_not_rewritten_when_nothing_changed(
         clock.t += 2
         await scaler.tick()
     assert len(kube.status_writes) == writes
+
+
+async def test_secret_read_once_per_ttl_and_after_a_failure(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    for _ in range(5):
+        await scaler.tick()
+        clock.t += 2
+    assert kube.secret_reads == 1
+    reader.load = RedisUnavailable("WRONGPASS")  # e.g. the password was rotated
+    await scaler.tick()
+    clock.t += 2
+    reader.load = Load(waiting=0, in_flight=0)
+    await scaler.tick()
+    assert kube.secret_reads == 2
