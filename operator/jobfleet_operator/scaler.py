@@ -8,8 +8,9 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from . import conditions as cond
 from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
@@ -49,7 +50,8 @@ class JobfleetReader:
         from jobfleet import Client
         from jobfleet.connection import connect
 
-        self.password = password
+        # A URL from a Secret may carry its own password: never echo either.
+        self.secrets = (password, urlsplit(url).password)
         self.timeout = timeout
         # No client-side retries: a failed read holds the fleet and is retried next tick.
         extra: dict[str, Any] = {"password": password} if password else {}
@@ -63,11 +65,17 @@ class JobfleetReader:
             stats = await asyncio.wait_for(self.client.inspect(), self.timeout)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
-            raise RedisUnavailable(redact(detail, self.password)) from None
+            raise RedisUnavailable(redact(detail, *self.secrets)) from None
         return Load.from_stats(stats)
 
     async def set_paused(self, paused: bool) -> None:
-        await (self.client.pause() if paused else self.client.resume())
+        import redis.exceptions
+
+        try:
+            await (self.client.pause() if paused else self.client.resume())
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise RedisUnavailable(redact(detail, *self.secrets)) from None
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
@@ -81,8 +89,8 @@ ReaderFactory = Callable[[str, str | None, str, float], StatsReader]
 class Connection:
     """The Redis address a Queue resolves to (password kept out of reprs and logs)."""
 
-    url: str
-    password: str | None
+    url: str = field(repr=False)
+    password: str | None = field(repr=False)
 
     def fingerprint(self) -> str:
         raw = f"{self.url}\0{self.password or ''}".encode()

@@ -78,3 +78,14 @@ async def test_redis_down_is_unavailable_quickly() -> None:
     finally:
         await reader.aclose()
     assert "127.0.0.1" in str(err.value)
+
+
+async def test_password_inside_a_secret_url_is_not_echoed(protected: RedisServer) -> None:
+    url = protected.url.replace("redis://", "redis://:wrong-url-pw@")
+    reader = JobfleetReader(url, None, "mail", timeout=2.0)
+    try:
+        with pytest.raises(RedisUnavailable) as err:
+            await reader.read()
+    finally:
+        await reader.aclose()
+    assert "wrong-url-pw" not in str(err.value)
