@@ -193,6 +193,8 @@ class Scaler:
             except Exception:
                 # A bug or an API hiccup must not end the loop: log it and try next interval.
                 log.exception("tick of %s/%s failed", self.ref.namespace, self.ref.name)
+                interval = self.spec.autoscaling.poll_interval_seconds
+                self.next_decision = max(self.next_decision, self.clock() + interval)
             self.wake.clear()
             delay = max(0.05, self.next_decision - self.clock())
             with contextlib.suppress(TimeoutError):
