@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from . import conditions as cond
 from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
 from .deployment import QueueRef, child_name, render_configmap, render_deployment
@@ -190,15 +192,22 @@ class Scaler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+                # The API server is busy or away: the fleet keeps its size meanwhile.
+                log.warning("tick of %s/%s: %s", self.ref.namespace, self.ref.name, exc)
+                self._backoff()
             except Exception:
-                # A bug or an API hiccup must not end the loop: log it and try next interval.
+                # A bug must not end the loop: log it and try again next interval.
                 log.exception("tick of %s/%s failed", self.ref.namespace, self.ref.name)
-                interval = self.spec.autoscaling.poll_interval_seconds
-                self.next_decision = max(self.next_decision, self.clock() + interval)
+                self._backoff()
             self.wake.clear()
             delay = max(0.05, self.next_decision - self.clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
+
+    def _backoff(self) -> None:
+        interval = self.spec.autoscaling.poll_interval_seconds
+        self.next_decision = max(self.next_decision, self.clock() + interval)
 
     # -- one tick -------------------------------------------------------------------------
 
