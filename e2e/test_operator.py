@@ -694,3 +694,31 @@ def test_sidecar_mode_delivers_jobs_to_the_users_container(
     info = asyncio.run(roundtrip())
     assert info.state == jobfleet.JobState.COMPLETED
     assert info.result == {"hello": "ada"}
+
+
+def test_reconciler_rejects_what_the_schema_cannot_check(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    """A cron that has five fields but no meaning passes the API server; the operator keeps
+    the running fleet as it was and says why on the Queue and in a Warning event."""
+    ns = operator
+    apply(tools, ns, queue_body("cronjobs", redis, concurrency=4))
+    wait_for("the worker Deployment", lambda: deployment(kube, ns, "cronjobs"), 60)
+    schedules = [{"name": "nightly", "cron": "0 25 * * *", "job": "nap"}]
+    apply(tools, ns, queue_body("cronjobs", redis, concurrency=5, schedules=schedules))
+
+    def refused() -> dict[str, Any] | None:
+        q = get_queue(kube, ns, "cronjobs")
+        c = condition(q, "Ready")
+        ok = c and c["reason"] == "InvalidSpec" and "not a valid schedule" in c["message"]
+        return q if ok else None
+
+    q = wait_for("Ready=False/InvalidSpec", refused, 60)
+    assert q["status"]["observedGeneration"] == q["metadata"]["generation"]
+    settings = json.loads(
+        kube.core.read_namespaced_config_map("cronjobs-jobfleet", ns).data["settings.json"]
+    )
+    assert settings["queue"]["concurrency"] == 4  # nothing of the refused spec applied
+    resp = client.EventsV1Api(kube.api_client).list_namespaced_event(ns, _preload_content=False)
+    reasons = [e.get("reason") for e in json.loads(resp.data)["items"]]
+    assert "InvalidSpec" in reasons

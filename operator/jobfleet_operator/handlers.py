@@ -40,10 +40,15 @@ class Fleet:
         """Render and apply a Queue's children and (re)start its scaler. Idempotent."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        gen = meta.get("generation")
         try:
             spec = QueueSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
-            await self.reject(body, describe_errors(exc))
+            # Change nothing: a running fleet keeps its last good spec, and says why not.
+            message = describe_errors(exc)
+            if (running := self.scalers.get(key)) is not None:
+                running.problem = ("InvalidSpec", message, gen)
+            await self.reject(body, message)
             return
         scaler = self.scalers.get(key)
         if scaler is not None and scaler.ref.uid != meta["uid"]:
@@ -64,15 +69,15 @@ class Fleet:
                     f"/apis/apps/v1/namespaces/{key[0]}/deployments/{child_name(scaler.ref)}"
                 )
                 await scaler.apply_children(live)
+                scaler.problem = None
             except KubeError as exc:
                 if exc.status in (400, 403, 422):
                     # The rendered objects were refused: retrying cannot help until the spec
                     # (or the operator's RBAC) changes. Say so where the user looks.
-                    await self.reject(
-                        body,
-                        f"cannot apply the worker Deployment: {exc.message}",
-                        reason="ApplyFailed",
-                    )
+                    message = f"cannot apply the worker Deployment: {exc.message}"
+                    scaler.problem = ("ApplyFailed", message, gen)
+                    await self.reject(body, message, reason="ApplyFailed")
+                    scaler.start()  # the fleet that exists is still scaled
                     return
                 raise kopf.TemporaryError(f"applying children failed: {exc}", delay=5) from exc
         scaler.start()

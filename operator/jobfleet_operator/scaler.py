@@ -137,6 +137,8 @@ class Scaler:
         self.redis_ok: bool | None = None
         self.breached = False
         self.pending_pause: bool | None = None
+        # Why the latest spec is not in effect (reason, message, its generation), if it is not.
+        self.problem: tuple[str, str, int | None] | None = None
         self.body = body
         self.spec = spec
         self.set(body, spec)
@@ -386,6 +388,8 @@ class Scaler:
         scaled: bool,
     ) -> None:
         ref, gen, now = self.ref, self.generation, now_rfc3339()
+        if self.problem is not None:
+            gen = self.problem[2]  # the status speaks of the generation that was refused
         dep_status = deployment.get("status") or {}
         ready = int(dep_status.get("readyReplicas") or 0)
         replicas = decision.replicas if scaled else current
@@ -415,7 +419,9 @@ class Scaler:
                 )
         self.redis_ok = redis_error is None
 
-        if redis_error is not None:
+        if self.problem is not None:
+            ready_c = ("False", self.problem[0], self.problem[1])
+        elif redis_error is not None:
             ready_c = ("False", "RedisUnreachable", "workers cannot reach Redis")
         elif decision.replicas == 0 and replicas == 0:
             ready_c = (

@@ -337,3 +337,16 @@ async def test_secret_read_once_per_ttl_and_after_a_failure(
     reader.load = Load(waiting=0, in_flight=0)
     await scaler.tick()
     assert kube.secret_reads == 2
+
+
+async def test_a_refused_spec_stays_visible_while_the_old_fleet_runs(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, _, clock = env
+    await scaler.tick()
+    scaler.problem = ("InvalidSpec", "spec.schedules.0.cron: not a valid schedule", 2)
+    clock.t += 2
+    await scaler.tick()
+    status = kube.status_writes[-1]
+    assert conditions(status)["Ready"] == ("False", "InvalidSpec")
+    assert status["observedGeneration"] == 2
