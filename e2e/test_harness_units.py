@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import http.server
+import os
+import re
+import signal
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .harness.kubelet import _selector_matches
+from .harness.logs import PodLog
 from .harness.podenv import ContainerConfigError, command_line, container_env, expand
 from .harness.probes import Prober
+from .harness.proc import ProcessGroup
+from .support import wait_for
 
 POD: dict[str, Any] = {
     "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "web"}},
@@ -137,3 +145,38 @@ def test_prober_applies_thresholds(server: http.server.HTTPServer) -> None:
         assert prober.failed
     finally:
         _Flaky.status = 200
+
+
+def _group(tmp_path: Path, code: str) -> tuple[ProcessGroup, PodLog]:
+    log = PodLog(tmp_path / "logs", "ns_pod")
+    env = {"PATH": os.environ["PATH"]}
+    proc = ProcessGroup([sys.executable, "-c", code], env, tmp_path, log, "c", tmp_path / "procs")
+    return proc, log
+
+
+def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> None:
+    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    code += "print('ig' + 'noring', flush=True)\ntime.sleep(60)\n"
+    proc, log = _group(tmp_path, code)
+    assert (tmp_path / "procs" / str(proc.pgid)).exists()
+    # Wait until SIGTERM is ignored (the log also holds the command line, hence the split word).
+    wait_for("the process to ignore SIGTERM", lambda: "ignoring" in log.path.read_text(), 30, 0.05)
+    assert proc.stop(grace=0.5) == -signal.SIGKILL
+    text = log.path.read_text()
+    assert "SIGTERM (grace 0.5s)" in text
+    assert "grace period over: SIGKILL" in text
+    assert not (tmp_path / "procs" / str(proc.pgid)).exists()
+    log.close()
+
+
+def test_output_goes_to_the_pod_log_and_a_cri_log(tmp_path: Path) -> None:
+    proc, log = _group(tmp_path, "import sys\nprint('out')\nprint('err', file=sys.stderr)\n")
+    wait_for("the process to exit", lambda: proc.poll() is not None, 30, 0.05)
+    assert proc.stop(grace=1) == 0
+    readable = log.path.read_text()
+    assert "out\n" in readable and "err\n" in readable
+    cri = log.cri_path("c").read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
+    assert any(re.fullmatch(rf"{stamp} stdout F out", line) for line in cri), cri
+    assert any(re.fullmatch(rf"{stamp} stderr F err", line) for line in cri), cri
+    log.close()
