@@ -27,7 +27,7 @@ runs each container as a local process group, the way a kubelet would:
   container's ``mountPath`` is rewritten to that directory.
 * **lifecycle** — native sidecars (initContainers with ``restartPolicy: Always``) start first,
   in order, then regular init containers run to completion, then the main containers.
-  Probes honour initialDelay and thresholds but run at most every second. A process that
+  Probes honour initialDelay and thresholds; they run every min(periodSeconds, 1 s). A process that
   exits is restarted per restartPolicy with back-off 1 s → 30 s (status shows
   ``CrashLoopBackOff``, ``restartCount`` and ``lastState.terminated``).
 * **status** — the harness owns the pod status: phase, conditions (Ready only when every
