@@ -25,11 +25,12 @@ runs each container as a local process group, the way a kubelet would:
 * **volumes** — configMap, secret, projected (configMap/secret) and emptyDir volumes are
   written under ``e2e/.run/pods/<ns>_<pod>/volumes/``; any command/arg/env value under a
   container's ``mountPath`` is rewritten to that directory.
-* **lifecycle** — native sidecars (initContainers with ``restartPolicy: Always``) start first,
-  in order, then regular init containers run to completion, then the main containers.
-  Probes honour initialDelay and thresholds; they run every min(periodSeconds, 1 s). A process that
-  exits is restarted per restartPolicy with back-off 1 s → 30 s (status shows
-  ``CrashLoopBackOff``, ``restartCount`` and ``lastState.terminated``).
+* **lifecycle** — initContainers in order: regular ones run to completion, native sidecars
+  (``restartPolicy: Always``) start and keep running (the next one waits for a sidecar's
+  startupProbe); then the main containers. Probes honour initialDelay and thresholds and
+  run every min(periodSeconds, 1 s). A process that exits is restarted per restartPolicy
+  with back-off 1 s → 30 s (status shows ``CrashLoopBackOff``, ``restartCount`` and
+  ``lastState.terminated``).
 * **status** — the harness owns the pod status: phase, conditions (Ready only when every
   container's readiness probe passes), container states. kwok's pod stages are disabled
   (``e2e/kwok/stages-pod.yaml``), so nothing else marks a pod Ready.
