@@ -1,0 +1,76 @@
+"""One jobfleet worker process for the benchmark: no-op and latency handlers, report at exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from jobfleet import Registry
+from jobfleet.settings import QueueSettings, Retention, WorkerSettings
+from jobfleet.worker import Worker
+
+registry = Registry()
+LATENCY_FILE = os.environ.get("BENCH_LATENCY_FILE", os.devnull)
+_latency_out = open(LATENCY_FILE, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+
+
+@registry.handler("noop")
+async def noop(job: object) -> None:
+    """The drain phase's job: does nothing."""
+
+
+@registry.handler("ping")
+async def ping(job: object) -> None:
+    """The latency phase's job: enqueue-to-start time from the enqueuer's wall clock."""
+    now = time.time_ns()
+    _latency_out.write(f"{(now - job.payload['t']) / 1e6:.3f}\n")  # type: ignore[attr-defined]
+
+
+async def serve(queue: str) -> dict[str, int]:
+    # Completed jobs are kept (as BullMQ does by default) so their timestamps can be read.
+    settings = WorkerSettings(
+        redis_url=os.environ["BENCH_REDIS_URL"],
+        queue=QueueSettings(name=queue, retention=Retention(completed_count=10_000_000)),
+        http_port=None,
+    )
+    worker = Worker(settings, registry)
+    worker.install_signals()
+
+    async def announce() -> None:
+        while worker.counters.claims < 1:  # noqa: ASYNC110 - the Worker has no ready event
+            await asyncio.sleep(0.005)
+        print("READY", flush=True)
+
+    ready = asyncio.create_task(announce())
+    counters = await worker.run()
+    ready.cancel()
+    return {
+        "round_trips": worker.engine.round_trips,
+        "claims": counters.claims,
+        "completed": counters.completed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queue", default="bench")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of the process here")
+    args = parser.parse_args()
+    if args.profile:
+        prof = cProfile.Profile()
+        report = prof.runcall(asyncio.run, serve(args.queue))
+        prof.dump_stats(args.profile)
+    else:
+        report = asyncio.run(serve(args.queue))
+    print("REPORT " + json.dumps(report), flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

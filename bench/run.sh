@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): jobfleet, BullMQ and Dramatiq, same protocol, fresh redis-server each.
+#   bench/run.sh            3 interleaved rounds, medians rendered into bench/RESULTS.md
+#   bench/run.sh profile    cProfile of the jobfleet worker + Redis commandstats/slowlog/latency
+# Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
+#      BENCH_WAIT_QUIET (seconds to wait for load < 1 and no Go build first; default 0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+PEERS=bench/.venv-peers
+OUT=bench/.out
+mkdir -p "$OUT"
+
+command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
+command -v node >/dev/null || { echo "node (20+) is missing" >&2; exit 1; }
+[ -x "$PY" ] || { echo "no project venv: run 'make venv' first" >&2; exit 1; }
+
+setup_peers() {
+  if [ ! -d bench/node_modules/bullmq ]; then
+    (cd bench && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -x "$PEERS/bin/dramatiq" ]; then
+    python3 -m venv "$PEERS"
+    "$PEERS/bin/pip" install -q -r bench/requirements-peers.txt
+  fi
+}
+
+busy() {  # prints why the machine is not quiet, or nothing
+  local load compiles
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  compiles=$(pgrep -fc '(^go build|/compile )' || true)
+  if awk -v l="$load" 'BEGIN{exit !(l >= 1)}' || [ "$compiles" -gt 0 ]; then
+    echo "load $load, $compiles Go compile processes"
+  fi
+}
+
+wait_quiet() {
+  local deadline=$((SECONDS + ${BENCH_WAIT_QUIET:-0})) why
+  while why=$(busy) && [ -n "$why" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "machine not quiet ($why): measuring anyway, RESULTS.md will say so" >&2
+      return
+    fi
+    echo "waiting for a quiet machine ($why)" >&2
+    sleep 15
+  done
+}
+
+if [ "${1:-}" = "profile" ]; then
+  exec "$PY" bench/run_one.py "$OUT/profile.jsonl" "$PY" bench/profile_jobfleet.py
+fi
+
+setup_peers
+results="$OUT/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+  for system in jobfleet bullmq dramatiq; do
+    wait_quiet
+    echo "== round $round: $system ($(uptime | sed 's/.*load/load/'))" >&2
+    case $system in
+      jobfleet) driver=("$PY" bench/bench_jobfleet.py) ;;
+      bullmq) driver=(node bench/bullmq_bench.mjs) ;;
+      dramatiq) driver=("$PEERS/bin/python" bench/dramatiq_bench.py) ;;
+    esac
+    "$PY" bench/run_one.py "$results" "${driver[@]}" >/dev/null
+  done
+done
+"$PY" bench/report.py "$results" "${BENCH_COMMAND:-make bench}"
+echo "raw results: $results" >&2
