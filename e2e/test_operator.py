@@ -722,3 +722,14 @@ def test_reconciler_rejects_what_the_schema_cannot_check(
     resp = client.EventsV1Api(kube.api_client).list_namespaced_event(ns, _preload_content=False)
     reasons = [e.get("reason") for e in json.loads(resp.data)["items"]]
     assert "InvalidSpec" in reasons
+
+
+def test_queue_name_cannot_change(
+    tools: Tools, namespace: str, queue_crd: None, redis: RedisServer
+) -> None:
+    apply(tools, namespace, queue_body("ledger", redis))
+    # Spelling out the name it already has is fine; a different one strands the old jobs.
+    apply(tools, namespace, queue_body("ledger", redis, queueName="ledger"))
+    done = apply(tools, namespace, queue_body("ledger", redis, queueName="ledger-v2"), check=False)
+    assert done.returncode != 0
+    assert "spec.queueName cannot change" in done.stderr, done.stderr

@@ -185,7 +185,12 @@ def build() -> dict[str, Any]:
                                     "rule": f"size(self.metadata.name) <= {spec.MAX_NAME}",
                                     "message": f"Queue names are limited to {spec.MAX_NAME} "
                                     "characters: they name the worker Deployment and its pods",
-                                }
+                                },
+                                {
+                                    "rule": spec.QUEUE_NAME_STABLE,
+                                    "message": "spec.queueName cannot change (the jobs of the "
+                                    "old queue would be stranded): create a new Queue instead",
+                                },
                             ],
                             "properties": {
                                 "apiVersion": {"type": "string"},

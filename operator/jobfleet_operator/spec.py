@@ -41,6 +41,12 @@ ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 PRIORITY_NAMES = ("critical", "high", "normal", "low", "batch")
+# The Redis queue name (spec.queueName, else metadata.name) must never change: the jobs of
+# the old queue would be stranded. A root rule, since only the root sees metadata.name.
+QUEUE_NAME_STABLE = (
+    "(has(oldSelf.spec.queueName) ? oldSelf.spec.queueName : oldSelf.metadata.name) == "
+    "(has(self.spec.queueName) ? self.spec.queueName : self.metadata.name)"
+)
 MAX_NAME = 54  # "<name>-jobfleet" must stay a valid DNS label (63)
 
 _QD = QueueSettings.model_fields  # defaults come from the engine so the two never disagree
@@ -456,7 +462,8 @@ class QueueSpec(SpecModel):
         default=None,
         max_length=100,
         pattern=QUEUE_NAME,
-        description="Queue name in Redis; defaults to the Queue's metadata.name.",
+        description="Queue name in Redis; defaults to the Queue's metadata.name. Immutable: "
+        "renaming would strand the jobs of the old queue.",
     )
     redis: RedisSpec
     worker: WorkerSpec
