@@ -733,3 +733,20 @@ def test_queue_name_cannot_change(
     done = apply(tools, namespace, queue_body("ledger", redis, queueName="ledger-v2"), check=False)
     assert done.returncode != 0
     assert "spec.queueName cannot change" in done.stderr, done.stderr
+
+
+def test_paused_spec_pauses_the_queue_in_redis(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    ns = operator
+    apply(tools, ns, queue_body("reports", redis, paused=True))
+    wait_for("the queue to be paused in Redis", lambda: stats(redis.url, "reports").paused, 60)
+    wait_for(
+        "status.paused",
+        lambda: (get_queue(kube, ns, "reports").get("status") or {}).get("paused") is True,
+        60,
+    )
+    enqueue(redis.url, "reports", 3, seconds=0)  # enqueue keeps accepting while paused
+    apply(tools, ns, queue_body("reports", redis, paused=False))
+    wait_for("the queue to resume", lambda: not stats(redis.url, "reports").paused, 60)
+    wait_for("the jobs to run", lambda: stats(redis.url, "reports").completed_total == 3, 120)
