@@ -22,8 +22,10 @@ from .support import REPO, Kube, RedisServer, Tools, pod_log, wait_for
 
 GROUP, VERSION, PLURAL = "jobfleet.dev", "v1alpha1", "queues"
 CRD = REPO / "crds" / "jobfleet.dev_queues.yaml"
-OPERATOR_IMAGE = "ghcr.io/jobfleet/jobfleet-operator:dev"
-WORKER_IMAGE = "ghcr.io/jobfleet/jobfleet-worker:dev"
+# The tags e2e/cluster.sh builds and loads on kind; on kwok the harness maps them to the
+# checkout's console scripts.
+OPERATOR_IMAGE = "jobfleet-operator:e2e"
+WORKER_IMAGE = "jobfleet-worker:e2e"
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
