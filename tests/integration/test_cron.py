@@ -223,3 +223,26 @@ async def test_no_enabled_schedule_returns_at_once(redis_url, client):
     scheduler = Scheduler(client, Q, [every_second(enabled=False)])
     await asyncio.wait_for(scheduler.run(asyncio.Event()), timeout=30)
     assert await client.conn.keys("*") == []
+
+
+async def test_worker_processes_run_the_queue_schedules(client, redis_url, spawn_worker):
+    """Three real `jobfleet worker` processes with a per-second schedule: one job per tick."""
+    schedule = {"name": "heartbeat", "cron": "* * * * * *", "job": "record"}
+    workers = [spawn_worker(redis_url, queue={"schedules": [schedule]}) for _ in range(3)]
+
+    async def enough() -> bool:
+        return (await client.inspect()).completed >= 6
+
+    await until(enough, what="six ticks to run")
+    for w in workers:
+        assert w.terminate() == 0
+    prefix = client.engine().job_key("cron:heartbeat:")
+    keys = await client.conn.keys(prefix + "*")
+    ticks = sorted(int(k.rsplit(":", 1)[1]) for k in keys)
+    assert len(ticks) >= 6
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # consecutive, none missing
+    stats = await client.inspect()
+    assert stats.dead == 0 and stats.failed_total == 0
+    # Three schedulers raced for every tick; each tick was written exactly once.
+    raw = await client.conn.hget(client.engine().key("stats"), "enqueued_total")
+    assert int(raw) == len(ticks)

@@ -11,6 +11,7 @@ from typing import Any
 import jobfleet
 import pytest
 import redis.asyncio as aioredis
+from jobfleet import metrics
 from jobfleet.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -142,12 +143,13 @@ async def test_circuit_breaker_trips_fleet_wide_holds_jobs_then_recovers(client,
             name="q",
             concurrency=2,
             max_attempts=10,
+            lease=0.9,  # renewals (which also report circuit states) every 0.3 s
             backoff=jobfleet.Backoff(base=0.05, cap=0.2),
             circuit_breaker=jobfleet.CircuitBreaker(
                 scope="handler",
                 failure_threshold=5,
                 window=60,
-                reset_timeout=2,
+                reset_timeout=3,
                 half_open_probes=1,
             ),
         ),
@@ -161,11 +163,19 @@ async def test_circuit_breaker_trips_fleet_wide_holds_jobs_then_recovers(client,
             return c is not None and c.state == "open"
 
         await until(tripped, what="the breaker to open")
+        # Fix the dependency while the circuit is open, well inside the reset timeout, so
+        # that the first probe after it succeeds.
+        broken = False
         raw = await conn.hgetall(client.engine().key("cb"))
         opened_at, reopens_at = int(raw["payments-api:opened_at"]), int(raw["payments-api:until"])
+        gauge = metrics.CIRCUIT.labels("q", "payments-api")
+
+        async def reported() -> bool:
+            return gauge._value.get() == 1.0
+
+        await until(reported, what="workers to report the open circuit in their metrics")
         # Other handlers keep flowing while this one's circuit is open.
         assert (await client.wait(await client.enqueue("other"), timeout=30)).result == "fine"
-        broken = False
 
         async def drained() -> bool:
             return (await client.inspect()).completed == 201

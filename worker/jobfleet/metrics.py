@@ -29,3 +29,8 @@ STALE_ACKS = Counter(
     "Outcomes Redis rejected because the job's lease had moved on (fencing).",
     ["queue"],
 )
+CIRCUIT = Gauge(
+    "jobfleet_circuit_state",
+    "Circuit breaker of a scope ('*' = the whole queue): 0 closed, 0.5 half-open, 1 open.",
+    ["queue", "scope"],
+)

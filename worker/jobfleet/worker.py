@@ -27,8 +27,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
 from .backoff import Backoff
+from .client import Client
 from .connection import check_eviction_policy, connect
 from .context import JobContext
+from .cron import Scheduler
 from .engine import ClaimedJob, ClaimPolicy, Engine, Failure, flow_json
 from .errors import PermanentError, RetryLater
 from .health import HealthServer
@@ -42,6 +44,7 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 IDLE_WAKE = 5.0  # seconds an idle worker blocks before looking for due or stalled jobs
 MAX_TRACEBACK = 16_384
 MAX_MESSAGE = 4_096
+CIRCUIT_LEVELS = {"closed": 0.0, "half": 0.5, "open": 1.0}
 
 
 class HandlerSource(Protocol):
@@ -123,6 +126,13 @@ class Worker:
             max_workers=settings.sync_threads, thread_name_prefix="jobfleet-job"
         )
         self._backoffs: dict[str, Backoff] = {}
+        # Every worker runs the queue's schedules; tick ids make the fleet enqueue each once.
+        # Built here so a bad schedule stops the worker at startup with a clear message.
+        self.scheduler = Scheduler(
+            Client(connection=self.conn, queue=self.queue.name),
+            self.queue.name,
+            list(self.queue.schedules),
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.http: HealthServer | None = None
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
@@ -175,6 +185,7 @@ class Worker:
         helpers = [
             asyncio.create_task(self._waker(), name="jobfleet-waker"),
             asyncio.create_task(self._renewer(), name="jobfleet-renewer"),
+            asyncio.create_task(self.scheduler.run(self._stop_requested), name="jobfleet-cron"),
         ]
         try:
             await self._main_loop()
@@ -222,7 +233,10 @@ class Worker:
         """Log, count and sleep 1 s -> 30 s with jitter; returns the next delay."""
         self._redis_ok = False
         metrics.REDIS_ERRORS.labels(self.queue.name).inc()
-        log.warning("Redis unavailable (%s); retrying in about %.0f s", type(exc).__name__, delay)
+        # redis-py's messages name host and port, never the password.
+        log.warning(
+            "Redis unavailable (%s: %s); retrying in about %.0f s", type(exc).__name__, exc, delay
+        )
         sleep = random.uniform(delay / 2, delay)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(sleep):
@@ -307,8 +321,7 @@ class Worker:
     async def _waker(self) -> None:
         """Block on the queue's wake list while idle, so new jobs start without polling."""
         wake_key = self.engine.key("wake")
-        # BLPOP holds its connection: give it one of its own so claims never queue behind it.
-        blocking = self.conn.client()
+        blocking = self._blocking_client()
         delay = 1.0
         try:
             while not self._stopping:
@@ -317,13 +330,24 @@ class Worker:
                 if self.stopping:  # woken by stop(), not by an idle main loop
                     return
                 try:
-                    await blocking.blpop([wake_key], timeout=self._wake_after)
+                    await blocking.blpop([wake_key], timeout=min(self._wake_after, IDLE_WAKE))
                     delay = 1.0
                 except REDIS_DOWN as exc:
                     delay = await self._redis_down(exc, delay)
                 self._changed.set()
         finally:
-            await blocking.aclose()
+            await blocking.aclose(close_connection_pool=True)
+
+    def _blocking_client(self) -> aioredis.Redis:
+        """A connection of its own for BLPOP, so claims never queue behind it, with a read
+        timeout longer than any wait we ask of it (redis-py's default is 5 s)."""
+        pool = self.conn.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_timeout": IDLE_WAKE + 10}
+        return aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool(
+                connection_class=pool.connection_class, max_connections=1, **kwargs
+            )
+        )
 
     async def _renewer(self) -> None:
         """Renew every lease this worker holds, in one call, three times per lease."""
@@ -345,6 +369,20 @@ class Worker:
                 running = self._running.get(job_id)
                 if running is not None:
                     self._lose(running)
+            if self.queue.circuit_breaker is not None:
+                await self._report_circuits()
+
+    async def _report_circuits(self) -> None:
+        """Mirror the fleet's circuit states into this worker's metrics, for alerting."""
+        try:
+            raw = await self.conn.hgetall(self.engine.key("cb"))
+        except REDIS_DOWN:
+            return
+        for name, value in raw.items():
+            scope, _, attr = str(name).rpartition(":")
+            if attr == "state":
+                level = CIRCUIT_LEVELS.get(str(value), 0.0)
+                metrics.CIRCUIT.labels(self.queue.name, scope).set(level)
 
     def _lose(self, running: _Running) -> None:
         """Another worker may be running this job now; our outcome would be rejected."""
