@@ -27,6 +27,7 @@ class Options:
     lease_namespace: str | None = None
     identity: str = ""
     verbose: bool = False
+    log_format: str = "text"
 
 
 def _truthy(raw: str) -> bool:
@@ -67,6 +68,12 @@ def parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
         )
         p.add_argument("--identity", default=None, help="default: $POD_NAME, else host-pid")
         p.add_argument("-v", "--verbose", action="store_true")
+        p.add_argument(
+            "--log-format",
+            choices=("text", "json"),
+            default=None,
+            help="default: $JOBFLEET_LOG_FORMAT, else text",
+        )
     crd = sub.add_parser("crd", help="print the Queue CRD (YAML)")
     crd.add_argument("-o", "--output", default="-")
     rbac = sub.add_parser("rbac", help="print the RBAC rules the operator needs (YAML)")
@@ -101,6 +108,9 @@ def options(args: argparse.Namespace, env: dict[str, str]) -> Options:
         raise SystemExit(
             "jobfleet-operator: leader election needs --lease-namespace (or $POD_NAMESPACE)"
         )
+    log_format = args.log_format or env.get("JOBFLEET_LOG_FORMAT", "text")
+    if log_format not in ("text", "json"):
+        raise SystemExit(f"jobfleet-operator: log format must be text or json, not {log_format!r}")
     identity = args.identity or env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     return Options(
         namespaces=namespaces,
@@ -110,6 +120,7 @@ def options(args: argparse.Namespace, env: dict[str, str]) -> Options:
         lease_namespace=lease_ns,
         identity=identity,
         verbose=bool(args.verbose),
+        log_format=log_format,
     )
 
 
@@ -213,9 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(yaml.safe_dump_all(manifests(args.namespace), sort_keys=False))
         return 0
     opts = options(args, dict(os.environ))
-    logging.basicConfig(
-        level=logging.DEBUG if opts.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    import kopf
+
+    # kopf's formatter: JSON lines carry the Queue's namespace/name under "object".
+    kopf.configure(
+        verbose=opts.verbose,
+        log_format=kopf.LogFormat.JSON if opts.log_format == "json" else kopf.LogFormat.FULL,
+        log_refkey="object",
     )
     if not opts.verbose:
         # kopf logs every handler success at INFO; keep the operator's own lines readable.

@@ -31,6 +31,14 @@ def test_run_subcommand_takes_the_same_flags() -> None:
     assert opts(["run", "-n", "a"]).namespaces == ["a"]
 
 
+def test_log_format() -> None:
+    assert opts(["-n", "a"]).log_format == "text"
+    assert opts(["-n", "a", "--log-format", "json"]).log_format == "json"
+    assert opts(["-n", "a"], JOBFLEET_LOG_FORMAT="json").log_format == "json"
+    with pytest.raises(SystemExit, match="text or json"):
+        opts(["-n", "a"], JOBFLEET_LOG_FORMAT="xml")
+
+
 def test_leader_election_default_on_and_switchable() -> None:
     assert opts(["-n", "a"]).leader_election
     assert not opts(["-n", "a", "--no-leader-election"]).leader_election
