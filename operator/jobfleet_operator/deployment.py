@@ -17,7 +17,7 @@ from jobfleet.settings import (
     WorkerSettings,
 )
 
-from .spec import GROUP, KIND, VERSION, EnvVar, QueueSpec, Resources
+from .spec import GROUP, KIND, VERSION, EnvVar, QueueSpec, Resources, SecretKeyRef
 
 SETTINGS_KEY = "settings.json"
 WORKER_CONTAINER = "worker"
@@ -208,7 +208,7 @@ def _resources(resources: Resources | None) -> dict[str, Any]:
     return {"resources": out} if out else {}
 
 
-def _secret_env(name: str, ref: Any) -> dict[str, Any]:
+def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {
         "name": name,
         "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
@@ -222,7 +222,6 @@ def worker_container(queue: QueueRef, spec: QueueSpec) -> dict[str, Any]:
             "name": "JOBFLEET_SETTINGS",
             "valueFrom": {"configMapKeyRef": {"name": child_name(queue), "key": SETTINGS_KEY}},
         },
-        {"name": "JOBFLEET_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     if spec.redis.url_secret_ref is not None:
         env.append(_secret_env("JOBFLEET_REDIS_URL", spec.redis.url_secret_ref))

@@ -171,11 +171,11 @@ def test_worker_env_wires_settings_and_secrets() -> None:
 
 
 def test_user_env_overrides_ours_without_duplicates() -> None:
-    worker = {**IN_PROCESS["worker"], "env": [{"name": "JOBFLEET_POD_NAME", "value": "fixed"}]}
+    worker = {**IN_PROCESS["worker"], "env": [{"name": "JOBFLEET_SETTINGS", "value": "{}"}]}
     c = container(deploy({**IN_PROCESS, "worker": worker}))
     names = [e["name"] for e in c["env"]]
     assert len(names) == len(set(names))
-    assert env_of(c)["JOBFLEET_POD_NAME"] == "fixed"
+    assert env_of(c)["JOBFLEET_SETTINGS"] == "{}"
 
 
 def test_pod_annotations() -> None:
