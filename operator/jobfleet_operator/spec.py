@@ -81,8 +81,12 @@ Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-st
 class SecretKeyRef(SpecModel):
     """A key of a Secret in the Queue's namespace."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
-    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY)
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret."
+    )
+    key: str = Field(
+        min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret."
+    )
 
 
 class RedisTLS(SpecModel):
@@ -154,8 +158,10 @@ class EnvVar(SpecModel):
         )
     )
 
-    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME)
-    value: str | None = Field(default=None, max_length=65536)
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME, description="Variable name.")
+    value: str | None = Field(
+        default=None, max_length=65536, description="Literal value; $(VAR) references expand."
+    )
     value_from: dict[str, Any] | None = Field(
         default=None, description="As in a Pod: secretKeyRef, configMapKeyRef, fieldRef, ..."
     )
@@ -164,19 +170,27 @@ class EnvVar(SpecModel):
 class Resources(SpecModel):
     """Compute resources of a container, as in a Pod."""
 
-    requests: dict[str, Quantity] | None = None
-    limits: dict[str, Quantity] | None = None
+    requests: dict[str, Quantity] | None = Field(
+        default=None, description="Minimum resources, e.g. {cpu: 250m, memory: 256Mi}."
+    )
+    limits: dict[str, Quantity] | None = Field(default=None, description="Maximum resources.")
 
 
 class SidecarSpec(SpecModel):
     """The user's handler container in sidecar mode; it serves `POST /jobs/<name>`."""
 
-    image: str = Field(min_length=1, max_length=512)
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
-        default=None, max_length=64
+    image: str = Field(
+        min_length=1, max_length=512, description="Image of the handler server (any language)."
     )
-    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=256)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="As in a Pod; the cluster default when unset."
+    )
+    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=64, description="Entrypoint; the image's when unset."
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=256, description="Arguments; the image's when unset."
+    )
     port: int = Field(default=8000, ge=1, le=65535, description="Port it serves jobs on.")
     readiness_path: str | None = Field(
         default=None,
@@ -187,6 +201,7 @@ class SidecarSpec(SpecModel):
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=256,
+        description="Environment variables of the container.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     resources: Resources | None = None
@@ -213,9 +228,11 @@ class WorkerSpec(SpecModel):
     )
 
     image: str = Field(min_length=1, max_length=512, description="The jobfleet worker image.")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="As in a Pod; the cluster default when unset."
+    )
     image_pull_secrets: list[Annotated[str, Field(max_length=253)]] = Field(
-        default_factory=list, max_length=16
+        default_factory=list, max_length=16, description="Names of image pull Secrets."
     )
     mode: Literal["inProcess", "sidecar"] = Field(
         default="inProcess",
@@ -233,6 +250,7 @@ class WorkerSpec(SpecModel):
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=256,
+        description="Environment variables of the container.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     termination_grace_period_seconds: int = Field(
@@ -241,12 +259,27 @@ class WorkerSpec(SpecModel):
         le=3600,
         description="Time a worker gets to drain in-flight jobs after SIGTERM.",
     )
-    service_account_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN)
-    priority_class_name: str | None = Field(default=None, max_length=253)
-    node_selector: dict[str, str] | None = None
-    tolerations: list[dict[str, Any]] | None = Field(default=None, max_length=64)
-    pod_labels: dict[str, str] | None = None
-    pod_annotations: dict[str, str] | None = None
+    service_account_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="ServiceAccount of the worker pods (for the handlers' own API access).",
+    )
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, description="PriorityClass of the worker pods."
+    )
+    node_selector: dict[str, str] | None = Field(
+        default=None, description="As in a Pod: nodes the workers may run on."
+    )
+    tolerations: list[dict[str, Any]] | None = Field(
+        default=None, max_length=64, description="As in a Pod."
+    )
+    pod_labels: dict[str, str] | None = Field(
+        default=None, description="Extra labels of the worker pods."
+    )
+    pod_annotations: dict[str, str] | None = Field(
+        default=None, description="Extra annotations of the worker pods."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WorkerSpec:
@@ -273,10 +306,21 @@ class RetrySpec(SpecModel):
         )
     )
 
-    max_attempts: int = Field(default=_QD["max_attempts"].default, ge=1, le=1000)
-    backoff: Literal["exponential", "fixed"] = "exponential"
-    base_delay_seconds: float = Field(default=1.0, ge=0, le=86_400)
-    max_delay_seconds: float = Field(default=300.0, ge=0, le=7 * 86_400)
+    max_attempts: int = Field(
+        default=_QD["max_attempts"].default,
+        ge=1,
+        le=1000,
+        description="Attempts before a failing job becomes a dead letter.",
+    )
+    backoff: Literal["exponential", "fixed"] = Field(
+        default="exponential", description="exponential: base * 2^(retry-1); fixed: base."
+    )
+    base_delay_seconds: float = Field(
+        default=1.0, ge=0, le=86_400, description="Delay before the first retry."
+    )
+    max_delay_seconds: float = Field(
+        default=300.0, ge=0, le=7 * 86_400, description="Cap of any retry delay."
+    )
     jitter: bool = Field(default=True, description="Full jitter: spread retries of a fleet.")
 
     @model_validator(mode="after")
@@ -289,8 +333,8 @@ class RetrySpec(SpecModel):
 class RateLimitSpec(SpecModel):
     """At most `max` job starts per `periodSeconds`, fleet-wide, optionally per key."""
 
-    max: int = Field(ge=1, le=1_000_000)
-    period_seconds: float = Field(gt=0, le=86_400)
+    max: int = Field(ge=1, le=1_000_000, description="Job starts allowed per period.")
+    period_seconds: float = Field(gt=0, le=86_400, description="Length of the sliding window.")
     key: str | None = Field(
         default=None,
         max_length=200,
@@ -302,28 +346,46 @@ class RateLimitSpec(SpecModel):
 class CircuitBreakerSpec(SpecModel):
     """Fleet-wide breaker: stop starting jobs of a failing dependency, probe, recover."""
 
-    scope: Literal["queue", "handler"] = "queue"
-    failure_threshold: int = Field(default=5, ge=1, le=100_000)
+    scope: Literal["queue", "handler"] = Field(
+        default="queue", description="One breaker for the queue, or one per handler name."
+    )
+    failure_threshold: int = Field(
+        default=5, ge=1, le=100_000, description="Failed attempts within the window that trip it."
+    )
     failure_ratio: float | None = Field(
         default=None, gt=0, le=1, description="Trip on this failure ratio instead of a count."
     )
-    window_seconds: float = Field(default=60, gt=0, le=86_400)
-    reset_timeout_seconds: float = Field(default=30, gt=0, le=86_400)
-    half_open_probes: int = Field(default=1, ge=1, le=1000)
+    window_seconds: float = Field(
+        default=60, gt=0, le=86_400, description="Window the failures are counted in."
+    )
+    reset_timeout_seconds: float = Field(
+        default=30, gt=0, le=86_400, description="How long an open breaker holds jobs."
+    )
+    half_open_probes: int = Field(
+        default=1, ge=1, le=1000, description="Jobs let through to test the dependency."
+    )
 
 
 class CompletedRetention(SpecModel):
     """Finished jobs kept so `get` can still report them."""
 
-    max_count: int = Field(default=_RD["completed_count"].default, ge=0, le=10_000_000)
-    max_age_seconds: float = Field(default=_RD["completed_age"].default, ge=0, le=365 * 86_400)
+    max_count: int = Field(
+        default=_RD["completed_count"].default, ge=0, le=10_000_000, description="Jobs kept."
+    )
+    max_age_seconds: float = Field(
+        default=_RD["completed_age"].default, ge=0, le=365 * 86_400, description="Age kept."
+    )
 
 
 class DeadLetterRetention(SpecModel):
     """Dead letters kept for inspection and replay; unset limits keep them until purged."""
 
-    max_count: int | None = Field(default=None, ge=0, le=10_000_000)
-    max_age_seconds: float | None = Field(default=None, ge=0, le=365 * 86_400)
+    max_count: int | None = Field(
+        default=None, ge=0, le=10_000_000, description="Dead letters kept; all when unset."
+    )
+    max_age_seconds: float | None = Field(
+        default=None, ge=0, le=365 * 86_400, description="Age kept; forever when unset."
+    )
 
 
 class RetentionSpec(SpecModel):
@@ -336,31 +398,49 @@ class RetentionSpec(SpecModel):
 class PrioritySLA(SpecModel):
     """Target wait per priority level; a level without one uses the queue's target."""
 
-    critical: float | None = Field(default=None, gt=0, le=86_400)
-    high: float | None = Field(default=None, gt=0, le=86_400)
-    normal: float | None = Field(default=None, gt=0, le=86_400)
-    low: float | None = Field(default=None, gt=0, le=86_400)
-    batch: float | None = Field(default=None, gt=0, le=86_400)
+    critical: float | None = Field(
+        default=None, gt=0, le=86_400, description="Target wait (seconds) of critical jobs."
+    )
+    high: float | None = Field(
+        default=None, gt=0, le=86_400, description="Target wait (seconds) of high jobs."
+    )
+    normal: float | None = Field(
+        default=None, gt=0, le=86_400, description="Target wait (seconds) of normal jobs."
+    )
+    low: float | None = Field(
+        default=None, gt=0, le=86_400, description="Target wait (seconds) of low jobs."
+    )
+    batch: float | None = Field(
+        default=None, gt=0, le=86_400, description="Target wait (seconds) of batch jobs."
+    )
 
 
 class SLASpec(SpecModel):
     """The latency the queue promises: no job waits longer than this before it starts."""
 
-    target_wait_seconds: float = Field(gt=0, le=86_400)
+    target_wait_seconds: float = Field(
+        gt=0, le=86_400, description="No job should wait longer than this to start."
+    )
     by_priority: PrioritySLA | None = None
 
 
 class ScaleUpSpec(SpecModel):
     """Scale-up happens at once, by at most max(maxStepReplicas, maxStepPercent of current)."""
 
-    max_step_replicas: int = Field(default=4, ge=1, le=1000)
-    max_step_percent: int = Field(default=100, ge=0, le=10_000)
+    max_step_replicas: int = Field(
+        default=4, ge=1, le=1000, description="Replicas one decision may add."
+    )
+    max_step_percent: int = Field(
+        default=100, ge=0, le=10_000, description="Or this percentage of the current size."
+    )
 
 
 class ScaleDownSpec(SpecModel):
     """Scale-down waits for the stabilization window and never goes below its max."""
 
-    stabilization_window_seconds: float = Field(default=60, ge=0, le=3600)
+    stabilization_window_seconds: float = Field(
+        default=60, ge=0, le=3600, description="Recommendations remembered for scale-down."
+    )
 
 
 class AutoscalingSpec(SpecModel):
@@ -377,14 +457,16 @@ class AutoscalingSpec(SpecModel):
 
     enabled: bool = Field(default=True, description="When false the fleet stays at minReplicas.")
     min_replicas: int = Field(default=1, ge=0, le=1000, description="0 allows scale to zero.")
-    max_replicas: int = Field(default=10, ge=1, le=1000)
+    max_replicas: int = Field(default=10, ge=1, le=1000, description="Upper bound of the fleet.")
     target_backlog_per_replica: int | None = Field(
         default=None,
         ge=1,
         le=1_000_000,
         description="Waiting plus in-flight jobs one replica should carry; default concurrency.",
     )
-    poll_interval_seconds: float = Field(default=2.0, ge=0.5, le=300)
+    poll_interval_seconds: float = Field(
+        default=2.0, ge=0.5, le=300, description="How often the queue is read and sized."
+    )
     scale_up: ScaleUpSpec = Field(default_factory=ScaleUpSpec)
     scale_down: ScaleDownSpec = Field(default_factory=ScaleDownSpec)
     cooldown_seconds: float = Field(
@@ -404,7 +486,9 @@ class AutoscalingSpec(SpecModel):
 class ScheduleSpec(SpecModel):
     """A cron schedule: one job per tick, however many workers run."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL, description="Unique within the Queue."
+    )
     cron: str = Field(
         min_length=1,
         max_length=128,
@@ -418,11 +502,15 @@ class ScheduleSpec(SpecModel):
             )
         ),
     )
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+    timezone: str = Field(
+        default="UTC", min_length=1, max_length=64, description="IANA name, e.g. Europe/Berlin."
+    )
     job: str = Field(min_length=1, max_length=200, description="The handler name to enqueue.")
     payload: Any = Field(default=None, description="JSON payload of each job.")
-    priority: Literal["critical", "high", "normal", "low", "batch"] = "normal"
-    enabled: bool = True
+    priority: Literal["critical", "high", "normal", "low", "batch"] = Field(
+        default="normal", description="Priority of each job."
+    )
+    enabled: bool = Field(default=True, description="Disabled schedules enqueue nothing.")
     missed: Literal["skip", "runOnce"] = Field(
         default="skip", description="After downtime: skip missed ticks, or run once."
     )
@@ -486,7 +574,12 @@ class QueueSpec(SpecModel):
         le=100,
         description="Lease expiries before a job is dead-lettered as poison.",
     )
-    max_payload_bytes: int = Field(default=_QD["max_payload_bytes"].default, ge=64, le=512 << 20)
+    max_payload_bytes: int = Field(
+        default=_QD["max_payload_bytes"].default,
+        ge=64,
+        le=512 << 20,
+        description="Larger payloads are refused at enqueue.",
+    )
     rate_limit: RateLimitSpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
@@ -495,6 +588,7 @@ class QueueSpec(SpecModel):
     schedules: list[ScheduleSpec] = Field(
         default_factory=list,
         max_length=100,
+        description="Cron schedules: one job per tick, however many workers run.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     paused: bool = Field(

@@ -100,3 +100,13 @@ def test_cron_rule_escapes_backslashes_for_cel() -> None:
     cron = schema()["properties"]["spec"]["properties"]["schedules"]["items"]["properties"]["cron"]
     rule = cron["x-kubernetes-validations"][0]["rule"]
     assert "\\\\s" in rule and "\\s" not in rule.replace("\\\\s", "")
+
+
+def test_every_spec_field_is_documented_for_kubectl_explain() -> None:
+    spec = schema()["properties"]["spec"]
+    missing = [
+        path for path, node in walk(spec, "spec") if path != "spec" and "description" not in node
+    ]
+    # list items and map values are described by their list / map
+    missing = [p for p in missing if not p.endswith(("[]", "{}"))]
+    assert not missing, missing
