@@ -18,7 +18,7 @@ from jobfleet_operator import rbac
 from jobfleet_operator.deployment import CONFIG_HASH_ANNOTATION
 from kubernetes import client
 
-from .support import REPO, Kube, RedisServer, Tools, pod_log, wait_for
+from .support import NAMESPACE_LABEL, REPO, Kube, RedisServer, Tools, pod_log, wait_for
 
 GROUP, VERSION, PLURAL = "jobfleet.dev", "v1alpha1", "queues"
 CRD = REPO / "crds" / "jobfleet.dev_queues.yaml"
@@ -44,7 +44,7 @@ def queue_crd(kube: Kube, tools: Tools) -> None:
     install_crd(tools)
 
 
-def _operator_objects(namespace: str) -> list[dict[str, Any]]:
+def _operator_objects(namespace: str, watched: str | None = None) -> list[dict[str, Any]]:
     sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "jobfleet-operator"}}
     deployment = {
         "apiVersion": "apps/v1",
@@ -64,7 +64,7 @@ def _operator_objects(namespace: str) -> list[dict[str, Any]]:
                             "image": OPERATOR_IMAGE,
                             "args": ["--verbose"],
                             "env": [
-                                {"name": "JOBFLEET_NAMESPACES", "value": namespace},
+                                {"name": "JOBFLEET_NAMESPACES", "value": watched or namespace},
                                 {
                                     "name": "POD_NAMESPACE",
                                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
@@ -86,9 +86,14 @@ def _operator_objects(namespace: str) -> list[dict[str, Any]]:
     return [sa, *rbac.manifests(namespace), deployment]
 
 
-def run_operator(kube: Kube, tools: Tools, namespace: str) -> Iterator[str]:
-    """Deploy the operator in `namespace` with the documented RBAC rules; print its log after."""
-    manifest = "\n---\n".join(json.dumps(o) for o in _operator_objects(namespace))
+def run_operator(
+    kube: Kube, tools: Tools, namespace: str, watched: str | None = None
+) -> Iterator[str]:
+    """Deploy the operator in `namespace` with the documented RBAC rules; print its log after.
+
+    `watched`: a comma list of namespaces to watch instead of its own.
+    """
+    manifest = "\n---\n".join(json.dumps(o) for o in _operator_objects(namespace, watched))
     tools.kubectl_run("-n", namespace, "apply", "-f", "-", input=manifest)
     wait_for(
         "the operator pod to be ready",
@@ -752,3 +757,40 @@ def test_paused_spec_pauses_the_queue_in_redis(
     apply(tools, ns, queue_body("reports", redis, paused=False))
     wait_for("the queue to resume", lambda: not stats(redis.url, "reports").paused, 60)
     wait_for("the jobs to run", lambda: stats(redis.url, "reports").completed_total == 3, 120)
+
+
+def test_one_operator_watches_a_list_of_namespaces(
+    kube: Kube, tools: Tools, namespace: str, queue_crd: None, redis: RedisServer
+) -> None:
+    """The operator lives in one namespace and manages Queues in another, with a Role there."""
+    other = f"{namespace[:50]}-b"
+    kube.core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=other, labels={NAMESPACE_LABEL: "true"})
+        )
+    )
+    try:
+        roles = rbac.manifests(other, operator_namespace=namespace)
+        tools.kubectl_run("apply", "-f", "-", input="\n---\n".join(json.dumps(r) for r in roles))
+        operator = run_operator(kube, tools, namespace, watched=f"{namespace},{other}")
+        next(operator)
+        try:
+            apply(tools, other, queue_body("remote", redis, autoscaling={"minReplicas": 2}))
+            d = wait_for(
+                "the Deployment in the other namespace",
+                lambda: deployment(kube, other, "remote"),
+                60,
+            )
+            assert d.spec.replicas == 2
+            wait_for(
+                "status in the other namespace",
+                lambda: (
+                    (get_queue(kube, other, "remote").get("status") or {}).get("desiredReplicas")
+                    == 2
+                ),
+                60,
+            )
+        finally:
+            next(operator, None)
+    finally:
+        kube.core.delete_namespace(other)

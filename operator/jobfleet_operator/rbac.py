@@ -58,14 +58,23 @@ def leader_election_rules() -> list[Rule]:
     ]
 
 
-def manifests(namespace: str, service_account: str = "jobfleet-operator") -> list[dict[str, Any]]:
-    """A reference Role + RoleBinding set for an operator watching its own namespace."""
-    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+def manifests(
+    namespace: str,
+    service_account: str = "jobfleet-operator",
+    *,
+    operator_namespace: str | None = None,
+    leader_election: bool = True,
+) -> list[dict[str, Any]]:
+    """Reference Roles + RoleBindings granting `rules()` in `namespace` to the operator's
+    ServiceAccount (which lives in `operator_namespace`, default the same), plus the Lease
+    rules when `namespace` is the operator's own."""
+    home = operator_namespace or namespace
+    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": home}
+    sets = [("jobfleet-operator", rules())]
+    if leader_election and home == namespace:
+        sets.append(("jobfleet-operator-leader-election", leader_election_rules()))
     out: list[dict[str, Any]] = []
-    for name, rule_set in (
-        ("jobfleet-operator", rules()),
-        ("jobfleet-operator-leader-election", leader_election_rules()),
-    ):
+    for name, rule_set in sets:
         out.append(
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",

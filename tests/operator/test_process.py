@@ -133,3 +133,12 @@ def test_rbac_subcommand_prints_roles(capsys: pytest.CaptureFixture[str]) -> Non
         "name": "jobfleet-operator",
         "namespace": "ops",
     }
+
+
+def test_rbac_for_a_watched_namespace_binds_the_operators_service_account() -> None:
+    docs = rbac.manifests("team-a", operator_namespace="jobfleet")
+    assert [d["kind"] for d in docs] == ["Role", "RoleBinding"]  # no Lease rules there
+    assert docs[0]["metadata"]["namespace"] == "team-a"
+    assert docs[1]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "jobfleet-operator", "namespace": "jobfleet"}
+    ]
