@@ -120,15 +120,18 @@ async def run(profile: Path | None) -> dict[str, object]:
         while worker.stdout.readline().strip() != "READY":
             pass
         await asyncio.sleep(0.5)
-        ping_ids = []
+        ping_ids, calls = [], []
         next_at = time.monotonic()
         for _ in range(N_LATENCY):
-            ping_ids.append(await client.enqueue("ping", {"t": time.time_ns()}))
+            t = time.time_ns()
+            ping_ids.append(await client.enqueue("ping", {"t": t}))
+            calls.append((time.time_ns() - t) / 1e6)
             next_at += LATENCY_GAP
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         await wait_completed(conn, N_JOBS + N_LATENCY)
         stop_worker(worker)
         result |= latency_summary(read_latencies(Path(lat.name)))
+        result["enqueue_call_p50_ms"] = latency_summary(calls)["latency_p50_ms"]
     rows = job_fields(conn, ping_ids, ["enqueued_at", "started_at"])
     redis_ms = [float(int(s) - int(e)) for e, s in rows]
     redis_lat = latency_summary(redis_ms)

@@ -130,9 +130,12 @@ worker = spawnWorker({ BENCH_LATENCY_FILE: latFile });
 await worker.ready;
 await sleep(500);
 const pingIds = [];
+const calls = [];
 let nextAt = performance.now();
 for (let i = 0; i < N_LATENCY; i++) {
-  pingIds.push((await queue.add('ping', { t: nowMs() })).id);
+  const t = nowMs();
+  pingIds.push((await queue.add('ping', { t })).id);
+  calls.push(nowMs() - t);
   nextAt += GAP_MS;
   await sleep(Math.max(0, nextAt - performance.now()));
 }
@@ -140,6 +143,7 @@ await waitCompleted(queue, N + N_LATENCY);
 await stopWorker(worker);
 const lat = fs.readFileSync(latFile, 'utf8').split('\n').filter(Boolean).map(Number);
 Object.assign(result, latencySummary(lat));
+result.enqueue_call_p50_ms = latencySummary(calls).latency_p50_ms;
 const stamps = await jobFields(pingIds, ['timestamp', 'processedOn']);
 const own = latencySummary(stamps.map(([e, s]) => Number(s) - Number(e)));
 result.latency_job_stamps_p50_ms = own.latency_p50_ms;

@@ -91,6 +91,19 @@ def tool_versions() -> str:
     )
 
 
+def engine_version() -> str:
+    """The worker/ code measured: its last commit, and whether the tree had changes on top."""
+    repo = BENCH.parent
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(repo), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("log", "-1", "--format=%h", "--", "worker")
+    dirty = " plus uncommitted changes" if git("status", "--porcelain", "--", "worker") else ""
+    return f"jobfleet worker/ at {commit or '?'}{dirty} (at the end of the run)"
+
+
 def machine() -> str:
     model = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -109,11 +122,13 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
     for r in rows:
         by.setdefault(r["system"], []).append(r)
     n = rows[0]["n"]
-    loads = [r["load1_before"] for r in rows] + [r["load1_after"] for r in rows]
+    loads = [r["load1_before"] for r in rows]
+    others = [r.get("others_cores_busy", 0.0) for r in rows]
     compiles = max(max(r["go_compiles_before"], r["go_compiles_after"]) for r in rows)
     first, last = min(r["at"] for r in rows), max(r["at"] for r in rows)
     rounds = max(len(v) for v in by.values())
-    quiet = max(loads) < 1 and compiles == 0
+    round_starts = [r["load1_before"] for r in by.get(SYSTEMS[0], [])]  # first of a round
+    quiet = max(round_starts or loads) < 1 and max(others) < 0.5 and compiles == 0
     out = [
         BEGIN,
         f"Recorded {first} - {last} (UTC) by `{command}`: {rounds} rounds, systems interleaved, "
@@ -122,15 +137,18 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
         "Jobfleet advantage: the peer's figure over jobfleet's, turned so that > 1 means "
         "jobfleet is better.",
         "",
-        f"Machine: {machine()}. {tool_versions()}.",
+        f"Machine: {machine()}. {tool_versions()}; {engine_version()}.",
         "",
-        f"Load average (1 min) around the runs: {min(loads):.2f} - {max(loads):.2f}; "
-        f"Go compile processes seen: {compiles}. "
+        f"Load average (1 min) before each run: {min(loads):.2f} - {max(loads):.2f} (the "
+        "runs before it in a round add to it); cores kept busy by other work, sampled over "
+        f"1 s before each run: {min(others):.2f} - {max(others):.2f}; Go compile processes "
+        f"seen: {compiles}. "
         + (
-            "The machine was quiet."
+            "The machine was quiet (load < 1 at each round's start, other work < 0.5 core, "
+            "no Go build)."
             if quiet
-            else "**The machine was NOT quiet (load ≥ 1 or a Go build running): "
-            "figures are lower than on an idle machine.**"
+            else "**The machine was NOT quiet (load ≥ 1 at a round's start, other work ≥ 0.5 "
+            "core, or a Go build): figures are lower than on an idle machine.**"
         ),
         "",
     ]
@@ -153,12 +171,22 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
         False,
     )
     out += table(by, "Pickup latency p99, ms (same runs)", "latency_p99_ms", 2, ("≤", 5), False)
-    jf = by.get("jobfleet", [])
+    jf, bull = by.get("jobfleet", []), by.get("bullmq", [])
     if jf:
         out += [
             "jobfleet's own stamps (started_at - enqueued_at, Redis clock, whole ms): p50 "
             f"{fmt(median(jf, 'latency_redis_clock_p50_ms'), 1)} ms, p99 "
-            f"{fmt(median(jf, 'latency_redis_clock_p99_ms'), 1)} ms.",
+            f"{fmt(median(jf, 'latency_redis_clock_p99_ms'), 1)} ms. "
+            "The enqueue call alone (inside the figures above) took p50 "
+            f"{fmt(median(jf, 'enqueue_call_p50_ms'), 2)} ms in jobfleet"
+            + (
+                f", {fmt(median(bull, 'enqueue_call_p50_ms'), 2)} ms in BullMQ; "
+                "BullMQ's own stamps (processedOn - timestamp, whole ms): p50 "
+                f"{fmt(median(bull, 'latency_job_stamps_p50_ms'), 1)} ms, p99 "
+                f"{fmt(median(bull, 'latency_job_stamps_p99_ms'), 1)} ms."
+                if bull
+                else "."
+            ),
             "",
         ]
     out += table(

@@ -29,12 +29,37 @@ def go_compiles() -> int:
     return count
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Cores kept busy by the machine's other work, sampled from /proc/stat just before a run."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return round((busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1), 2)
+
+
 def main() -> int:
     if len(sys.argv) < 3:
         print("usage: run_one.py RESULTS.jsonl COMMAND [ARGS...]", file=sys.stderr)
         return 2
     results, cmd = Path(sys.argv[1]), sys.argv[2:]
-    load = {"load1_before": os.getloadavg()[0], "go_compiles_before": go_compiles()}
+    # Wait (until $BENCH_QUIET_UNTIL, a Unix time) while other work keeps half a core busy.
+    quiet_until = float(os.environ.get("BENCH_QUIET_UNTIL", "0"))
+    others = cpu_busy()
+    while (others >= 0.5 or go_compiles()) and time.time() < quiet_until:
+        print(f"waiting: other work keeps {others} cores busy", file=sys.stderr)
+        time.sleep(4)
+        others = cpu_busy()
+    load = {
+        "load1_before": os.getloadavg()[0],
+        "others_cores_busy": others,
+        "go_compiles_before": go_compiles(),
+    }
     with RedisServer() as server:
         env = dict(os.environ, BENCH_REDIS_URL=server.url)
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=False)
