@@ -376,6 +376,21 @@ def test_apply_update_drift_and_delete(
         60,
     )
 
+    # ... and so is a manual edit of the settings
+    kube.core.patch_namespaced_config_map("mail-jobfleet", ns, {"data": {"settings.json": "{}"}})
+    wait_for(
+        "the settings to be repaired",
+        lambda: (
+            json.loads(
+                kube.core.read_namespaced_config_map("mail-jobfleet", ns).data["settings.json"]
+            )
+            .get("queue", {})
+            .get("concurrency")
+            == 7
+        ),
+        60,
+    )
+
     # delete -> the garbage collector removes the children
     kube.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "mail")
     wait_for(

@@ -115,6 +115,13 @@ class Fleet:
         if scaler is not None:
             scaler.mark_drift()
 
+    def configmap_changed(self, namespace: str, queue: str) -> None:
+        # ConfigMaps have no generation to tell our writes from others': re-apply (a no-op
+        # apply changes nothing and so triggers no further event).
+        scaler = self.scalers.get((namespace, queue))
+        if scaler is not None:
+            scaler.mark_drift(reapply=True)
+
     async def stop_all(self) -> None:
         for key in list(self.scalers):
             scaler = self.scalers.pop(key)
@@ -194,6 +201,18 @@ def build_registry(fleet: Fleet, creds: Credentials) -> kopf.OperatorRegistry:
         queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
         if queue and namespace:
             fleet.deployment_changed(namespace, queue)
+
+    @kopf.on.event(
+        "",
+        "v1",
+        "configmaps",
+        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+        registry=registry,
+    )
+    def configmap_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
+        queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
+        if queue and namespace:
+            fleet.configmap_changed(namespace, queue)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:

@@ -15,7 +15,8 @@ def rules() -> list[Rule]:
     Why each verb: kopf lists/watches Queues and patches its bookkeeping annotations on them;
     status is written through the status subresource; children are created and updated by
     server-side apply (PATCH, which needs `create` for the first apply); replicas change only
-    through the scale subresource; Deployments are watched to repair manual drift; a Secret is
+    through the scale subresource; Deployments and ConfigMaps are watched to repair manual
+    drift; a Secret is
     read (`get` only, never listed) when a Queue names one for its Redis URL or password;
     Events record scale decisions and errors (kopf writes core/v1 ones, we events.k8s.io/v1).
     """
@@ -40,7 +41,11 @@ def rules() -> list[Rule]:
             "resources": ["deployments/scale"],
             "verbs": ["get", "patch", "update"],
         },
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "list", "watch", "create", "patch"],
+        },
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

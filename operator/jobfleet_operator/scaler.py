@@ -132,6 +132,7 @@ class Scaler:
         self.status: dict[str, Any] = dict(body.get("status") or {})
         self.last_status_write = 0.0
         self.last_apply = 0.0
+        self.force_apply = False
         self.next_decision = 0.0  # scaling decisions at most once per poll interval
         self.applied_generation: int | None = None  # of the Deployment, after our last write
         self.redis_ok: bool | None = None
@@ -234,6 +235,7 @@ class Scaler:
                 return
             if (
                 deployment is None
+                or self.force_apply
                 or now - self.last_apply >= RESYNC_SECONDS
                 or self.drifted(deployment)
             ):
@@ -268,8 +270,10 @@ class Scaler:
         gen = deployment.get("metadata", {}).get("generation")
         return self.applied_generation is not None and gen != self.applied_generation
 
-    def mark_drift(self) -> None:
-        """Called on Deployment events: re-check now instead of at the next interval."""
+    def mark_drift(self, *, reapply: bool = False) -> None:
+        """Called on events of our children: re-check now instead of at the next interval."""
+        if reapply:
+            self.force_apply = True
         self.wake.set()
 
     async def apply_children(self, live: dict[str, Any] | None) -> dict[str, Any]:
@@ -282,6 +286,7 @@ class Scaler:
         applied = await self.kube.apply(render_deployment(self.ref, self.spec, replicas))
         self.applied_generation = applied.get("metadata", {}).get("generation")
         self.last_apply = self.clock()
+        self.force_apply = False
         if live is None:
             log.info("created Deployment %s/%s", self.ref.namespace, child_name(self.ref))
         return applied

@@ -350,3 +350,16 @@ async def test_a_refused_spec_stays_visible_while_the_old_fleet_runs(
     status = kube.status_writes[-1]
     assert conditions(status)["Ready"] == ("False", "InvalidSpec")
     assert status["observedGeneration"] == 2
+
+
+async def test_configmap_edit_is_repaired_on_its_event(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, _, clock = env
+    await scaler.tick()
+    path = "/api/v1/namespaces/shop/configmaps/emails-jobfleet"
+    kube.objects[path]["data"] = {"settings.json": "{}"}  # kubectl edit
+    scaler.mark_drift(reapply=True)
+    clock.t += 0.1  # woken at once, before the next decision is due
+    await scaler.tick()
+    assert json.loads(kube.objects[path]["data"]["settings.json"])["queue"]["name"] == "emails"
