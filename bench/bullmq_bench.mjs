@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
+import { counter } from './rtt_count.mjs';
 
 const N = Number(process.env.BENCH_JOBS || 20000);
 const N_LATENCY = Number(process.env.BENCH_LATENCY_JOBS || 1000);
@@ -67,6 +68,8 @@ async function stopWorker(child) {
   const exited = new Promise((resolve) => child.on('exit', resolve));
   child.kill('SIGTERM');
   await exited;
+  const line = child.out.split('\n').find((l) => l.startsWith('REPORT '));
+  return line ? JSON.parse(line.slice(7)) : {};
 }
 
 async function waitCompleted(queue, target) {
@@ -100,11 +103,14 @@ const result = { system: 'bullmq', n: N };
 // 1. Bulk enqueue: one addBulk call.
 const jobs = Array.from({ length: N }, (_, i) => ({ name: 'noop', data: { i } }));
 let done = await meter();
+const rt0 = counter.roundTrips;
 let t0 = performance.now();
 const added = await queue.addBulk(jobs);
 const elapsed = (performance.now() - t0) / 1000;
+const enqueueRoundTrips = counter.roundTrips - rt0;
 let [cpu, cmds] = await done(N);
-Object.assign(result, { enqueue_per_s: Math.round(N / elapsed), enqueue_round_trips_per_job: null,
+Object.assign(result, { enqueue_per_s: Math.round(N / elapsed),
+  enqueue_round_trips_per_job: +(enqueueRoundTrips / N).toFixed(5),
   enqueue_cpu_us_per_job: +cpu.toFixed(2), enqueue_cmds_per_job: +cmds.toFixed(2) });
 note(`bullmq enqueue: ${result.enqueue_per_s}/s`);
 
@@ -114,12 +120,13 @@ t0 = performance.now();
 let worker = spawnWorker();
 const tDone = await waitCompleted(queue, N);
 [cpu, cmds] = await done(N);
-await stopWorker(worker);
+const report = await stopWorker(worker);
 const rows = await jobFields(added.map((j) => j.id), ['processedOn', 'finishedOn']);
 const first = Math.min(...rows.map((r) => Number(r[0])));
 const last = Math.max(...rows.map((r) => Number(r[1])));
 Object.assign(result, { drain_per_s: Math.round(N / ((last - first) / 1000)),
-  drain_wall_per_s: Math.round(N / ((tDone - t0) / 1000)), drain_round_trips_per_job: null,
+  drain_wall_per_s: Math.round(N / ((tDone - t0) / 1000)),
+  drain_round_trips_per_job: +(report.round_trips / N).toFixed(4),
   drain_cpu_us_per_job: +cpu.toFixed(2), drain_cmds_per_job: +cmds.toFixed(2) });
 note(`bullmq drain: ${result.drain_per_s}/s`);
 

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'bullmq';
+import { counter } from './rtt_count.mjs';
 
 const url = new URL(process.env.BENCH_REDIS_URL);
 const connection = { host: url.hostname, port: Number(url.port), maxRetriesPerRequest: null };
@@ -23,6 +24,6 @@ process.stdout.write('READY\n');
 
 process.on('SIGTERM', async () => {
   await worker.close();
-  process.stdout.write('REPORT {}\n');
+  process.stdout.write(`REPORT ${JSON.stringify({ round_trips: counter.roundTrips })}\n`);
   process.exit(0);
 });

@@ -66,14 +66,16 @@ def main() -> None:
 
     # 1. Enqueue: Dramatiq has no bulk API; one send() per job.
     meter = ServerMeter(conn)
+    rt0 = tasks.ROUND_TRIPS[0]
     t0 = time.perf_counter()
     for i in range(N_JOBS):
         tasks.noop.send(i)
     elapsed = time.perf_counter() - t0
+    round_trips = tasks.ROUND_TRIPS[0] - rt0
     cpu, cmds = meter.per_job(N_JOBS)
     result |= {
         "enqueue_per_s": round(N_JOBS / elapsed),
-        "enqueue_round_trips_per_job": None,
+        "enqueue_round_trips_per_job": round(round_trips / N_JOBS, 5),
         "enqueue_cpu_us_per_job": round(cpu, 2),
         "enqueue_cmds_per_job": round(cmds, 2),
     }
@@ -91,7 +93,7 @@ def main() -> None:
     result |= {
         "drain_per_s": round(N_JOBS / (drain["last"] - drain["first"])),
         "drain_wall_per_s": round(N_JOBS / (t_done - t_spawn)),
-        "drain_round_trips_per_job": None,
+        "drain_round_trips_per_job": round(drain["round_trips"] / N_JOBS, 4),
         "drain_cpu_us_per_job": round(cpu, 2),
         "drain_cmds_per_job": round(cmds, 2),
     }

@@ -9,10 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 STAMPS_FILE = os.environ.get("BENCH_STAMPS_FILE", "")
+ROUND_TRIPS = [0]  # redis-py calls made by this process (Dramatiq uses no pipelines)
+_execute = redis.Redis.execute_command
+
+
+def _counted(self: redis.Redis, *args: Any, **options: Any) -> Any:
+    ROUND_TRIPS[0] += 1
+    return _execute(self, *args, **options)
+
+
+redis.Redis.execute_command = _counted  # type: ignore[method-assign]
 LATENCY_FILE = os.environ.get("BENCH_LATENCY_FILE", os.devnull)
 
 
@@ -36,7 +47,8 @@ class Stamps(Middleware):
 
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         if STAMPS_FILE:
-            Path(STAMPS_FILE).write_text(json.dumps({"first": self.first, "last": self.last}))
+            stamps = {"first": self.first, "last": self.last, "round_trips": ROUND_TRIPS[0]}
+            Path(STAMPS_FILE).write_text(json.dumps(stamps))
 
 
 broker = RedisBroker(url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
