@@ -1,0 +1,1 @@
+"""jobfleet examples: Queue manifests, a handler module, and the `make demo` script."""

@@ -1,0 +1,74 @@
+"""The example Queues are valid for the operator's model and the CRD the API server enforces,
+and every job name the demo enqueues has a handler."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_render import REPO
+
+spec = pytest.importorskip("jobfleet_operator.spec", reason="the operator extra is not installed")
+pytest.importorskip("kubernetes_validate", reason="kubernetes-validate not installed (dev extra)")
+from chart_schemas import validate_custom  # noqa: E402
+
+QUEUES = sorted((REPO / "examples" / "queues").glob("*.yaml"))
+CRD = yaml.safe_load((REPO / "crds" / "jobfleet.dev_queues.yaml").read_text())
+
+
+def _load(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    return doc
+
+
+def test_the_three_tiers_are_there() -> None:
+    names = {_load(p)["metadata"]["name"] for p in QUEUES}
+    assert {"payments", "emails", "reports"} <= names
+
+
+@pytest.mark.parametrize("path", QUEUES, ids=[p.stem for p in QUEUES])
+def test_example_queue_is_valid(path: Path) -> None:
+    doc = _load(path)
+    assert doc["apiVersion"] == f"{spec.GROUP}/{spec.VERSION}" and doc["kind"] == spec.KIND
+    assert len(doc["metadata"]["name"]) <= spec.MAX_NAME
+    spec.QueueSpec.model_validate(doc["spec"])  # the operator's own checks (cron, URLs, ...)
+    validate_custom(doc, CRD)  # the API server's schema (types, bounds, enums)
+
+
+def test_tiers_say_what_their_comments_promise() -> None:
+    queues = {
+        _load(p)["metadata"]["name"]: spec.QueueSpec.model_validate(_load(p)["spec"])
+        for p in QUEUES
+    }
+    assert queues["payments"].sla is not None and queues["payments"].sla.target_wait_seconds == 1
+    assert queues["payments"].autoscaling.min_replicas >= 1
+    assert queues["emails"].rate_limit is not None
+    assert queues["reports"].autoscaling.min_replicas == 0 and queues["reports"].sla is None
+
+
+def test_every_handler_the_examples_use_is_registered() -> None:
+    # In a fresh interpreter, as the worker loads it (PYTHONPATH=<checkout>): importing it here
+    # would register its handlers in this test session's default registry.
+    probe = (
+        "import json, jobfleet, examples.handlers; "
+        "print(json.dumps(jobfleet.registry.default_registry.names()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    names = set(json.loads(done.stdout))
+    assert {"charge-card", "send-email", "build-report"} <= names
+    for path in QUEUES:
+        for schedule in _load(path)["spec"].get("schedules", []):
+            assert schedule["job"] in names
