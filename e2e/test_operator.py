@@ -489,17 +489,30 @@ def test_backlog_scales_up_to_max_then_back_to_min(
     enqueue(redis.url, "burst", 5000, seconds=1.0)
 
     wait_for("the fleet to reach maxReplicas", lambda: replicas(kube, ns, "burst") == 8, 60)
-    ups = [e for e in scale_events(kube, ns, "burst") if e["reason"] == "ScaledUp"]
-    # 5,000 waiting at 500 per replica from 1: +4 then +4 -- two decisions, i.e. two intervals.
-    assert len(ups) <= 2, [e["note"] for e in ups]
-    assert "maxReplicas" in ups[-1]["note"]
+
+    def ups() -> list[str]:
+        return [e["note"] for e in scale_events(kube, ns, "burst") if e["reason"] == "ScaledUp"]
+
+    wait_for(
+        "the ScaledUp event to 8",
+        lambda: any(n.startswith(("1 -> 8", "5 -> 8")) for n in ups()),
+        30,
+    )
+    # 5,000 waiting at 500 per replica from 1: +4 then +3 -- two decisions, i.e. two intervals.
+    notes = ups()
+    assert len(notes) <= 2, notes
+    assert "bounded to 8 by maxReplicas" in notes[-1]
 
     wait_for("the backlog to drain", lambda: stats(redis.url, "burst").backlog == 0, 300, 1.0)
     wait_for("the fleet to return to minReplicas", lambda: replicas(kube, ns, "burst") == 1, 120)
-    downs = [e for e in scale_events(kube, ns, "burst") if e["reason"] == "ScaledDown"]
-    # Down only as the window's highest recommendation decays, ending at minReplicas.
-    notes = [e["note"] for e in downs]
-    assert notes and notes[-1].split(":")[0].endswith("-> 1"), notes
+    # Down only as the window's highest recommendation decays, ending at minReplicas (the
+    # Event follows the scale call, so it may be listed a moment after the new size).
+
+    def last_down() -> str | None:
+        notes = [e["note"] for e in scale_events(kube, ns, "burst") if e["reason"] == "ScaledDown"]
+        return notes[-1] if notes and notes[-1].split(":")[0].endswith("-> 1") else None
+
+    wait_for("the ScaledDown event to minReplicas", last_down, 30)
 
 
 def test_scale_to_zero_and_one_job_wakes_it(
@@ -741,9 +754,13 @@ def test_reconciler_rejects_what_the_schema_cannot_check(
         kube.core.read_namespaced_config_map("cronjobs-jobfleet", ns).data["settings.json"]
     )
     assert settings["queue"]["concurrency"] == 4  # nothing of the refused spec applied
-    resp = client.EventsV1Api(kube.api_client).list_namespaced_event(ns, _preload_content=False)
-    reasons = [e.get("reason") for e in json.loads(resp.data)["items"]]
-    assert "InvalidSpec" in reasons
+
+    def warned() -> bool:
+        api = client.EventsV1Api(kube.api_client)
+        items = json.loads(api.list_namespaced_event(ns, _preload_content=False).data)["items"]
+        return any(e.get("reason") == "InvalidSpec" and e.get("type") == "Warning" for e in items)
+
+    wait_for("a Warning event InvalidSpec", warned, 30)
 
 
 def test_queue_name_cannot_change(
