@@ -56,8 +56,9 @@ class JobfleetReader:
         self.secrets = (password, urlsplit(url).password)
         self.timeout = timeout
         # No client-side retries: a failed read holds the fleet and is retried next tick.
-        extra: dict[str, Any] = {"password": password} if password else {}
-        conn = connect(url, retries=0, socket_timeout=timeout, **extra)
+        # The password is always explicit: jobfleet would otherwise fall back to the operator's
+        # own $JOBFLEET_REDIS_PASSWORD and hand it to whatever Redis a Queue names.
+        conn = connect(url, retries=0, socket_timeout=timeout, password=password)
         self.client = Client(url, queue=queue, connection=conn)
 
     async def read(self) -> Load:

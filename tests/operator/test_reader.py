@@ -89,3 +89,16 @@ async def test_password_inside_a_secret_url_is_not_echoed(protected: RedisServer
     finally:
         await reader.aclose()
     assert "wrong-url-pw" not in str(err.value)
+
+
+async def test_the_operators_own_password_is_never_sent_to_a_queues_redis(
+    protected: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Queue author must not be able to collect the operator's credentials with a URL.
+    monkeypatch.setenv("JOBFLEET_REDIS_PASSWORD", PASSWORD)
+    reader = JobfleetReader(protected.url, None, "mail", timeout=2.0)
+    try:
+        with pytest.raises(RedisUnavailable):
+            await reader.read()
+    finally:
+        await reader.aclose()
