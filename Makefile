@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: help venv demo test lint unit integration e2e bench crds clean
+.PHONY: help venv tools demo test lint unit integration e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed  ## create the virtualenv with every dependency
+
+tools:  ## build the pinned Kubernetes tools and helm once into ~/.cache/jobfleet (cached)
+	bash e2e/tools/build.sh
 
 demo: venv  ## the main job, locally: a burst of jobs drained by an autoscaled fleet
 	bash examples/demo.sh
@@ -34,7 +37,7 @@ integration: venv  ## tests against a real redis-server
 e2e: venv  ## tests against a real Kubernetes control plane (kwok; E2E_CLUSTER=kind for kind)
 	bash e2e/run.sh
 
-test: lint  ## everything: lint, unit, integration, e2e
+test: lint tools  ## everything: lint, unit, integration, packaging, e2e
 	$(PYTEST) -q tests
 	bash e2e/run.sh
 
