@@ -1,0 +1,222 @@
+"""The Helm chart against a real API server (issue 6, acceptance 2).
+
+`helm install` of helm/jobfleet as a user runs it: the operator runs under the chart's
+ServiceAccount with exactly the chart's RBAC (on kwok the pod is a process of this checkout
+holding a token of that account, so every request it makes is authorised for real). With
+that, a Queue is reconciled, scaled and drained; and what the chart does not grant — Secrets
+of another namespace, listing Secrets, deleting objects, anything cluster-wide — is denied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from .support import REPO, Kube, RedisServer, Tools, wait_for
+from .test_operator import apply, condition, get_queue, replicas, scale_events, stats
+
+CHART = REPO / "helm" / "jobfleet"
+RELEASE = "jf"
+SERVICE_ACCOUNT = "jf-jobfleet-operator"  # <release>-jobfleet-operator
+REDIS_SECRET = "jf-jobfleet-redis"  # the Secret the chart writes from redis.url
+# The tags e2e/cluster.sh builds and loads on kind; on kwok the harness runs the checkout's
+# console scripts for them.
+OPERATOR_IMAGE = ("jobfleet-operator", "e2e")
+WORKER_IMAGE = "jobfleet-worker:e2e"
+
+
+def helm_install(tools: Tools, namespace: str, *sets: str) -> str:
+    """Install the chart as a user would, waiting for the operator to be Ready."""
+    args = [
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set",
+        f"image.repository={OPERATOR_IMAGE[0]}",
+        "--set",
+        f"image.tag={OPERATOR_IMAGE[1]}",
+        # kind: the image was `kind load`ed, never pulled.
+        "--set",
+        "image.pullPolicy=Never",
+        "--set",
+        "operator.verbose=true",
+        "--wait",
+        "--timeout",
+        "180s",
+    ]
+    for s in sets:
+        args += ["--set", s]
+    return tools.helm_run(*args)
+
+
+@pytest.fixture
+def release(tools: Tools, namespace: str, redis: RedisServer) -> Iterator[str]:
+    """The chart installed in the test's namespace with the test's Redis; uninstalled after."""
+    notes = helm_install(tools, namespace, f"redis.url={redis.pod_url}")
+    try:
+        yield notes
+    finally:
+        tools.helm_run("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+
+
+@pytest.fixture
+def other_namespace(kube: Kube) -> Iterator[str]:
+    """A namespace the chart grants nothing in, holding a Secret."""
+    name = f"e2e-chart-other-{uuid.uuid4().hex[:5]}"
+    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    kube.core.create_namespaced_secret(
+        name,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="db-credentials"),
+            string_data={"password": "not-for-jobfleet"},
+        ),
+    )
+    try:
+        yield name
+    finally:
+        kube.core.delete_namespace(name)
+
+
+def enqueue_emails(redis_url: str, queue: str, n: int) -> None:
+    import jobfleet
+
+    async def go() -> None:
+        async with jobfleet.Client(redis_url, queue=queue) as c:
+            await c.enqueue_many(
+                [{"name": "send-email", "payload": {"to": f"u{i}@example.com"}} for i in range(n)]
+            )
+
+    asyncio.run(go())
+
+
+def test_the_operator_works_with_exactly_the_charts_rbac(
+    kube: Kube, tools: Tools, namespace: str, redis: RedisServer, release: str
+) -> None:
+    assert "kubectl get jfq" in release  # NOTES: the next step
+    dep = kube.apps.read_namespaced_deployment(SERVICE_ACCOUNT, namespace)
+    assert dep.status.ready_replicas == 1
+    svc = kube.core.read_namespaced_service(f"{SERVICE_ACCOUNT}-metrics", namespace)
+    assert svc.spec.ports[0].name == "http"
+    # Nothing but the chart grants this account anything: its bindings are the chart's, both
+    # namespaced (no ClusterRoleBinding by default).
+    assert sorted(_bindings_of_operator(kube, namespace)) == [
+        f"{namespace}/{SERVICE_ACCOUNT}",
+        f"{namespace}/{SERVICE_ACCOUNT}-leader-election",
+    ]
+
+    # A Queue that reads its Redis URL from the chart's Secret (secrets: get), gets a
+    # ConfigMap and a Deployment (create/patch), is scaled (deployments/scale), reports
+    # status (queues/status) and records Events.
+    body = {
+        "apiVersion": "jobfleet.dev/v1alpha1",
+        "kind": "Queue",
+        "metadata": {"name": "emails"},
+        "spec": {
+            "redis": {"urlSecretRef": {"name": REDIS_SECRET, "key": "url"}},
+            "worker": {
+                "image": WORKER_IMAGE,
+                "handlers": ["examples.handlers"],
+                "terminationGracePeriodSeconds": 10,
+                # No provider hiccups here: the test counts completions.
+                "env": [{"name": "EXAMPLES_EMAIL_TEMPFAIL", "value": "0"}],
+            },
+            "concurrency": 10,
+            "autoscaling": {
+                "minReplicas": 0,
+                "maxReplicas": 2,
+                "targetBacklogPerReplica": 50,
+                "cooldownSeconds": 5,
+                "scaleDown": {"stabilizationWindowSeconds": 5},
+            },
+        },
+    }
+    apply(tools, namespace, body)
+    enqueue_emails(redis.url, "emails", 200)
+
+    wait_for("the fleet to scale up", lambda: (replicas(kube, namespace, "emails") or 0) >= 1, 120)
+    wait_for(
+        "all 200 jobs to complete", lambda: stats(redis.url, "emails").completed_total == 200, 240
+    )
+    wait_for(
+        "the fleet to scale back to zero", lambda: replicas(kube, namespace, "emails") == 0, 180
+    )
+
+    queue = get_queue(kube, namespace, "emails")
+    reachable = condition(queue, "RedisReachable")
+    assert reachable is not None and reachable["status"] == "True"
+    directions = {e["reason"] for e in scale_events(kube, namespace, "emails")}
+    assert directions == {"ScaledUp", "ScaledDown"}
+    assert stats(redis.url, "emails").dead == 0
+
+
+def _bindings_of_operator(kube: Kube, release_namespace: str) -> list[str]:
+    """Every (Cluster)RoleBinding naming the chart's ServiceAccount, as namespace/name."""
+    rbac_api = client.RbacAuthorizationV1Api(kube.api_client)
+    found = []
+    for b in [
+        *rbac_api.list_role_binding_for_all_namespaces().items,
+        *rbac_api.list_cluster_role_binding().items,
+    ]:
+        for s in b.subjects or []:
+            if s.name == SERVICE_ACCOUNT and s.namespace == release_namespace:
+                found.append(f"{b.metadata.namespace or '<cluster>'}/{b.metadata.name}")
+    return found
+
+
+def _can_i(tools: Tools, release_namespace: str, namespace: str | None, *what: str) -> bool:
+    """`kubectl auth can-i` as the chart's ServiceAccount: a SubjectAccessReview."""
+    user = f"system:serviceaccount:{release_namespace}:{SERVICE_ACCOUNT}"
+    where = ["-n", namespace] if namespace else ["--all-namespaces"]
+    out = tools.kubectl_run("auth", "can-i", *what, *where, "--as", user, check=False)
+    return out.strip() == "yes"
+
+
+def test_actions_outside_the_charts_rbac_are_denied(
+    kube: Kube, tools: Tools, namespace: str, other_namespace: str, release: str
+) -> None:
+    # What the chart grants, in the release namespace ...
+    for what in (
+        ("get", "secrets"),
+        ("patch", "deployments.apps/scale"),
+        ("patch", "queues.jobfleet.dev/status"),
+        ("update", "leases.coordination.k8s.io"),
+    ):
+        assert _can_i(tools, namespace, namespace, *what), what
+    # ... and nothing more: not another namespace, not listing Secrets, no deletes, no
+    # cluster-wide reads.
+    denied = [
+        (other_namespace, ("get", "secrets")),
+        (other_namespace, ("list", "queues.jobfleet.dev")),
+        (other_namespace, ("create", "deployments.apps")),
+        (namespace, ("list", "secrets")),
+        (namespace, ("watch", "secrets")),
+        (namespace, ("delete", "deployments.apps")),
+        (namespace, ("delete", "queues.jobfleet.dev")),
+        (namespace, ("create", "pods")),
+        (namespace, ("create", "rolebindings.rbac.authorization.k8s.io")),
+        (None, ("list", "namespaces")),
+        (None, ("get", "customresourcedefinitions.apiextensions.k8s.io")),
+    ]
+    allowed = [(ns, what) for ns, what in denied if _can_i(tools, namespace, ns, *what)]
+    assert not allowed
+
+    # The same with a real request carrying the account's token, as the operator makes them.
+    token = tools.kubectl_run("-n", namespace, "create", "token", SERVICE_ACCOUNT).strip()
+    conf = client.Configuration()
+    base = kube.api_client.configuration
+    conf.host, conf.ssl_ca_cert, conf.verify_ssl = base.host, base.ssl_ca_cert, base.verify_ssl
+    conf.api_key = {"authorization": f"Bearer {token}"}
+    as_operator = client.CoreV1Api(client.ApiClient(conf))
+    with pytest.raises(client.ApiException) as denied_read:
+        as_operator.read_namespaced_secret("db-credentials", other_namespace)
+    assert denied_read.value.status == 403
+    assert SERVICE_ACCOUNT in denied_read.value.body
+    # ... while the chart's own Secret in its namespace is readable by name.
+    secret = as_operator.read_namespaced_secret(REDIS_SECRET, namespace)
+    assert secret.data and "url" in secret.data
