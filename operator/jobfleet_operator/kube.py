@@ -219,6 +219,20 @@ class Kube:
             content_type=MERGE,
         )
 
+    async def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Pods matching `labels` (a Deployment's selector)."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        data = await self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+        )
+        return list(data.get("items") or [])
+
+    async def annotate_pod(self, namespace: str, name: str, key: str, value: str) -> None:
+        await self.merge_patch(
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            {"metadata": {"annotations": {key: value}}},
+        )
+
     async def patch_queue_status(
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:

@@ -18,6 +18,8 @@ def rules() -> list[Rule]:
     through the scale subresource; Deployments and ConfigMaps are watched to repair manual
     drift; a Secret is
     read (`get` only, never listed) when a Queue names one for its Redis URL or password;
+    worker pods are listed and annotated with their pod-deletion-cost before a scale-in, so
+    that idle workers are removed first;
     Events record scale decisions and errors (kopf writes core/v1 ones, we events.k8s.io/v1).
     """
     return [
@@ -47,6 +49,7 @@ def rules() -> list[Rule]:
             "verbs": ["get", "list", "watch", "create", "patch"],
         },
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ]

@@ -16,13 +16,20 @@ import aiohttp
 
 from . import conditions as cond
 from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
-from .deployment import QueueRef, child_name, render_configmap, render_deployment
+from .deployment import (
+    QueueRef,
+    child_name,
+    render_configmap,
+    render_deployment,
+    selector_labels,
+)
 from .kube import Kube, KubeError, deployment_path, now_rfc3339, queue_path
 from .metrics import Metrics
 from .spec import QueueSpec
 
 log = logging.getLogger(__name__)
 
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 RESYNC_SECONDS = 60.0  # re-apply children this often even without a change (drift repair)
 STATUS_MIN_INTERVAL = 5.0  # numbers-only status writes at most this often per Queue
 SECRET_TTL = 30.0  # Redis URL/password Secrets are re-read this often (and after a failure)
@@ -30,6 +37,7 @@ SECRET_TTL = 30.0  # Redis URL/password Secrets are re-read this often (and afte
 
 class StatsReader(Protocol):
     async def read(self) -> Load: ...
+    async def workers(self) -> dict[str, int]: ...
     async def set_paused(self, paused: bool) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -70,6 +78,16 @@ class JobfleetReader:
             detail = str(exc) or type(exc).__name__
             raise RedisUnavailable(redact(detail, *self.secrets)) from None
         return Load.from_stats(stats)
+
+    async def workers(self) -> dict[str, int]:
+        """Jobs in flight per live worker (worker ids start with the pod's name)."""
+        import redis.exceptions
+
+        try:
+            return await asyncio.wait_for(self.client.workers(), self.timeout)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise RedisUnavailable(redact(detail, *self.secrets)) from None
 
     async def set_paused(self, paused: bool) -> None:
         import redis.exceptions
@@ -294,6 +312,8 @@ class Scaler:
 
     async def scale(self, current: int, decision: Decision) -> None:
         ref = self.ref
+        if 0 < decision.replicas < current:
+            await self.prefer_idle_pods()
         result = await self.kube.scale(ref.namespace, child_name(ref), decision.replicas)
         # The scale subresource bumps the Deployment's generation: that one was us.
         dep = await self.kube.get(deployment_path(ref.namespace, child_name(ref)))
@@ -320,6 +340,26 @@ class Scaler:
             action="Scale",
             instance=self.identity,
         )
+
+    async def prefer_idle_pods(self) -> None:
+        """Before a scale-in, tell the ReplicaSet controller which pods are cheapest to lose:
+        `pod-deletion-cost` = jobs in flight, so idle workers go first and busy ones keep
+        working (those removed still drain on SIGTERM). Best effort: a failure here must
+        not stop the scale-in, it only makes the choice of pods arbitrary."""
+        if self.reader is None:
+            return
+        try:
+            load = await self.reader.workers()
+            pods = await self.kube.list_pods(self.ref.namespace, selector_labels(self.ref))
+            for pod in pods:
+                name = pod["metadata"]["name"]
+                in_flight = sum(n for w, n in load.items() if w.split(":", 1)[0] == name)
+                cost = str(in_flight)
+                annotations = pod["metadata"].get("annotations") or {}
+                if annotations.get(DELETION_COST) != cost:
+                    await self.kube.annotate_pod(self.ref.namespace, name, DELETION_COST, cost)
+        except (RedisUnavailable, KubeError) as exc:
+            log.warning("could not rank pods for scale-in of %s: %s", self.ref.name, exc)
 
     # -- Redis ----------------------------------------------------------------------------
 

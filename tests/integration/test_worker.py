@@ -212,3 +212,24 @@ def test_sync_client(redis_url):
         assert client.dlq.count() == 0
         with pytest.raises(jobfleet.JobNotFound):
             client.get("missing")
+
+
+async def test_workers_reports_each_live_worker_and_its_jobs(client, run_worker):
+    registry = jobfleet.Registry()
+    release = asyncio.Event()
+
+    @registry.handler("hold")
+    async def hold(job: jobfleet.JobContext) -> None:
+        await release.wait()
+
+    busy = run_worker(registry, queue={"concurrency": 3})
+    await client.enqueue_many([{"name": "hold"}] * 3)
+    await until(lambda: _active(client, 3), what="three jobs on the busy worker")
+    idle = run_worker(registry)
+    await until(lambda: _registered(client, 2), what="the idle worker to register")
+    assert await client.workers() == {busy.id: 3, idle.id: 0}
+    release.set()
+
+
+async def _registered(client: jobfleet.Client, n: int) -> bool:
+    return len(await client.workers()) == n

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from jobfleet_operator.autoscaler import Load
 from jobfleet_operator.metrics import Metrics
-from jobfleet_operator.scaler import RedisUnavailable, Scaler
+from jobfleet_operator.scaler import DELETION_COST, RedisUnavailable, Scaler
 from jobfleet_operator.spec import QueueSpec
 
 PASSWORD = "hunter2-s3cret"
@@ -26,6 +26,7 @@ class FakeKube:
         self.scales: list[int] = []
         self.secrets = {("shop", "redis", "password"): PASSWORD}
         self.secret_reads = 0
+        self.pods: dict[str, dict[str, str]] = {}  # pod name -> annotations
 
     async def get(self, path: str) -> dict[str, Any] | None:
         obj = self.objects.get(path)
@@ -56,6 +57,15 @@ class FakeKube:
         self.status_writes.append(json.loads(json.dumps(status)))
         return {}
 
+    async def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return [
+            {"metadata": {"name": name, "annotations": dict(ann)}}
+            for name, ann in self.pods.items()
+        ]
+
+    async def annotate_pod(self, namespace: str, name: str, key: str, value: str) -> None:
+        self.pods[name][key] = value
+
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         self.secret_reads += 1
         return self.secrets.get((namespace, name, key))
@@ -81,6 +91,7 @@ class FakeReader:
         self.load: Load | Exception = Load(waiting=0, in_flight=0)
         self.opened: list[tuple[str, str | None, str]] = []
         self.paused: list[bool] = []
+        self.in_flight: dict[str, int] = {}
 
     def factory(self, url: str, password: str | None, queue: str, timeout: float) -> FakeReader:
         self.opened.append((url, password, queue))
@@ -90,6 +101,9 @@ class FakeReader:
         if isinstance(self.load, Exception):
             raise self.load
         return self.load
+
+    async def workers(self) -> dict[str, int]:
+        return dict(self.in_flight)
 
     async def set_paused(self, paused: bool) -> None:
         self.paused.append(paused)
@@ -363,3 +377,42 @@ async def test_configmap_edit_is_repaired_on_its_event(
     clock.t += 0.1  # woken at once, before the next decision is due
     await scaler.tick()
     assert json.loads(kube.objects[path]["data"]["settings.json"])["queue"]["name"] == "emails"
+
+
+async def test_scale_in_ranks_pods_by_jobs_in_flight(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    """Before shrinking, each pod's deletion cost is its workers' jobs in flight, so the
+    ReplicaSet controller removes idle pods first."""
+    scaler, kube, reader, clock = env
+    await scaler.tick()
+    reader.load = Load(waiting=45, in_flight=10)
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5]
+    kube.pods = {f"emails-jobfleet-{i}": {} for i in "abcde"}
+    reader.in_flight = {"emails-jobfleet-a:7:x1": 3, "emails-jobfleet-c:7:x2": 1}
+    reader.load = Load(waiting=0, in_flight=4)
+    clock.t += 31  # past the stabilization window
+    await scaler.tick()
+    assert kube.scales[-1] < 5
+    cost = {name: ann.get(DELETION_COST) for name, ann in kube.pods.items()}
+    assert cost == {
+        "emails-jobfleet-a": "3",
+        "emails-jobfleet-b": "0",
+        "emails-jobfleet-c": "1",
+        "emails-jobfleet-d": "0",
+        "emails-jobfleet-e": "0",
+    }
+
+
+async def test_scale_up_does_not_touch_pods(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await scaler.tick()
+    kube.pods = {"emails-jobfleet-a": {}}
+    reader.load = Load(waiting=45, in_flight=10)
+    clock.t += 2
+    await scaler.tick()
+    assert kube.pods == {"emails-jobfleet-a": {}}

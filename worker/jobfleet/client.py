@@ -321,6 +321,12 @@ class Client:
             circuits=_circuits(raw),
         )
 
+    async def workers(self, *, queue: str | None = None) -> dict[str, int]:
+        """Live workers of a queue (ids are ``<hostname>:<pid>:<nonce>``; on Kubernetes the
+        hostname is the pod's name) and how many jobs each holds right now. The operator
+        uses it to remove idle pods first when it scales in."""
+        return await self.engine(queue).workers()
+
     async def queues(self) -> list[str]:
         """Names of the queues this Redis has seen jobs for."""
         return sorted(str(q) for q in await self.conn.smembers(QUEUES_KEY))

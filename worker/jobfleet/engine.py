@@ -280,6 +280,11 @@ class Engine:
         reply = await self._run("inspect", len(Priority), TP_WINDOW_BUCKETS)
         return {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}
 
+    async def workers(self) -> dict[str, int]:
+        """Live workers and the number of jobs each holds."""
+        reply = await self._run("workers")
+        return {str(reply[i]): int(reply[i + 1]) for i in range(0, len(reply), 2)}
+
     async def dead_letters(self, action: str, ids: Sequence[str]) -> int:
         """Replay or purge the given dead letters; returns how many were dead letters."""
         if action not in ("replay", "purge"):

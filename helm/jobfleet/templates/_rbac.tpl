@@ -24,6 +24,10 @@ fails when the two differ). Why each verb is there is documented in operator/REA
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# Worker pods ranked by jobs in flight (pod-deletion-cost) before a scale-in: idle ones go first.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
