@@ -31,7 +31,8 @@ async def charge_card(job: jobfleet.JobContext) -> dict[str, Any]:
     if job.payload.get("amount_cents", 0) <= 0:
         # No retry can fix a malformed charge: dead-letter it with the reason.
         raise jobfleet.PermanentError(f"order {order}: amount must be positive")
-    await asyncio.sleep(random.uniform(0.003, 0.012))
+    # A card authorisation is a network round trip to the acquirer: tens of milliseconds.
+    await asyncio.sleep(random.uniform(0.04, 0.12))
     if random.random() < PAYMENT_GLITCH:
         raise PaymentGatewayTimeout(f"gateway timeout charging order {order}")
     return {"order": order, "charge": f"ch_{job.id[:12]}", "idempotency_key": job.id}

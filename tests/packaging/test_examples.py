@@ -3,8 +3,10 @@ and every job name the demo enqueues has a handler."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +74,23 @@ def test_every_handler_the_examples_use_is_registered() -> None:
     for path in QUEUES:
         for schedule in _load(path)["spec"].get("schedules", []):
             assert schedule["job"] in names
+
+
+def test_the_demo_applies_valid_queues(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's shortened windows and caps keep every Queue valid."""
+    monkeypatch.syspath_prepend(str(REPO))
+    demo = importlib.import_module("examples.demo")
+    queues = demo.demo_manifests()
+    assert [q["metadata"]["name"] for q in queues] == ["payments", "emails", "reports"]
+    for q in queues:
+        parsed = spec.QueueSpec.model_validate(q["spec"])
+        validate_custom(q, CRD)
+        assert parsed.autoscaling.max_replicas <= demo.DEMO_MAX_REPLICAS
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_demo_script_passes_shellcheck() -> None:
+    done = subprocess.run(
+        ["shellcheck", str(REPO / "examples" / "demo.sh")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout
