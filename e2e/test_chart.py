@@ -10,13 +10,14 @@ of another namespace, listing Secrets, deleting objects, anything cluster-wide �
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from .support import REPO, Kube, RedisServer, Tools, wait_for
+from .support import NAMESPACE_LABEL, REPO, Kube, RedisServer, Tools, wait_for
 from .test_operator import apply, condition, get_queue, replicas, scale_events, stats
 
 CHART = REPO / "helm" / "jobfleet"
@@ -55,9 +56,18 @@ def helm_install(tools: Tools, namespace: str, *sets: str) -> str:
     return tools.helm_run(*args)
 
 
+def label_namespace(kube: Kube, namespace: str, labels: dict[str, str]) -> None:
+    kube.core.patch_namespace(namespace, {"metadata": {"labels": labels}})
+
+
 @pytest.fixture
-def release(tools: Tools, namespace: str, redis: RedisServer) -> Iterator[str]:
-    """The chart installed in the test's namespace with the test's Redis; uninstalled after."""
+def release(kube: Kube, tools: Tools, namespace: str, redis: RedisServer) -> Iterator[str]:
+    """The chart installed in the test's namespace with the test's Redis; uninstalled after.
+
+    The namespace enforces the `restricted` Pod Security Standard: the operator's pods, and
+    the worker pods it creates, are admitted only if they meet it.
+    """
+    label_namespace(kube, namespace, {"pod-security.kubernetes.io/enforce": "restricted"})
     notes = helm_install(tools, namespace, f"redis.url={redis.pod_url}")
     try:
         yield notes
@@ -220,3 +230,93 @@ def test_actions_outside_the_charts_rbac_are_denied(
     # ... while the chart's own Secret in its namespace is readable by name.
     secret = as_operator.read_namespaced_secret(REDIS_SECRET, namespace)
     assert secret.data and "url" in secret.data
+
+
+def test_every_workload_of_the_chart_meets_the_restricted_pod_security_standard(
+    kube: Kube, tools: Tools, namespace: str
+) -> None:
+    """All workloads the chart can render — the operator with a standby and the development
+    Redis — pass the API server's own Pod Security admission (a server-side dry run: the
+    development Redis needs a real container runtime to run)."""
+    label_namespace(kube, namespace, {"pod-security.kubernetes.io/warn": "restricted"})
+    server = client.VersionApi(kube.api_client).get_code().git_version
+    rendered = tools.helm_run(
+        "template", RELEASE, str(CHART), "--namespace", namespace, "--kube-version", server,
+        "--values", str(CHART / "ci" / "dev-redis-values.yaml"),
+        "--set", "operator.replicas=2", "--set", "operator.leaderElection=true",
+    )  # fmt: skip
+    done = subprocess.run(
+        [
+            str(tools.kubectl), "--kubeconfig", str(tools.kubeconfig), "-n", namespace,
+            "apply", "--dry-run=server", "-f", "-",
+        ],
+        input=rendered, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "statefulset.apps/jf-jobfleet-redis created (server dry run)" in done.stdout
+    assert "deployment.apps/jf-jobfleet-operator created (server dry run)" in done.stdout
+    assert "PodSecurity" not in done.stderr, done.stderr
+
+
+@pytest.fixture
+def second_namespace(kube: Kube) -> Iterator[str]:
+    """Another namespace whose pods the harness runs (the operator will serve it too)."""
+    name = f"e2e-chart-team-{uuid.uuid4().hex[:5]}"
+    kube.core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={NAMESPACE_LABEL: "true"})
+        )
+    )
+    try:
+        yield name
+    finally:
+        kube.core.delete_namespace(name)
+        wait_for(f"namespace {name} to go", lambda: not _exists(kube, name), 180, 1.0)
+
+
+def _exists(kube: Kube, namespace: str) -> bool:
+    try:
+        kube.core.read_namespace(namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def test_one_release_serves_a_list_of_namespaces_with_a_role_in_each(
+    kube: Kube, tools: Tools, namespace: str, second_namespace: str, redis: RedisServer
+) -> None:
+    helm_install(tools, namespace, f"operator.watchNamespaces={{{namespace},{second_namespace}}}")
+    try:
+        assert sorted(_bindings_of_operator(kube, namespace)) == sorted(
+            [
+                f"{namespace}/{SERVICE_ACCOUNT}",
+                f"{namespace}/{SERVICE_ACCOUNT}-leader-election",
+                f"{second_namespace}/{SERVICE_ACCOUNT}",
+            ]
+        )
+        body = {
+            "apiVersion": "jobfleet.dev/v1alpha1",
+            "kind": "Queue",
+            "metadata": {"name": "reports"},
+            "spec": {
+                "redis": {"url": redis.pod_url},
+                "worker": {"image": WORKER_IMAGE, "handlers": ["examples.handlers"]},
+                "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
+            },
+        }
+        apply(tools, second_namespace, body)
+        wait_for(
+            "the Queue in the second namespace to be Ready",
+            lambda: (
+                (condition(get_queue(kube, second_namespace, "reports"), "Ready") or {}).get(
+                    "status"
+                )
+                == "True"
+            ),
+            180,
+        )
+        assert replicas(kube, second_namespace, "reports") == 1
+    finally:
+        tools.helm_run("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
