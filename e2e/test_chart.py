@@ -320,3 +320,71 @@ def test_one_release_serves_a_list_of_namespaces_with_a_role_in_each(
         assert replicas(kube, second_namespace, "reports") == 1
     finally:
         tools.helm_run("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+
+
+def test_cluster_wide_release_serves_any_namespace_through_its_cluster_role(
+    kube: Kube, tools: Tools, namespace: str, second_namespace: str, redis: RedisServer
+) -> None:
+    helm_install(tools, namespace, "operator.watchAllNamespaces=true")
+    try:
+        assert sorted(_bindings_of_operator(kube, namespace)) == [
+            f"<cluster>/{SERVICE_ACCOUNT}",
+            f"{namespace}/{SERVICE_ACCOUNT}-leader-election",
+        ]
+        body = {
+            "apiVersion": "jobfleet.dev/v1alpha1",
+            "kind": "Queue",
+            "metadata": {"name": "anywhere"},
+            "spec": {
+                "redis": {"url": redis.pod_url},
+                "worker": {"image": WORKER_IMAGE, "handlers": ["examples.handlers"]},
+                "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
+            },
+        }
+        apply(tools, second_namespace, body)
+        wait_for(
+            "the Queue in a namespace created after the install to be Ready",
+            lambda: (
+                (condition(get_queue(kube, second_namespace, "anywhere"), "Ready") or {}).get(
+                    "status"
+                )
+                == "True"
+            ),
+            180,
+        )
+        assert replicas(kube, second_namespace, "anywhere") == 1
+    finally:
+        tools.helm_run("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+
+
+def _lease_holder(kube: Kube, namespace: str) -> str | None:
+    lease = client.CoordinationV1Api(kube.api_client).read_namespaced_lease(
+        "jobfleet-operator", namespace
+    )
+    return lease.spec.holder_identity
+
+
+def test_two_replicas_elect_one_leader_and_fail_over(
+    kube: Kube, tools: Tools, namespace: str, redis: RedisServer
+) -> None:
+    """operator.replicas=2: one replica holds the Lease and acts; when its pod goes, the
+    standby takes over (a clean shutdown releases the Lease)."""
+    helm_install(tools, namespace, "operator.replicas=2")
+    try:
+        selector = "app.kubernetes.io/component=operator"
+        pods = {
+            p.metadata.name
+            for p in kube.core.list_namespaced_pod(namespace, label_selector=selector).items
+        }
+        assert len(pods) == 2
+        leader = wait_for("a Lease holder", lambda: _lease_holder(kube, namespace), 120)
+        assert leader in pods
+        kube.core.delete_namespaced_pod(leader, namespace)
+        successor = wait_for(
+            "the standby to take the Lease",
+            lambda: (h := _lease_holder(kube, namespace)) not in (None, "", leader) and h,
+            120,
+        )
+        assert successor in pods
+    finally:
+        tools.helm_run("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
