@@ -309,3 +309,17 @@ def test_notes_tell_the_next_step(tmp_path: Path, sets: dict[str, str], expected
     notes = yaml.safe_load(helm(*args).stdout)["data"]["notes"]
     assert expected in notes
     assert "apiVersion: jobfleet.dev/v1alpha1" in notes
+
+
+@needs_helm
+def test_packaged_chart_carries_the_crd_and_the_docs_but_not_the_ci_values(tmp_path: Path) -> None:
+    import tarfile
+
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("jobfleet-*.tgz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "jobfleet/crds/jobfleet.dev_queues.yaml" in names
+    assert {"jobfleet/README.md", "jobfleet/values.schema.json"} <= names
+    assert "jobfleet/dashboards/jobfleet-queues.json" in names
+    assert not [n for n in names if n.startswith("jobfleet/ci/")]
