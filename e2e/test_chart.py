@@ -24,10 +24,11 @@ CHART = REPO / "helm" / "jobfleet"
 RELEASE = "jf"
 SERVICE_ACCOUNT = "jf-jobfleet-operator"  # <release>-jobfleet-operator
 REDIS_SECRET = "jf-jobfleet-redis"  # the Secret the chart writes from redis.url
-# The tags e2e/cluster.sh builds and loads on kind; on kwok the harness runs the checkout's
-# console scripts for them.
+# Images by the tags e2e/cluster.sh builds and loads on kind (the examples image is
+# examples/Dockerfile FROM jobfleet-worker:e2e: the worker plus examples.handlers). On kwok
+# the harness runs this checkout's console scripts for them instead.
 OPERATOR_IMAGE = ("jobfleet-operator", "e2e")
-WORKER_IMAGE = "jobfleet-worker:e2e"
+WORKER_IMAGE = "jobfleet-examples:e2e"
 
 
 def helm_install(tools: Tools, namespace: str, *sets: str) -> str:
