@@ -20,11 +20,6 @@ from chart_render import (
     render_error,
     template_args,
 )
-
-pytest.importorskip(
-    "kubernetes_validate",
-    reason="kubernetes-validate not installed (pip install kubernetes-validate; dev extra)",
-)
 from chart_schemas import (
     PROMETHEUS_OPERATOR_VERSION,
     prometheus_operator_crds,

@@ -17,7 +17,6 @@ import yaml
 from chart_render import REPO
 
 spec = pytest.importorskip("jobfleet_operator.spec", reason="the operator extra is not installed")
-pytest.importorskip("kubernetes_validate", reason="kubernetes-validate not installed (dev extra)")
 from chart_schemas import validate_custom  # noqa: E402
 
 QUEUES = sorted((REPO / "examples" / "queues").glob("*.yaml"))
