@@ -339,7 +339,10 @@ class PodRunner(threading.Thread):
             "PYTHONUNBUFFERED": "1",
         }
         env = container_env(pod, c.spec, base, self.h.configmap_data, self.h.secret_data)
-        env = {k: self._map_path(c, v) for k, v in env.items()}
+        # Only what the pod spec set is a path inside the container. The harness's own values
+        # (PATH, PYTHONPATH, HOME) are host paths: in a checkout under a mounted directory
+        # (/tmp, say) mapping them would point them into the volume.
+        env = {k: v if base.get(k) == v else self._map_path(c, v) for k, v in env.items()}
         # The harness contract: every container gets its own loopback port for health and
         # metrics (its probes are aimed there) and, unless the pod opts out, a kubeconfig
         # holding a token of the pod's service account.
