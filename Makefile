@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: help venv tools demo test lint unit integration e2e bench clean
+.PHONY: help venv tools crds demo test lint unit integration e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -19,6 +19,10 @@ venv: $(VENV)/.installed  ## create the virtualenv with every dependency
 
 tools:  ## build the pinned Kubernetes tools and helm once into ~/.cache/jobfleet (cached)
 	bash e2e/tools/build.sh
+
+crds: venv  ## regenerate the Queue CRD from the operator's spec model (and the chart's copy)
+	$(PY) -m jobfleet_operator.crd
+	cp crds/jobfleet.dev_queues.yaml helm/jobfleet/crds/
 
 demo: venv  ## the main job, locally: a burst of jobs drained by an autoscaled fleet
 	bash examples/demo.sh
