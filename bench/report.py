@@ -27,8 +27,15 @@ def fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+DISTURBED = 0.5  # cores of other work during a run that mark it with *
+
+
 def runs(rows: list[dict[str, Any]], key: str, digits: int) -> str:
-    return " / ".join(fmt(r.get(key), digits) for r in rows)
+    def one(r: dict[str, Any]) -> str:
+        star = "*" if r.get("others_cores_during", 0.0) >= DISTURBED else ""
+        return fmt(r.get(key), digits) + star
+
+    return " / ".join(one(r) for r in rows)
 
 
 def table(
@@ -54,8 +61,13 @@ def table(
             continue
         m = median(rows, key)
         ratio = "-"
-        if m and base and system != "jobfleet":
-            ratio = f"{(base / m if higher_is_better else m / base):.2f}x"
+        # Per round (the systems ran back to back), then the median: load changes cancel out.
+        pairs = [
+            (j.get(key), r.get(key)) for j, r in zip(by.get("jobfleet", []), rows, strict=False)
+        ]
+        ratios = [(a / b if higher_is_better else b / a) for a, b in pairs if a and b]
+        if ratios and system != "jobfleet":
+            ratio = f"{statistics.median(ratios):.2f}x"
         line = f"| {NAMES[system]} | {fmt(m, digits)} | {runs(rows, key, digits)} | {ratio} |"
         if extra:
             line += f" {fmt(median(rows, extra[0]), digits)} |"
@@ -124,31 +136,38 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
     n = rows[0]["n"]
     loads = [r["load1_before"] for r in rows]
     others = [r.get("others_cores_busy", 0.0) for r in rows]
+    during = [r["others_cores_during"] for r in rows if "others_cores_during" in r] or [-1.0]
+    disturbed = sum(d >= DISTURBED for d in during)
     compiles = max(max(r["go_compiles_before"], r["go_compiles_after"]) for r in rows)
     first, last = min(r["at"] for r in rows), max(r["at"] for r in rows)
     rounds = max(len(v) for v in by.values())
     round_starts = [r["load1_before"] for r in by.get(SYSTEMS[0], [])]  # first of a round
     quiet = max(round_starts or loads) < 1 and max(others) < 0.5 and compiles == 0
+    quiet = quiet and disturbed == 0
     out = [
         BEGIN,
         f"Recorded {first} - {last} (UTC) by `{command}`: {rounds} rounds, systems interleaved, "
         f"{n:,} jobs per drain and enqueue, {rows[0].get('latency_n', '?')} latency jobs; "
         "each figure is the median of the rounds (the runs column lists them in order). "
-        "Jobfleet advantage: the peer's figure over jobfleet's, turned so that > 1 means "
-        "jobfleet is better.",
+        "Jobfleet advantage: jobfleet's figure over the peer's from the same round, turned so "
+        "that > 1 means jobfleet is better, median over the rounds.",
         "",
         f"Machine: {machine()}. {tool_versions()}; {engine_version()}.",
         "",
         f"Load average (1 min) before each run: {min(loads):.2f} - {max(loads):.2f} (the "
         "runs before it in a round add to it); cores kept busy by other work, sampled over "
-        f"1 s before each run: {min(others):.2f} - {max(others):.2f}; Go compile processes "
-        f"seen: {compiles}. "
+        f"1 s before each run: {min(others):.2f} - {max(others):.2f}, and during each run "
+        "(all cores' busy time less our processes'): "
+        + (f"{min(during):.2f} - {max(during):.2f}; " if min(during) >= 0 else "not measured; ")
+        + f"{disturbed} of {len(rows)} runs had other work using ≥ {DISTURBED} core during "
+        f"the run (marked * in the runs columns); Go compile processes seen: {compiles}. "
         + (
-            "The machine was quiet (load < 1 at each round's start, other work < 0.5 core, "
-            "no Go build)."
+            "The machine was quiet (load < 1 at each round's start, other work < 0.5 core "
+            f"before and < {DISTURBED} core during each run, no Go build)."
             if quiet
-            else "**The machine was NOT quiet (load ≥ 1 at a round's start, other work ≥ 0.5 "
-            "core, or a Go build): figures are lower than on an idle machine.**"
+            else "**The machine was NOT quiet throughout (load ≥ 1 at a round's start, other "
+            "work before or during a run, or a Go build): figures are lower than on an idle "
+            "machine.**"
         ),
         "",
     ]

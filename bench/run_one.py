@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -29,18 +30,27 @@ def go_compiles() -> int:
     return count
 
 
+def cpu_sample() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores, from /proc/stat; busy = user + nice + system, as
+    process CPU times count it (interrupt time belongs to no process)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[0] + fields[1] + fields[2], sum(fields[:8])
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    return (after[0] - before[0]) / max(after[1] - before[1], 1) * (os.cpu_count() or 1)
+
+
 def cpu_busy(seconds: float = 1.0) -> float:
-    """Cores kept busy by the machine's other work, sampled from /proc/stat just before a run."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
+    """Cores kept busy by the machine's other work, sampled just before a run."""
+    before = cpu_sample()
     time.sleep(seconds)
-    busy1, total1 = sample()
-    return round((busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1), 2)
+    return round(busy_cores(before, cpu_sample()), 2)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -60,9 +70,14 @@ def main() -> int:
         "others_cores_busy": others,
         "go_compiles_before": go_compiles(),
     }
+    # Other work during the run: all cores' busy time less our own processes' CPU time
+    # (redis-server, the driver and its workers are all waited-for descendants).
+    cpu0, ours0, t0 = cpu_sample(), children_cpu(), time.monotonic()
     with RedisServer() as server:
         env = dict(os.environ, BENCH_REDIS_URL=server.url)
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=False)
+    ours = (children_cpu() - ours0) / (time.monotonic() - t0)
+    load["others_cores_during"] = round(max(0.0, busy_cores(cpu0, cpu_sample()) - ours), 2)
     if proc.returncode != 0 or not proc.stdout.strip():
         print(f"{' '.join(cmd)} failed with exit code {proc.returncode}", file=sys.stderr)
         return proc.returncode or 1
