@@ -15,7 +15,6 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,7 +34,7 @@ from .engine import ClaimedJob, ClaimPolicy, Engine, Failure, flow_json
 from .errors import PermanentError, RetryLater
 from .health import HealthServer
 from .job import encode_json
-from .registry import Handler, Registry, default_registry
+from .registry import Handler, default_registry
 from .settings import WorkerSettings, redact_url
 
 log = logging.getLogger("jobfleet.worker")
@@ -672,17 +671,12 @@ class Worker:
 
 
 async def run_worker(
-    settings: WorkerSettings,
-    handlers: HandlerSource | None = None,
-    *,
-    on_ready: Callable[[Worker], None] | None = None,
+    settings: WorkerSettings, handlers: HandlerSource | None = None
 ) -> WorkerCounters:
     """Run a worker with signal handling until SIGTERM/SIGINT; what `jobfleet worker` does."""
     worker = Worker(settings, handlers if handlers is not None else default_registry)
     worker.install_signals()
-    if on_ready is not None:
-        on_ready(worker)
     return await worker.run()
 
 
-__all__ = ["HandlerSource", "Registry", "Worker", "WorkerCounters", "run_worker"]
+__all__ = ["HandlerSource", "Worker", "WorkerCounters", "run_worker"]
