@@ -30,7 +30,7 @@ from .client import Client
 from .connection import check_eviction_policy, connect
 from .context import JobContext
 from .cron import Scheduler
-from .engine import ClaimedJob, ClaimPolicy, Engine, Failure, flow_json
+from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, Failure, flow_json
 from .errors import PermanentError, RetryLater
 from .health import HealthServer
 from .job import encode_json
@@ -259,21 +259,9 @@ class Worker:
             if want == 0 and not has_acks:
                 await self._wait_for_change(self._drain_deadline - time.monotonic())
                 continue
-            completions, failures = self._completions, self._failures
-            self._completions, self._failures = [], []
             try:
-                result = await self.engine.claim(
-                    token=f"{self.id}:{next(self._tokens)}",
-                    n=want,
-                    worker_id=self.id,
-                    policy=self.policy,
-                    completions=completions,
-                    failures=failures,
-                )
+                result = await self._settle_and_claim(want)
             except REDIS_DOWN as exc:
-                # Outcomes are kept and sent again; the token check makes a resend harmless.
-                self._completions[:0] = completions
-                self._failures[:0] = failures
                 delay = await self._redis_down(exc, delay)
                 continue
             delay = 1.0
@@ -306,6 +294,28 @@ class Worker:
                 await self._wait_for_change(self._wake_after + 1.0)
             else:
                 await self._wait_for_change(float("inf"))
+
+    async def _settle_and_claim(self, n: int) -> ClaimResult:
+        """Send every finished job's outcome and claim up to `n` new jobs, in one call.
+
+        On failure the outcomes go back to the outbox to be sent again; the lease token makes
+        a resend of an outcome Redis already applied a harmless no-op.
+        """
+        completions, failures = self._completions, self._failures
+        self._completions, self._failures = [], []
+        try:
+            return await self.engine.claim(
+                token=f"{self.id}:{next(self._tokens)}",
+                n=n,
+                worker_id=self.id,
+                policy=self.policy,
+                completions=completions,
+                failures=failures,
+            )
+        except BaseException:
+            self._completions[:0] = completions
+            self._failures[:0] = failures
+            raise
 
     async def _wait_for_change(self, timeout: float) -> None:
         """Sleep until a job finishes, work is signalled or a stop begins (or `timeout`)."""
@@ -645,21 +655,7 @@ class Worker:
                     self.counters.released += released
                     self._release = []
                 if self._completions or self._failures:
-                    completions, failures = self._completions, self._failures
-                    self._completions, self._failures = [], []
-                    try:
-                        await self.engine.claim(
-                            token=f"{self.id}:{next(self._tokens)}",
-                            n=0,
-                            worker_id=self.id,
-                            policy=self.policy,
-                            completions=completions,
-                            failures=failures,
-                        )
-                    except BaseException:
-                        self._completions[:0] = completions
-                        self._failures[:0] = failures
-                        raise
+                    await self._settle_and_claim(0)
             except (RedisError, *REDIS_DOWN) as exc:
                 if time.monotonic() >= hard_deadline:
                     # Redis is gone: the leases will expire and other workers recover the
