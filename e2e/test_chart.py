@@ -380,12 +380,23 @@ def test_two_replicas_elect_one_leader_and_fail_over(
         assert len(pods) == 2
         leader = wait_for("a Lease holder", lambda: _lease_holder(kube, namespace), 120)
         assert leader in pods
-        kube.core.delete_namespaced_pod(leader, namespace)
+        (standby,) = pods - {leader}
+        # Take the leader's pod away for good: a plain delete would let the ReplicaSet start
+        # a replacement that can win the Lease before the standby does. Scaling in with the
+        # leader marked cheapest to delete removes exactly that pod and starts none.
+        kube.core.patch_namespaced_pod(
+            leader,
+            namespace,
+            {"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "-1000"}}},
+        )
+        kube.apps.patch_namespaced_deployment_scale(
+            SERVICE_ACCOUNT, namespace, {"spec": {"replicas": 1}}
+        )
         successor = wait_for(
             "the standby to take the Lease",
             lambda: (h := _lease_holder(kube, namespace)) not in (None, "", leader) and h,
             120,
         )
-        assert successor in pods
+        assert successor == standby
     finally:
         tools.helm_run("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
