@@ -32,12 +32,21 @@ async def ping(job: object) -> None:
     _latency_out.write(f"{(now - job.payload['t']) / 1e6:.3f}\n")  # type: ignore[attr-defined]
 
 
+def _overrides() -> dict[str, int]:
+    """BENCH_BATCH_SIZE / BENCH_CONCURRENCY, for trying other settings than the defaults."""
+    out: dict[str, int] = {}
+    if "BENCH_BATCH_SIZE" in os.environ:
+        out["batch_size"] = int(os.environ["BENCH_BATCH_SIZE"])
+    return out
+
+
 async def serve(queue: str) -> dict[str, int]:
     # Completed jobs are kept (as BullMQ does by default) so their timestamps can be read.
     settings = WorkerSettings(
         redis_url=os.environ["BENCH_REDIS_URL"],
         queue=QueueSettings(name=queue, retention=Retention(completed_count=10_000_000)),
         http_port=None,
+        **_overrides(),
     )
     worker = Worker(settings, registry)
     worker.install_signals()

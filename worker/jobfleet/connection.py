@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,10 +43,52 @@ def connect(url: str, *, retries: int = 3, **kwargs: Any) -> aioredis.Redis:
     )
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
     try:
-        return aioredis.Redis.from_url(url, **kwargs)
+        client = aioredis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
         # redis-py's messages can quote the URL; never echo a password.
         raise ConfigError(f"malformed Redis URL: {type(exc).__name__}") from None
+    return direct_writes(client)
+
+
+def direct_writes(client: aioredis.Redis) -> aioredis.Redis:
+    """Make `client`'s connections write commands at once (see `_DirectWrite`)."""
+    pool = client.connection_pool
+    if sys.version_info < (3, 12) and not issubclass(pool.connection_class, _DirectWrite):
+        base = pool.connection_class
+        if base not in _DIRECT_CLASSES:
+            _DIRECT_CLASSES[base] = type(base.__name__, (_DirectWrite, base), {})
+        pool.connection_class = _DIRECT_CLASSES[base]
+    return client
+
+
+class _DirectWrite:
+    """On Python 3.11, redis-py bounds each socket write with `asyncio.wait_for`, which wraps
+    the write in a new Task: the command is sent a loop turn later, after every other ready
+    task has run. A worker's claim then waits for all the handlers it just started, instead of
+    travelling while they run (measured: Redis and the worker took turns, never overlapping).
+    `asyncio.timeout` bounds the same write without a Task. Python 3.12's wait_for needs none.
+    """
+
+    socket_timeout: float | None
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        timeout = self.socket_timeout
+        if not timeout:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        self.socket_timeout = None  # the stock path then writes without wait_for
+        try:
+            async with asyncio.timeout(timeout):
+                await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
+
+
+_DIRECT_CLASSES: dict[type[Any], type[Any]] = {}
 
 
 async def check_eviction_policy(conn: aioredis.Redis) -> str:

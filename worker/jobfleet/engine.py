@@ -88,7 +88,7 @@ class EncodedJob:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as EncodedJob: built for every job a worker claims
 class ClaimedJob:
     """A job a worker now holds under `token` until its lease runs out."""
 

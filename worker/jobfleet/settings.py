@@ -188,7 +188,12 @@ class WorkerSettings(BaseModel):
     shutdown_margin: float = Field(
         default=2.0, ge=0, description="Seconds before the grace ends to release unfinished jobs."
     )
-    batch_size: int = Field(default=50, ge=1, le=1000, description="Max jobs claimed per call.")
+    batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Max jobs claimed per call (and at most half the concurrency).",
+    )
     sync_threads: int = Field(default=32, ge=1, le=1024)
 
     @field_validator("redis_url")

@@ -107,6 +107,9 @@ class Worker:
             dead_age_ms=-1 if retention.dead_age is None else int(retention.dead_age * 1000),
             flow=flow_json(self.queue.rate_limit, self.queue.circuit_breaker),
         )
+        # At most half the slots per claim: the next claim then travels to Redis while the
+        # jobs of the last one run, instead of Redis and the handlers taking turns.
+        self._per_claim = min(settings.batch_size, max(1, (self.queue.concurrency + 1) // 2))
         self.counters = WorkerCounters()
         self._running: dict[str, _Running] = {}
         self._completions: list[tuple[str, str, str]] = []
@@ -250,7 +253,7 @@ class Worker:
         while True:
             self._last_loop = time.monotonic()
             free = self.queue.concurrency - len(self._running)
-            want = 0 if self._stopping else min(free, self.settings.batch_size)
+            want = 0 if self._stopping else min(free, self._per_claim)
             has_acks = bool(self._completions or self._failures)
             if self._stopping and not self._running and not has_acks:
                 return
@@ -516,7 +519,7 @@ class Worker:
 
     def _settle(self, job: ClaimedJob, result: Any) -> str:
         try:
-            encoded = encode_json(result)
+            encoded = "null" if result is None else encode_json(result)
         except (TypeError, ValueError) as exc:
             err = PermanentError(f"handler returned a result that is not JSON: {exc}")
             return self._settle_error(job, err)

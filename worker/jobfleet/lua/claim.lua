@@ -32,13 +32,16 @@ if ARGV[14] ~= '' then
     local f = split(records[i], '\31')
     local id, tok, result = f[1], f[2], f[3]
     local key = job_key(id)
-    local held = redis.call('HMGET', key, 'token', 'name')
-    if held[1] == tok then
-      redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
-                 'token', '')
+    if redis.call('HGET', key, 'token') == tok then
+      if result == 'null' then
+        redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'token', '')
+      else
+        redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
+                   'token', '')
+      end
       done_ids[#done_ids + 1] = id
       if cb then
-        cb_record(cb, held[2], false, now)
+        cb_record(cb, redis.call('HGET', key, 'name'), false, now)
       end
     else
       stale = stale + 1
