@@ -1,4 +1,5 @@
-"""A real redis-server (the Debian package) on a free loopback port, for tests and benchmarks."""
+"""A real redis-server (the Debian package) on a free loopback port, for tests and benchmarks;
+replicas and Sentinels too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import redis
 
@@ -26,19 +28,78 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class RedisServer:
-    """One redis-server process with its own data directory; restartable on the same port."""
+class _Process:
+    """A redis-server process on a free port with a directory of its own."""
 
-    def __init__(self, *, appendonly: bool = False, extra: list[str] | None = None) -> None:
+    log_name = "redis.log"
+
+    def __init__(self, prefix: str) -> None:
         if not Path(REDIS_SERVER).exists():
             raise RuntimeError(
                 f"redis-server not found at {REDIS_SERVER}: install Debian's redis-server"
             )
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="jobfleet-redis-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _launch(self, args: list[str]) -> None:
+        """Run redis-server with `args` and wait until it answers (NOAUTH counts: it is up)."""
+        proc = self.proc = subprocess.Popen(
+            [REDIS_SERVER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        conn = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if conn.ping():
+                    break
+            except redis.AuthenticationError:
+                break
+            except redis.ConnectionError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = self.dir / self.log_name
+                text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"redis-server did not start:\n{text}")
+            time.sleep(0.02)
+        conn.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+class RedisServer(_Process):
+    """One redis-server process with its own data directory; restartable on the same port."""
+
+    def __init__(
+        self,
+        *,
+        appendonly: bool = False,
+        extra: list[str] | None = None,
+        replica_of: RedisServer | None = None,
+    ) -> None:
+        super().__init__("jobfleet-redis-")
         self.appendonly = appendonly
         self.extra = extra or []
-        self.proc: subprocess.Popen[bytes] | None = None
+        if replica_of is not None:
+            self.extra += ["--replicaof", "127.0.0.1", str(replica_of.port)]
 
     @property
     def url(self) -> str:
@@ -46,7 +107,6 @@ class RedisServer:
 
     def start(self) -> None:
         args = [
-            REDIS_SERVER,
             "--port",
             str(self.port),
             "--bind",
@@ -62,41 +122,82 @@ class RedisServer:
             "--appendfsync",
             "always",
             "--logfile",
-            str(self.dir / "redis.log"),
+            str(self.dir / self.log_name),
             *self.extra,
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        conn = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if conn.ping():
-                    break
-            except redis.ConnectionError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server did not start:\n{log}")
-            time.sleep(0.02)
-        conn.close()
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-        self.proc = None
+        self._launch(args)
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
-    def cleanup(self) -> None:
-        self.stop(signal.SIGKILL)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
+class SentinelServer(_Process):
+    """One Sentinel process (`redis-server <conf> --sentinel`) watching `master` as `name`.
 
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
+    Short timings so that tests see failovers in seconds. The config file lives in its own
+    directory, since Sentinel rewrites it with what it learns.
+    """
+
+    log_name = "sentinel.log"
+
+    def __init__(
+        self,
+        master: RedisServer,
+        *,
+        name: str = "mymaster",
+        quorum: int = 1,
+        password: str | None = None,
+        master_password: str | None = None,
+    ) -> None:
+        self.master = master
+        self.name = name
+        self.quorum = quorum
+        self.password = password
+        self.master_password = master_password
+        super().__init__("jobfleet-sentinel-")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            "daemonize no",
+            f"dir {self.dir}",
+            f"logfile {self.dir / self.log_name}",
+            f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} {self.quorum}",
+            f"sentinel down-after-milliseconds {self.name} 1000",
+            f"sentinel failover-timeout {self.name} 5000",
+        ]
+        if self.password is not None:
+            lines.append(f"requirepass {self.password}")
+        if self.master_password is not None:
+            lines.append(f"sentinel auth-pass {self.name} {self.master_password}")
+        conf = self.dir / "sentinel.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self._launch([str(conf), "--sentinel"])
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True)
+
+    def master_port(self) -> int:
+        """The port of the master this Sentinel names now."""
+        with self.client() as conn:
+            _, port = conn.sentinel_get_master_addr_by_name(self.name)
+        return int(port)
+
+    def sees(self, *, replicas: int, sentinels: int = 0) -> bool:
+        """Whether this Sentinel knows that many healthy replicas and other Sentinels."""
+        with self.client() as conn:
+            found = conn.sentinel_slaves(self.name)
+            others = conn.sentinel_sentinels(self.name)
+        healthy = [r for r in found if not (r["is_sdown"] or r["is_odown"])]
+        return len(healthy) >= replicas and len(others) >= sentinels
+
+    def failover(self) -> None:
+        """Promote a replica now (no agreement needed), as an operator would."""
+        with self.client() as conn:
+            conn.sentinel_failover(self.name)

@@ -47,3 +47,9 @@ async def slow_unless_released(job: jobfleet.JobContext) -> str:
 @jobfleet.handler("record")
 async def record_only(job: jobfleet.JobContext) -> None:
     await record(job)
+
+
+@jobfleet.handler("nap")
+async def nap(job: jobfleet.JobContext) -> None:
+    """Sleep payload["s"] seconds without touching Redis (whatever $TEST_REDIS_URL names)."""
+    await asyncio.sleep(float(job.payload["s"]))

@@ -71,6 +71,24 @@ def test_malformed_redis_url_fails_before_connecting():
         jobfleet.Client("localhost:6379")
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+sentinel:///mymaster", "no Sentinel host"),
+        ("redis+sentinel://s1:26379", "needs the master's name"),
+        ("redis+sentinel://s1,,s2/mymaster", "Sentinel 2 of 3 has an empty host"),
+        ("redis+sentinel://s1:0/mymaster", "port must be a number from 1 to 65535"),
+        ("rediss+sentinel://:pw@s1/mymaster/zero", "database must be a number"),
+    ],
+)
+async def test_malformed_sentinel_url_fails_before_connecting(client, url, message):
+    with pytest.raises(jobfleet.ConfigError, match=message):
+        jobfleet.Client(url)
+    with pytest.raises(jobfleet.ConfigError, match=message):
+        jobfleet.load_settings(env={"JOBFLEET_REDIS_URL": url})
+    await assert_empty(client)
+
+
 async def test_bad_queue_name(redis_url):
     with pytest.raises(jobfleet.ConfigError, match="invalid queue name"):
         jobfleet.Client(redis_url, queue="has space")

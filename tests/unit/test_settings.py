@@ -4,7 +4,7 @@ import json
 
 import pytest
 from jobfleet import ConfigError, WorkerSettings, load_settings
-from jobfleet.settings import check_redis_url, redact_url
+from jobfleet.settings import check_redis_url, redact_text, redact_url
 
 
 def test_defaults_without_any_source():
@@ -61,3 +61,31 @@ def test_error_messages_never_echo_a_password():
     assert "s3cret" not in str(err.value)
     assert redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
     assert "s3cret" not in redact_url("rediss://:s3cret@host/1")
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        (
+            "redis+sentinel://user:s3cret@s1:26379,s2:26379/mymaster/0",
+            "redis+sentinel://user:***@s1:26379,s2:26379/mymaster/0",
+        ),
+        (
+            "rediss+sentinel://:s3cret@[::1]:26379,[::2]/mymaster?ssl_cert_reqs=none",
+            "rediss+sentinel://:***@[::1]:26379,[::2]/mymaster?ssl_cert_reqs=none",
+        ),
+        ("redis+sentinel://:s3c@ret@s1,s2/m", "redis+sentinel://:***@s1,s2/m"),
+        ("redis+sentinel://s1,s2/m", "redis+sentinel://s1,s2/m"),
+    ],
+)
+def test_sentinel_urls_are_redacted(url, redacted):
+    assert redact_url(url) == redacted
+    assert redact_text(f"cannot reach {url}: refused") == f"cannot reach {redacted}: refused"
+
+
+def test_redact_text_hides_every_password_in_a_message():
+    text = redact_text(
+        "redis://:one@h/0 then redis+sentinel://u:tw@o@s1,s2/m and rediss://:three@h2"
+    )
+    assert not any(p in text for p in ("one", "tw@o", "three")), text
+    assert "s1,s2/m" in text

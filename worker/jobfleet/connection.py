@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -15,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import ConfigError, UnsafeRedisError
+from .sentinel import SENTINEL_PASSWORD_ENV, is_sentinel_url, parse_sentinel_url, sentinel_client
 from .settings import check_redis_url
 
 # Policies that never drop keys on their own: the only ones under which no job can vanish.
@@ -24,11 +26,25 @@ SAFE_EVICTION = frozenset(
 PASSWORD_ENV = "JOBFLEET_REDIS_PASSWORD"
 
 
-def connect(url: str, *, retries: int = 3, **kwargs: Any) -> aioredis.Redis:
+class Default(enum.Enum):
+    """An argument left to its environment variable."""
+
+    FROM_ENV = "from-env"
+
+
+def connect(
+    url: str,
+    *,
+    retries: int = 3,
+    sentinel_password: str | Literal[Default.FROM_ENV] | None = Default.FROM_ENV,
+    **kwargs: Any,
+) -> aioredis.Redis:
     """An asyncio Redis client for `url`; nothing is contacted until the first command.
 
     The password may come from `$JOBFLEET_REDIS_PASSWORD` so that it can live in a Secret
-    rather than in a URL that ends up in config files.
+    rather than in a URL that ends up in config files. A `redis+sentinel://` URL gives a
+    client of the master its Sentinels name, which follows it through failovers; the
+    Sentinels' own password is `sentinel_password`, else `$JOBFLEET_REDIS_SENTINEL_PASSWORD`.
     """
     check_redis_url(url)
     password = os.environ.get(PASSWORD_ENV) or None
@@ -42,6 +58,13 @@ def connect(url: str, *, retries: int = 3, **kwargs: Any) -> aioredis.Redis:
         Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries) if retries else None,
     )
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
+    if is_sentinel_url(url):
+        if sentinel_password is Default.FROM_ENV:
+            sentinel_password = os.environ.get(SENTINEL_PASSWORD_ENV) or None
+        address = parse_sentinel_url(url)
+        return direct_writes(
+            sentinel_client(address, sentinel_password=sentinel_password, **kwargs)
+        )
     try:
         client = aioredis.Redis.from_url(url, **kwargs)
     except ValueError as exc:

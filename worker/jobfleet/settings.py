@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .backoff import Backoff
 from .errors import ConfigError
+from .sentinel import is_sentinel_url, parse_sentinel_url
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -31,15 +32,19 @@ def check_queue_name(name: str) -> str:
 
 def check_redis_url(url: str) -> str:
     """Reject a malformed Redis URL before anything connects; never echo its password."""
+    if is_sentinel_url(url):
+        parse_sentinel_url(url)
+        return url
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise ConfigError(f"malformed Redis URL: {exc}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
+        given = parts.scheme + "://" if parts.scheme else "missing"
         raise ConfigError(
-            f"malformed Redis URL: scheme must be redis://, rediss:// or unix://, "
-            f"not {parts.scheme + '://' if parts.scheme else 'missing'}"
+            "malformed Redis URL: scheme must be redis://, rediss://, unix://, "
+            f"redis+sentinel:// or rediss+sentinel://, not {given}"
         )
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigError("malformed Redis URL: no host")
@@ -66,7 +71,8 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=f"{user}***@{netloc}").geturl()
 
 
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+# Greedy up to the token's last '@': a password with a raw '@' is hidden whole.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S+@", re.IGNORECASE)
 
 
 def redact_text(text: str) -> str:

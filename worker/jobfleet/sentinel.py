@@ -1,0 +1,302 @@
+"""Redis Sentinel: URL parsing and a client that follows the master."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, SSLConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from .errors import ConfigError
+
+SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
+DEFAULT_PORT = 26379
+FOLLOW_INTERVAL = 1.0  # seconds between background "where is the master now?" questions
+SENTINEL_PASSWORD_ENV = "JOBFLEET_REDIS_SENTINEL_PASSWORD"
+# Sentinel accepts any name; a plain one is safe in URLs, CRDs and messages alike.
+MASTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+_MASTER_NAME = re.compile(MASTER_NAME_PATTERN)
+# Query options a Sentinel URL may carry (parsed as redis-py parses them for redis://).
+OPTIONS = frozenset(URL_QUERY_ARGUMENT_PARSERS) - {"db"} | {
+    "client_name",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_ciphers",
+}
+_FORMAT = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master-name>[/<db>]"
+
+
+def _bad(problem: str) -> ConfigError:
+    return ConfigError(f"malformed Redis URL: {problem}")
+
+
+@dataclass(frozen=True)
+class SentinelAddress:
+    """A Sentinel-managed master: the Sentinels to ask, its name there, the database."""
+
+    nodes: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    query: str = ""
+
+    def options(self) -> dict[str, Any]:
+        """The URL's query as connection keyword arguments, parsed as for redis://."""
+        if not self.query:
+            return {}
+        return dict(parse_url(f"redis://?{self.query}"))
+
+
+def is_sentinel_url(url: str) -> bool:
+    return isinstance(url, str) and url.partition("://")[0].lower() in SCHEMES
+
+
+def _node(raw: str, index: int, total: int) -> tuple[str, int]:
+    # Never quote the entry: a mistyped URL may have a password where a host should be.
+    where = f"Sentinel {index} of {total}"
+    if not raw:
+        raise _bad(f"{where} has an empty host")
+    if raw.startswith("["):
+        host, bracket, rest = raw[1:].partition("]")
+        if not bracket or not host or (rest and not rest.startswith(":")):
+            raise _bad(f"{where}: an IPv6 address goes in brackets, as [::1]:26379")
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text_or_empty = raw.partition(":")
+        port_text = port_text_or_empty if colon else None
+        if not host:
+            raise _bad(f"{where} has an empty host")
+    if port_text is None:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _bad(f"{where}: port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress:
+    """Parse `redis+sentinel://` / `rediss+sentinel://`; errors never quote a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise _bad("invalid IPv6 address (brackets do not match)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise _bad(f"not a Sentinel URL: use {_FORMAT}")
+    if parts.fragment:
+        raise _bad("a Sentinel URL has no #fragment")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if not hosts:
+        raise _bad(f"no Sentinel host: use {_FORMAT}")
+    entries = hosts.split(",")
+    nodes = tuple(_node(e, i, len(entries)) for i, e in enumerate(entries, 1))
+    segments = parts.path.split("/")[1:]
+    if segments and not segments[-1]:
+        segments.pop()  # a trailing slash
+    if not segments or not segments[0]:
+        raise _bad(f"a Sentinel URL needs the master's name: {_FORMAT}")
+    if len(segments) > 2:
+        raise _bad(f"too many path segments: {_FORMAT}")
+    master = unquote(segments[0])
+    if not _MASTER_NAME.match(master):
+        raise _bad(
+            f"invalid master name {master!r}: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    db_text = segments[1] if len(segments) > 1 else "0"
+    if not db_text.isdigit():
+        raise _bad("database must be a number")
+    address = SentinelAddress(
+        nodes=nodes,
+        master=master,
+        db=int(db_text),
+        tls=SCHEMES[scheme],
+        username=username,
+        password=password,
+        query=parts.query,
+    )
+    _check_query(address)
+    return address
+
+
+def _check_query(address: SentinelAddress) -> None:
+    names = [name for name, _ in parse_qsl(address.query, keep_blank_values=True)]
+    if "db" in names:
+        raise _bad("put the database in the path (/<master-name>/<db>), not in ?db=")
+    for name in names:
+        if name not in OPTIONS:
+            raise _bad(f"unknown option {name!r} in the query")
+    if not address.tls and any(n.startswith("ssl_") for n in names):
+        raise _bad("ssl_* options need rediss+sentinel://")
+    try:
+        address.options()
+    except ValueError as exc:
+        raise _bad(str(exc)) from None  # names the option, never its value
+
+
+def _describe(exc: RedisError) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, AuthenticationError) or "AUTH" in str(exc):
+        text += f" (the Sentinels' password comes from ${SENTINEL_PASSWORD_ENV})"
+    return text
+
+
+class _Sentinel(Sentinel):
+    """Tells which Sentinel said what when none can name the master."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        problems = []
+        for index, sentinel in enumerate(self.sentinels):
+            kwargs = sentinel.connection_pool.connection_kwargs
+            where = f"{kwargs['host']}:{kwargs['port']}"
+            try:
+                # RESP2 and RESP3 answers both parse into a dict keyed by master name.
+                masters = cast(dict[str, Any], await sentinel.sentinel_masters())
+            except RedisError as exc:
+                # Wrong or missing passwords are RedisErrors too: try the next Sentinel.
+                problems.append(f"{where}: {_describe(exc)}")
+                continue
+            state = masters.get(service_name)
+            if not state:
+                problems.append(f"{where}: no master named {service_name!r}")
+            elif not self.check_master_state(state, service_name):
+                problems.append(f"{where}: master {service_name!r} is down")
+            else:
+                # The Sentinel that answered goes first next time.
+                self.sentinels[0], self.sentinels[index] = sentinel, self.sentinels[0]
+                return str(state["ip"]), int(state["port"])
+        raise MasterNotFoundError(
+            f"no Sentinel could name the master {service_name!r}: " + "; ".join(problems)
+        )
+
+
+class _MasterConnection(SentinelManagedConnection):
+    """A master connection that moves to the new master after a failover.
+
+    Sentinel promotes a replica at once but demotes the old master only some seconds later
+    (about 10 s with Redis 7); until then the old master still accepts writes, which are
+    lost. So a connection whose server is no longer the one the Sentinels name reconnects
+    at its next use (the pool asks them every FOLLOW_INTERVAL seconds). Once demoted, the
+    old master answers writes with READONLY (redis-py reconnects) and a command blocked
+    there (the worker's BLPOP) with READONLY or, before Redis 7, UNBLOCKED. All of these
+    become ConnectionError, which jobfleet's retries and backoff treat as transient.
+    """
+
+    async def connect(self) -> None:
+        master = self.connection_pool.master_address
+        if self.is_connected and master is not None and (self.host, self.port) != master:
+            await self.disconnect()
+        await super().connect()  # type: ignore[no-untyped-call]
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except ResponseError as exc:
+            if str(exc).startswith("UNBLOCKED") and self.connection_pool.is_master:
+                await self.disconnect()
+                raise RedisConnectionError("the master was demoted to a replica") from None
+            raise
+
+
+class _MasterSSLConnection(_MasterConnection, SSLConnection):
+    pass
+
+
+class _MasterPool(SentinelConnectionPool):
+    """Asks the Sentinels where the master is now and then, in the background, so that its
+    connections follow a failover (see `_MasterConnection`); closing it closes the
+    connections to the Sentinels too."""
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self._asked = 0.0
+        self._asking: asyncio.Task[None] | None = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = asyncio.get_running_loop().time()
+        if now - self._asked >= FOLLOW_INTERVAL and (self._asking is None or self._asking.done()):
+            self._asked = now
+            self._asking = asyncio.create_task(self._ask(), name="jobfleet-sentinel")
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def _ask(self) -> None:
+        # A new address disconnects the idle connections; busy ones move at their next use.
+        with contextlib.suppress(RedisError, OSError):
+            await self.get_master_address()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        if self._asking is not None:
+            self._asking.cancel()
+            await asyncio.wait([self._asking])
+        await super().aclose()
+        await self.sentinel_manager.aclose()
+
+
+def sentinel_client(
+    address: SentinelAddress, *, sentinel_password: str | None = None, **kwargs: Any
+) -> aioredis.Redis:
+    """A client of the master `address` names; nothing is contacted until the first command.
+
+    Every new connection asks the Sentinels where the master is, so after a failover the
+    client follows it. `kwargs` are connection options (as for `Redis.from_url`); the URL's
+    credentials and query win over them, as they do for redis://. Socket timeouts and TLS
+    apply to the Sentinels too; the master's password does not.
+    """
+    options = {**kwargs, **address.options(), "db": address.db}
+    if address.username is not None:
+        options["username"] = address.username
+    if address.password is not None:
+        options["password"] = address.password
+    shared = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl_"))}
+    sentinel_kwargs: dict[str, Any] = {
+        **shared,
+        "password": sentinel_password,
+        # discover_master moves on to the next Sentinel; the master connection retries.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if address.tls:
+        sentinel_kwargs["ssl"] = True
+    nodes = list(address.nodes)
+    manager = _Sentinel(nodes, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    options.pop("ssl", None)
+    client: aioredis.Redis = manager.master_for(
+        address.master,
+        connection_pool_class=_MasterPool,
+        connection_class=_MasterSSLConnection if address.tls else _MasterConnection,
+        **options,
+    )
+    return client
+
+
+def url_password(url: str) -> str | None:
+    """The password in a Redis URL of any scheme (for redaction), or None."""
+    try:
+        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    except ValueError:
+        return None
+    _, colon, secret = userinfo.partition(":")
+    return unquote(secret) if at and colon and secret else None
