@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import jobfleet
 import pytest
+import redis
 from jobfleet.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -233,3 +234,48 @@ async def test_workers_reports_each_live_worker_and_its_jobs(client, run_worker)
 
 async def _registered(client: jobfleet.Client, n: int) -> bool:
     return len(await client.workers()) == n
+
+
+async def test_an_idle_worker_stops_at_once_and_gives_back_what_its_wait_claimed(
+    client, redis_url, monkeypatch
+):
+    # An idle worker waits in Redis with a claim queued behind its wait. Without a way to cut
+    # that wait short, stop() would sit out the idle interval (an hour here) and time out.
+    monkeypatch.setattr(jobfleet.worker, "IDLE_WAKE", 3600.0)
+    registry = jobfleet.Registry()
+
+    @registry.handler("report")
+    async def report(job: jobfleet.JobContext) -> None:
+        raise AssertionError("a stopping worker must not start jobs")
+
+    worker = Worker(
+        jobfleet.WorkerSettings(redis_url=redis_url, http_port=None, queue={"name": "q"}),
+        registry,
+    )
+    task = asyncio.create_task(worker.run())
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    async def waiting_in_redis() -> bool:
+        return any(c["cmd"] == "blpop" for c in admin.client_list())
+
+    await until(waiting_in_redis, timeout=30, what="the worker's wait in Redis")
+
+    # The job arrives, and the queued claim takes it, while this test holds the event loop:
+    # the worker only sees its claim after it was told to stop.
+    ids: list[str] = []
+
+    def enqueue() -> None:
+        sync = jobfleet.SyncClient(redis_url, queue="q")
+        ids.append(sync.enqueue("report", {}))
+        sync.close()
+
+    enqueuer = threading.Thread(target=enqueue)
+    enqueuer.start()
+    enqueuer.join()
+    worker.stop()
+    counters = await asyncio.wait_for(task, timeout=60)
+
+    assert counters.released == 1 and counters.completed == 0
+    info = await client.get(ids[0])
+    assert (info.state, info.attempt) == ("waiting", 0)
+    admin.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from . import scripts
 from .job import Priority
@@ -201,6 +202,50 @@ class Engine:
         failures: Iterable[Failure] = (),
     ) -> ClaimResult:
         """Settle finished jobs and claim up to `n` new ones, in one atomic call."""
+        args = self._claim_args(token, n, worker_id, policy, completions, failures)
+        return self._claim_result(await self._run("claim", *args), token)
+
+    async def claim_when_woken(
+        self,
+        conn: aioredis.Redis,
+        timeout: float,
+        *,
+        token: str,
+        n: int,
+        worker_id: str,
+        policy: ClaimPolicy,
+        also_wake_on: str | None = None,
+    ) -> ClaimResult:
+        """Wait up to `timeout` seconds for the queue's wake-up signal, then claim, in one
+        round trip on `conn` (a connection of its own: it blocks).
+
+        The claim is pipelined behind a BLPOP, so Redis runs it the moment a job arrives:
+        an idle worker's pickup costs one round trip, not two. `also_wake_on` is a list key
+        that ends the wait too (the worker's own, pushed to when it stops).
+        """
+        args = self._claim_args(token, n, worker_id, policy, (), ())
+        script = self._scripts["claim"]
+        wake = [self.key("wake")] if also_wake_on is None else [self.key("wake"), also_wake_on]
+        self.round_trips += 1
+        async with conn.pipeline(transaction=False) as pipe:
+            pipe.blpop(wake, timeout=timeout)
+            pipe.evalsha(script.sha, len(self.keys), *self.keys, self.prefix, *args)
+            _, reply = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: load and claim
+            reply = await self._run("claim", *args)
+        elif isinstance(reply, Exception):
+            raise reply
+        return self._claim_result(reply, token)
+
+    @staticmethod
+    def _claim_args(
+        token: str,
+        n: int,
+        worker_id: str,
+        policy: ClaimPolicy,
+        completions: Iterable[tuple[str, str, str]],
+        failures: Iterable[Failure],
+    ) -> list[Any]:
         args: list[Any] = [
             token,
             policy.lease_ms,
@@ -230,7 +275,10 @@ class Engine:
                     f.permanent_reason,
                 )
             )
-        reply = await self._run("claim", *args)
+        return args
+
+    @staticmethod
+    def _claim_result(reply: list[Any], token: str) -> ClaimResult:
         jobs = [
             ClaimedJob(
                 id=reply[i],

@@ -140,6 +140,10 @@ class Worker:
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._batches: dict[str, list[ClaimedJob]] = {}
+        self._reserved = 0  # free slots the waker's pending claim may fill
+        self._line_empty = False  # the waker's last claim found no more ready jobs
+        self._cutting: asyncio.Task[None] | None = None
+        self._own_wake_key = self.engine.key(f"wake:{self.id}")
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -162,6 +166,8 @@ class Worker:
         )
         self._drain_deadline = time.monotonic() + max(budget, 0.0)
         self._release_buffered()
+        if self._reserved and self._loop is not None:
+            self._cutting = self._loop.create_task(self._cut_wait())
         self._stop_requested.set()
         self._changed.set()
         self._want_wake.set()
@@ -252,51 +258,64 @@ class Worker:
         delay = 1.0
         while True:
             self._last_loop = time.monotonic()
-            free = self.queue.concurrency - len(self._running)
+            free = self.queue.concurrency - len(self._running) - self._reserved
             want = 0 if self._stopping else min(free, self._per_claim)
+            if self._line_empty:  # the waker just found it so: no need to look again yet
+                self._line_empty = False
+                want = 0
             has_acks = bool(self._completions or self._failures)
-            if self._stopping and not self._running and not has_acks:
+            if self._stopping and not (self._running or has_acks or self._reserved):
                 return
             if self._stopping and time.monotonic() >= self._drain_deadline:
                 return
-            if want == 0 and not has_acks:
-                await self._wait_for_change(self._drain_deadline - time.monotonic())
-                continue
-            try:
-                result = await self._settle_and_claim(want)
-            except REDIS_DOWN as exc:
-                delay = await self._redis_down(exc, delay)
-                continue
-            delay = 1.0
-            self._redis_ok = True
-            self.counters.claims += 1
-            if result.recovered:
-                metrics.RECOVERIES.labels(self.queue.name, "recovered").inc(result.recovered)
-                log.warning("recovered %d jobs whose lease expired", result.recovered)
-            if result.stale_acks:
-                self.counters.stale_acks += result.stale_acks
-                metrics.STALE_ACKS.labels(self.queue.name).inc(result.stale_acks)
-            for job in result.jobs:
-                self._start(job)
-            self._m_inflight.set(len(self._running))
-            if self._stopping or (len(result.jobs) == want and want > 0):
-                continue
-            # Nothing more to take now: sleep until a job finishes or new work is signalled.
-            hints = [IDLE_WAKE]
-            if result.next_delayed_ms is not None:
-                hints.append(result.next_delayed_ms / 1000.0)
-            if result.next_hold_release_ms is not None:
-                hints.append(result.next_hold_release_ms / 1000.0)
-            if result.next_lease_expiry_ms is not None:
-                hints.append(result.next_lease_expiry_ms / 1000.0 + 0.01)
-            self._wake_after = max(min(hints), 0.001)
-            if self._completions or self._failures:
-                continue
-            if want > 0:
+            if want > 0 or has_acks:
+                try:
+                    result = await self._settle_and_claim(want)
+                except REDIS_DOWN as exc:
+                    delay = await self._redis_down(exc, delay)
+                    continue
+                delay = 1.0
+                self._absorb(result)
+                if self._stopping or (len(result.jobs) == want and want > 0):
+                    continue
+                if self._completions or self._failures:
+                    continue
+            # Nothing to take now. Free slots go to the waker, which waits for new work with
+            # a claim for them queued right behind its wait; then sleep until a job finishes,
+            # the waker returns, or a stop begins.
+            idle = self.queue.concurrency - len(self._running) - self._reserved
+            if not self._stopping and self._reserved == 0 and idle > 0:
+                self._reserved = min(idle, self._per_claim)
                 self._want_wake.set()
-                await self._wait_for_change(self._wake_after + 1.0)
+            if self._stopping:
+                await self._wait_for_change(self._drain_deadline - time.monotonic())
             else:
-                await self._wait_for_change(float("inf"))
+                await self._wait_for_change(self._wake_after + 1.0)
+
+    def _absorb(self, result: ClaimResult) -> None:
+        """Take in what a claim returned: start its jobs, count, and plan the next wake-up."""
+        self._redis_ok = True
+        self.counters.claims += 1
+        if result.recovered:
+            metrics.RECOVERIES.labels(self.queue.name, "recovered").inc(result.recovered)
+            log.warning("recovered %d jobs whose lease expired", result.recovered)
+        if result.stale_acks:
+            self.counters.stale_acks += result.stale_acks
+            metrics.STALE_ACKS.labels(self.queue.name).inc(result.stale_acks)
+        for job in result.jobs:
+            if self._stopping:  # claimed by a wait for work that stop() cut short
+                self._release.append((job.id, job.token))
+            else:
+                self._start(job)
+        self._m_inflight.set(len(self._running))
+        hints = [IDLE_WAKE]
+        if result.next_delayed_ms is not None:
+            hints.append(result.next_delayed_ms / 1000.0)
+        if result.next_hold_release_ms is not None:
+            hints.append(result.next_hold_release_ms / 1000.0)
+        if result.next_lease_expiry_ms is not None:
+            hints.append(result.next_lease_expiry_ms / 1000.0 + 0.01)
+        self._wake_after = max(min(hints), 0.001)
 
     async def _settle_and_claim(self, n: int) -> ClaimResult:
         """Send every finished job's outcome and claim up to `n` new jobs, in one call.
@@ -331,24 +350,57 @@ class Worker:
         self._changed.clear()
 
     async def _waker(self) -> None:
-        """Block on the queue's wake list while idle, so new jobs start without polling."""
-        wake_key = self.engine.key("wake")
+        """Wait for new work on behalf of the main loop's free slots, without polling.
+
+        The claim for those slots is pipelined behind a BLPOP of the queue's wake-up list on
+        a connection of its own: Redis runs it the moment a job arrives, so an idle worker
+        picks a job up in one round trip instead of two.
+        """
         blocking = self._blocking_client()
         delay = 1.0
         try:
-            while not self._stopping:
+            while True:
                 await self._want_wake.wait()
                 self._want_wake.clear()
-                if self.stopping:  # woken by stop(), not by an idle main loop
-                    return
+                n = self._reserved
+                if self._stopping or n == 0:
+                    self._reserved = 0
+                    self._changed.set()
+                    if self._stopping:
+                        return
+                    continue
                 try:
-                    await blocking.blpop([wake_key], timeout=min(self._wake_after, IDLE_WAKE))
+                    result = await self.engine.claim_when_woken(
+                        blocking,
+                        min(self._wake_after, IDLE_WAKE),
+                        token=f"{self.id}:{next(self._tokens)}",
+                        n=n,
+                        worker_id=self.id,
+                        policy=self.policy,
+                        also_wake_on=self._own_wake_key,
+                    )
+                    self._reserved = 0
+                    self._absorb(result)  # here, not in the main loop: a loop turn sooner
+                    self._line_empty = len(result.jobs) < n
                     delay = 1.0
                 except REDIS_DOWN as exc:
                     delay = await self._redis_down(exc, delay)
-                self._changed.set()
+                except RedisError as exc:  # a script error: never leave the slots reserved
+                    log.error("waiting for work failed: %s", exc)
+                    delay = await self._redis_down(exc, delay)
+                finally:
+                    self._reserved = 0
+                    self._changed.set()
         finally:
             await blocking.aclose(close_connection_pool=True)
+
+    async def _cut_wait(self) -> None:
+        """End the waker's wait now (on stop) rather than at its timeout."""
+        with contextlib.suppress(RedisError, *REDIS_DOWN):
+            async with self.conn.pipeline(transaction=False) as pipe:
+                pipe.rpush(self._own_wake_key, "stop")
+                pipe.pexpire(self._own_wake_key, 60_000)  # gone even if nobody pops it
+                await pipe.execute()
 
     def _blocking_client(self) -> aioredis.Redis:
         """A connection of its own for BLPOP, so claims never queue behind it, with a read
