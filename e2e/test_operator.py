@@ -127,6 +127,7 @@ def _ready_pods(kube: Kube, namespace: str, app: str) -> list[client.V1Pod]:
 
 
 def queue_body(name: str, server: RedisServer, **spec: Any) -> dict[str, Any]:
+    """A Queue on `server`; `spec` merges into the defaults one level deep (None removes)."""
     body: dict[str, Any] = {
         "redis": {"url": server.pod_url},
         "worker": {
@@ -137,7 +138,8 @@ def queue_body(name: str, server: RedisServer, **spec: Any) -> dict[str, Any]:
     }
     for key, value in spec.items():
         if isinstance(value, dict) and isinstance(body.get(key), dict):
-            body[key] = {**body[key], **value}
+            merged = {**body[key], **value}
+            body[key] = {k: v for k, v in merged.items() if v is not None}
         else:
             body[key] = value
     return {
@@ -275,6 +277,39 @@ def stats(redis_url: str, queue: str) -> Any:
         ),
         ({"worker": {"mode": "sidecar"}}, "worker.sidecar is required when worker.mode is sidecar"),
         ({"sla": {"targetWaitSeconds": 0}}, "spec.sla.targetWaitSeconds"),
+        (
+            {"redis": {"sentinel": {"masterName": "mymaster", "nodes": ["sentinel:26379"]}}},
+            "set exactly one of redis.url, redis.urlSecretRef and redis.sentinel",
+        ),
+        (
+            {"redis": {"url": "sentinel://s1:26379/mymaster"}},
+            "redis.url must start with redis://, rediss://, unix://, redis+sentinel:// or "
+            "rediss+sentinel://",
+        ),
+        (
+            {"redis": {"url": "redis+sentinel://:hunter2@s1:26379,s2:26379/mymaster"}},
+            "redis.url must not contain a password",
+        ),
+        (
+            {"redis": {"url": None, "sentinel": {"nodes": ["sentinel:26379"]}}},
+            "spec.redis.sentinel.masterName: Required value",
+        ),
+        (
+            {"redis": {"url": None, "sentinel": {"masterName": "my master", "nodes": ["s"]}}},
+            "spec.redis.sentinel.masterName in body should match",
+        ),
+        (
+            {"redis": {"url": None, "sentinel": {"masterName": "mymaster", "nodes": []}}},
+            "spec.redis.sentinel.nodes in body should have at least 1 items",
+        ),
+        (
+            {"redis": {"url": None, "sentinel": {"masterName": "m", "nodes": ["s:99999"]}}},
+            "spec.redis.sentinel.nodes[0] in body should match",
+        ),
+        (
+            {"redis": {"url": None, "sentinel": {"masterName": "m", "nodes": ["s:1", "s:1"]}}},
+            '.spec.redis.sentinel.nodes: duplicate entries for key [="s:1"]',
+        ),
     ],
 )
 def test_invalid_queues_are_rejected_with_readable_messages(

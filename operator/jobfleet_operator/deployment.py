@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jobfleet.backoff import Backoff
+from jobfleet.sentinel import SENTINEL_PASSWORD_ENV
 from jobfleet.settings import (
     CircuitBreaker,
     CronSchedule,
@@ -73,19 +74,23 @@ def owner_reference(queue: QueueRef) -> dict[str, Any]:
     }
 
 
+TLS_SCHEMES = {"redis": "rediss", "redis+sentinel": "rediss+sentinel"}
+
+
 def settings_redis_url(spec: QueueSpec) -> str | None:
     """The Redis URL for the worker's settings: TLS applied, never a password.
 
     None when the URL comes from a Secret (the worker then reads `JOBFLEET_REDIS_URL`).
     """
-    url = spec.redis.url
+    sentinel = spec.redis.sentinel
+    url = sentinel.url() if sentinel is not None else spec.redis.url
     if url is None:
         return None
     tls = spec.redis.tls
     parts = urlsplit(url)
-    if tls.enabled and parts.scheme == "redis":
-        parts = parts._replace(scheme="rediss")
-    if tls.insecure_skip_verify and parts.scheme == "rediss":
+    if tls.enabled and parts.scheme in TLS_SCHEMES:
+        parts = parts._replace(scheme=TLS_SCHEMES[parts.scheme])
+    if tls.insecure_skip_verify and parts.scheme in TLS_SCHEMES.values():
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "ssl_cert_reqs"]
         parts = parts._replace(query=urlencode([*query, ("ssl_cert_reqs", "none")]))
     return parts.geturl()
@@ -227,6 +232,9 @@ def worker_container(queue: QueueRef, spec: QueueSpec) -> dict[str, Any]:
         env.append(_secret_env("JOBFLEET_REDIS_URL", spec.redis.url_secret_ref))
     if spec.redis.password_secret_ref is not None:
         env.append(_secret_env("JOBFLEET_REDIS_PASSWORD", spec.redis.password_secret_ref))
+    sentinel = spec.redis.sentinel
+    if sentinel is not None and sentinel.password_secret_ref is not None:
+        env.append(_secret_env(SENTINEL_PASSWORD_ENV, sentinel.password_secret_ref))
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": worker.image,

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,7 +24,7 @@ from .deployment import (
 )
 from .kube import Kube, KubeError, deployment_path, now_rfc3339, queue_path
 from .metrics import Metrics
-from .spec import QueueSpec
+from .spec import QueueSpec, SecretKeyRef
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +55,32 @@ def redact(text: str, *secrets: str | None) -> str:
 class JobfleetReader:
     """Reads a queue through jobfleet's public Client (never its own Lua)."""
 
-    def __init__(self, url: str, password: str | None, queue: str, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        password: str | None,
+        sentinel_password: str | None,
+        queue: str,
+        timeout: float,
+    ) -> None:
         from jobfleet import Client
         from jobfleet.connection import connect
+        from jobfleet.sentinel import url_password
 
-        # A URL from a Secret may carry its own password: never echo either.
-        self.secrets = (password, urlsplit(url).password)
+        # A URL from a Secret may carry its own password: never echo any of them.
+        self.secrets = (password, sentinel_password, url_password(url))
         self.timeout = timeout
         # No client-side retries: a failed read holds the fleet and is retried next tick.
-        # The password is always explicit: jobfleet would otherwise fall back to the operator's
-        # own $JOBFLEET_REDIS_PASSWORD and hand it to whatever Redis a Queue names.
-        conn = connect(url, retries=0, socket_timeout=timeout, password=password)
+        # The passwords are always explicit: jobfleet would otherwise fall back to the
+        # operator's own $JOBFLEET_REDIS_PASSWORD / $JOBFLEET_REDIS_SENTINEL_PASSWORD and hand
+        # them to whatever Redis a Queue names.
+        conn = connect(
+            url,
+            retries=0,
+            socket_timeout=timeout,
+            password=password,
+            sentinel_password=sentinel_password,
+        )
         self.client = Client(url, queue=queue, connection=conn)
 
     async def read(self) -> Load:
@@ -103,19 +117,25 @@ class JobfleetReader:
             await self.client.aclose()
 
 
-ReaderFactory = Callable[[str, str | None, str, float], StatsReader]
+# (url, password, sentinel_password, queue, timeout) -> reader
+ReaderFactory = Callable[[str, str | None, str | None, str, float], StatsReader]
 
 
 @dataclass
 class Connection:
-    """The Redis address a Queue resolves to (password kept out of reprs and logs)."""
+    """The Redis address a Queue resolves to (passwords kept out of reprs and logs)."""
 
     url: str = field(repr=False)
     password: str | None = field(repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
 
     def fingerprint(self) -> str:
-        raw = f"{self.url}\0{self.password or ''}".encode()
+        raw = f"{self.url}\0{self.password or ''}\0{self.sentinel_password or ''}".encode()
         return hashlib.sha256(raw).hexdigest()
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.password, self.sentinel_password, self.url)
 
 
 class Scaler:
@@ -365,24 +385,24 @@ class Scaler:
 
     async def connection(self) -> Connection:
         redis = self.spec.redis
-        ns = self.ref.namespace
         if redis.url_secret_ref is not None:
-            ref = redis.url_secret_ref
-            url = await self.kube.secret_value(ns, ref.name, ref.key)
-            if url is None:
-                raise RedisUnavailable(f"Secret {ref.name} has no key {ref.key}")
-            url = url.strip()
+            url = (await self.secret(redis.url_secret_ref) or "").strip()
         else:
             from .deployment import settings_redis_url
 
             url = settings_redis_url(self.spec) or ""
-        password = None
-        if redis.password_secret_ref is not None:
-            ref = redis.password_secret_ref
-            password = await self.kube.secret_value(ns, ref.name, ref.key)
-            if password is None:
-                raise RedisUnavailable(f"Secret {ref.name} has no key {ref.key}")
-        return Connection(url=url, password=password)
+        password = await self.secret(redis.password_secret_ref)
+        sentinel = redis.sentinel
+        sentinel_password = await self.secret(sentinel.password_secret_ref if sentinel else None)
+        return Connection(url=url, password=password, sentinel_password=sentinel_password)
+
+    async def secret(self, ref: SecretKeyRef | None) -> str | None:
+        if ref is None:
+            return None
+        value = await self.kube.secret_value(self.ref.namespace, ref.name, ref.key)
+        if value is None:
+            raise RedisUnavailable(f"Secret {ref.name} has no key {ref.key}")
+        return value
 
     async def cached_connection(self) -> Connection:
         """Secrets are re-read every SECRET_TTL seconds, not on every tick (API load)."""
@@ -403,10 +423,10 @@ class Scaler:
                 timeout = max(1.0, min(5.0, self.spec.autoscaling.poll_interval_seconds * 2))
                 try:
                     self.reader = self.reader_factory(
-                        conn.url, conn.password, self.queue_name, timeout
+                        conn.url, conn.password, conn.sentinel_password, self.queue_name, timeout
                     )
                 except ValueError as exc:  # jobfleet.ConfigError: a malformed URL
-                    raise RedisUnavailable(redact(str(exc), conn.password, conn.url)) from None
+                    raise RedisUnavailable(redact(str(exc), *conn.secrets)) from None
                 self.reader_key = key
             try:
                 load = await self.reader.read()

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from croniter import croniter
 from jobfleet.errors import ConfigError
+from jobfleet.sentinel import MASTER_NAME_PATTERN
 from jobfleet.settings import QueueSettings, Retention, WorkerSettings, check_redis_url
 from pydantic import (
     BaseModel,
@@ -40,6 +41,11 @@ SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# host[:port] of a Sentinel: a DNS name or an address ([brackets] for IPv6), port 1-65535.
+SENTINEL_NODE = (
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)"
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
+)
 PRIORITY_NAMES = ("critical", "high", "normal", "low", "batch")
 # The Redis queue name (spec.queueName, else metadata.name) must never change: the jobs of
 # the old queue would be stranded. A root rule, since only the root sees metadata.name.
@@ -90,12 +96,51 @@ class SecretKeyRef(SpecModel):
 
 
 class RedisTLS(SpecModel):
-    """TLS towards Redis (`rediss://`)."""
+    """TLS towards Redis (`rediss://`; with Sentinel, towards the Sentinels and the master)."""
 
     enabled: bool = Field(default=False, description="Connect with TLS.")
     insecure_skip_verify: bool = Field(
         default=False, description="Do not verify the server certificate (testing only)."
     )
+
+
+class RedisSentinel(SpecModel):
+    """A master that Redis Sentinel watches: workers and the operator ask the Sentinels
+    where it is, and follow it when they fail over to a replica."""
+
+    master_name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=MASTER_NAME_PATTERN,
+        description="The name the Sentinels monitor the master under (`sentinel monitor <name>`).",
+    )
+    nodes: list[Annotated[str, Field(min_length=1, max_length=260, pattern=SENTINEL_NODE)]] = Field(
+        min_length=1,
+        max_length=16,
+        description="Sentinels as host:port (port 26379 when left out; [::1]:26379 for IPv6).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},  # the API server refuses repeats
+    )
+    db: int = Field(default=0, ge=0, le=1_000_000, description="Database number on the master.")
+    password_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="A Secret key holding the Sentinels' own password (`requirepass` in "
+        "sentinel.conf); the master's password is redis.passwordSecretRef.",
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique(cls, nodes: list[str]) -> list[str]:
+        if len(set(nodes)) != len(nodes):
+            raise ValueError("redis.sentinel.nodes must not repeat a Sentinel")
+        return nodes
+
+    def url(self) -> str:
+        """The `redis+sentinel://` URL of this master; no password: those come from Secrets,
+        TLS from redis.tls."""
+        return f"redis+sentinel://{','.join(self.nodes)}/{self.master_name}/{self.db}"
+
+
+REDIS_SOURCES = "set exactly one of redis.url, redis.urlSecretRef and redis.sentinel"
 
 
 class RedisSpec(SpecModel):
@@ -104,15 +149,18 @@ class RedisSpec(SpecModel):
     model_config = ConfigDict(
         json_schema_extra=_rules(
             cel(
-                "has(self.url) != has(self.urlSecretRef)",
-                "set exactly one of redis.url and redis.urlSecretRef",
+                "[has(self.url), has(self.urlSecretRef), has(self.sentinel)]"
+                ".filter(x, x).size() == 1",
+                REDIS_SOURCES,
             ),
             cel(
-                "!has(self.url) || self.url.matches('^(redis|rediss|unix)://')",
-                "redis.url must start with redis://, rediss:// or unix://",
+                "!has(self.url) || "
+                "self.url.matches('^(redis|rediss|unix|redis[+]sentinel|rediss[+]sentinel)://')",
+                "redis.url must start with redis://, rediss://, unix://, redis+sentinel:// or "
+                "rediss+sentinel://",
             ),
             cel(
-                "!has(self.url) || !self.url.matches('^[a-z]+://[^/@]*:[^/@]*@')",
+                "!has(self.url) || !self.url.matches('^[a-z+]+://[^/@]*:[^/@]*@')",
                 "redis.url must not contain a password: put it in a Secret and set "
                 "redis.passwordSecretRef",
             ),
@@ -127,15 +175,19 @@ class RedisSpec(SpecModel):
     url_secret_ref: SecretKeyRef | None = Field(
         default=None, description="A Secret key holding the whole Redis URL (may hold a password)."
     )
+    sentinel: RedisSentinel | None = Field(
+        default=None, description="Find the master through Redis Sentinel instead of a URL."
+    )
     password_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="A Secret key holding the Redis password."
+        default=None, description="A Secret key holding the Redis password (of the master)."
     )
     tls: RedisTLS = Field(default_factory=RedisTLS)
 
     @model_validator(mode="after")
     def _check(self) -> RedisSpec:
-        if (self.url is None) == (self.url_secret_ref is None):
-            raise ValueError("set exactly one of redis.url and redis.urlSecretRef")
+        sources = (self.url, self.url_secret_ref, self.sentinel)
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError(REDIS_SOURCES)
         if self.url is not None:
             try:
                 check_redis_url(self.url)
@@ -146,6 +198,11 @@ class RedisSpec(SpecModel):
                     "redis.url must not contain a password: put it in a Secret and set "
                     "redis.passwordSecretRef"
                 )
+        if self.sentinel is not None:
+            try:
+                check_redis_url(self.sentinel.url())
+            except ConfigError as exc:
+                raise ValueError(f"redis.sentinel: {exc}") from None
         return self
 
 

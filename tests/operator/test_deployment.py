@@ -276,6 +276,60 @@ def test_tls_settings() -> None:
     assert s.redis_url == "rediss://r:6380/0?ssl_cert_reqs=none"
 
 
+SENTINEL: dict[str, Any] = {
+    **IN_PROCESS,
+    "redis": {
+        "sentinel": {
+            "masterName": "jobs",
+            "nodes": ["sentinel-0.redis:26379", "sentinel-1.redis:26380", "[fd00::7]"],
+            "db": 3,
+            "passwordSecretRef": {"name": "sentinel", "key": "pw"},
+        },
+        "passwordSecretRef": {"name": "redis", "key": "password"},
+    },
+}
+
+
+def test_sentinel_settings_url() -> None:
+    s = worker_settings(Q, QueueSpec.model_validate(SENTINEL))
+    assert s.redis_url == (
+        "redis+sentinel://sentinel-0.redis:26379,sentinel-1.redis:26380,[fd00::7]/jobs/3"
+    )
+
+
+def test_sentinel_with_tls() -> None:
+    redis = {**SENTINEL["redis"], "tls": {"enabled": True}}
+    s = worker_settings(Q, QueueSpec.model_validate({**SENTINEL, "redis": redis}))
+    assert s.redis_url.startswith("rediss+sentinel://sentinel-0.redis:26379,")
+    assert s.redis_url.endswith("/jobs/3")
+    redis["tls"] = {"enabled": True, "insecureSkipVerify": True}
+    s = worker_settings(Q, QueueSpec.model_validate({**SENTINEL, "redis": redis}))
+    assert s.redis_url.endswith("/jobs/3?ssl_cert_reqs=none")
+    url = {"url": "redis+sentinel://s1,s2/jobs", "tls": {"enabled": True}}
+    s = worker_settings(Q, QueueSpec.model_validate({**SENTINEL, "redis": url}))
+    assert s.redis_url == "rediss+sentinel://s1,s2/jobs"
+
+
+def test_sentinel_worker_env_has_both_passwords_from_secrets() -> None:
+    env = env_of(container(deploy(SENTINEL)))
+    assert env["JOBFLEET_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis", "key": "password"}}
+    assert env["JOBFLEET_REDIS_SENTINEL_PASSWORD"] == {
+        "secretKeyRef": {"name": "sentinel", "key": "pw"}
+    }
+    assert "JOBFLEET_REDIS_URL" not in env
+    without = {**SENTINEL["redis"]["sentinel"]}
+    del without["passwordSecretRef"]
+    body = {**SENTINEL, "redis": {"sentinel": without}}
+    env = env_of(container(deploy(body)))
+    assert "JOBFLEET_REDIS_SENTINEL_PASSWORD" not in env
+    assert "JOBFLEET_REDIS_PASSWORD" not in env
+
+
+def test_sentinel_settings_round_trip_through_the_worker_loader() -> None:
+    text = render_configmap(Q, QueueSpec.model_validate(SENTINEL))["data"]["settings.json"]
+    assert load_settings(env={"JOBFLEET_SETTINGS": text}).redis_url.startswith("redis+sentinel://")
+
+
 def test_queue_name_override() -> None:
     s = worker_settings(Q, QueueSpec.model_validate({**IN_PROCESS, "queueName": "mail.v2"}))
     assert s.queue.name == "mail.v2"

@@ -12,9 +12,10 @@ import redis
 from jobfleet_operator.scaler import JobfleetReader, RedisUnavailable
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer, SentinelServer, free_port
 
 PASSWORD = "op-s3cret-pw"
+SENTINEL_PASSWORD = "op-sentinel-s3cret"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ async def test_reads_the_load(redis_url: str) -> None:
     async with jobfleet.Client(redis_url, queue="mail") as c:
         await c.enqueue_many([jobfleet.JobSpec(name="x", priority="critical") for _ in range(3)])
         await c.enqueue("x")
-    reader = JobfleetReader(redis_url, None, "mail", timeout=2.0)
+    reader = JobfleetReader(redis_url, None, None, "mail", timeout=2.0)
     try:
         load = await reader.read()
     finally:
@@ -42,7 +43,7 @@ async def test_reads_the_load(redis_url: str) -> None:
 
 
 async def test_pause_and_resume(redis_url: str) -> None:
-    reader = JobfleetReader(redis_url, None, "mail", timeout=2.0)
+    reader = JobfleetReader(redis_url, None, None, "mail", timeout=2.0)
     try:
         await reader.set_paused(True)
         assert (await reader.read()).paused
@@ -53,7 +54,7 @@ async def test_pause_and_resume(redis_url: str) -> None:
 
 
 async def test_password_from_the_secret(protected: RedisServer) -> None:
-    reader = JobfleetReader(protected.url, PASSWORD, "mail", timeout=2.0)
+    reader = JobfleetReader(protected.url, PASSWORD, None, "mail", timeout=2.0)
     try:
         assert (await reader.read()).waiting == 0
     finally:
@@ -61,7 +62,7 @@ async def test_password_from_the_secret(protected: RedisServer) -> None:
 
 
 async def test_wrong_password_is_unavailable_and_not_echoed(protected: RedisServer) -> None:
-    reader = JobfleetReader(protected.url, "wrong-" + PASSWORD, "mail", timeout=2.0)
+    reader = JobfleetReader(protected.url, "wrong-" + PASSWORD, None, "mail", timeout=2.0)
     try:
         with pytest.raises(RedisUnavailable) as err:
             await reader.read()
@@ -71,7 +72,7 @@ async def test_wrong_password_is_unavailable_and_not_echoed(protected: RedisServ
 
 
 async def test_redis_down_is_unavailable_quickly() -> None:
-    reader = JobfleetReader(f"redis://127.0.0.1:{free_port()}/0", None, "mail", timeout=1.0)
+    reader = JobfleetReader(f"redis://127.0.0.1:{free_port()}/0", None, None, "mail", timeout=1.0)
     try:
         with pytest.raises(RedisUnavailable) as err:
             await reader.read()
@@ -82,7 +83,7 @@ async def test_redis_down_is_unavailable_quickly() -> None:
 
 async def test_password_inside_a_secret_url_is_not_echoed(protected: RedisServer) -> None:
     url = protected.url.replace("redis://", "redis://:wrong-url-pw@")
-    reader = JobfleetReader(url, None, "mail", timeout=2.0)
+    reader = JobfleetReader(url, None, None, "mail", timeout=2.0)
     try:
         with pytest.raises(RedisUnavailable) as err:
             await reader.read()
@@ -96,9 +97,41 @@ async def test_the_operators_own_password_is_never_sent_to_a_queues_redis(
 ) -> None:
     # A Queue author must not be able to collect the operator's credentials with a URL.
     monkeypatch.setenv("JOBFLEET_REDIS_PASSWORD", PASSWORD)
-    reader = JobfleetReader(protected.url, None, "mail", timeout=2.0)
+    reader = JobfleetReader(protected.url, None, None, "mail", timeout=2.0)
     try:
         with pytest.raises(RedisUnavailable):
             await reader.read()
     finally:
         await reader.aclose()
+
+
+@pytest.fixture(scope="module")
+def sentinel_url() -> Iterator[str]:
+    """A master behind one Sentinel that requires its own password."""
+    with RedisServer() as master, SentinelServer(master, password=SENTINEL_PASSWORD) as sentinel:
+        yield f"redis+sentinel://127.0.0.1:{free_port()},{sentinel.address}/mymaster/0"
+
+
+async def test_reads_through_sentinel_with_its_password(sentinel_url: str) -> None:
+    reader = JobfleetReader(sentinel_url, None, SENTINEL_PASSWORD, "mail", timeout=2.0)
+    try:
+        assert (await reader.read()).waiting == 0
+        await reader.set_paused(True)
+        assert (await reader.read()).paused
+    finally:
+        await reader.aclose()
+
+
+@pytest.mark.parametrize("given", [None, "wrong-" + SENTINEL_PASSWORD])
+async def test_sentinel_password_is_never_the_operators_own_nor_echoed(
+    sentinel_url: str, given: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBFLEET_REDIS_SENTINEL_PASSWORD", SENTINEL_PASSWORD)
+    reader = JobfleetReader(sentinel_url, None, given, "mail", timeout=2.0)
+    try:
+        with pytest.raises(RedisUnavailable) as err:
+            await reader.read()
+    finally:
+        await reader.aclose()
+    assert "no Sentinel could name the master 'mymaster'" in str(err.value)
+    assert SENTINEL_PASSWORD not in str(err.value)

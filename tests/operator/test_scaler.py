@@ -89,12 +89,19 @@ class FakeKube:
 class FakeReader:
     def __init__(self) -> None:
         self.load: Load | Exception = Load(waiting=0, in_flight=0)
-        self.opened: list[tuple[str, str | None, str]] = []
+        self.opened: list[tuple[str, str | None, str | None, str]] = []
         self.paused: list[bool] = []
         self.in_flight: dict[str, int] = {}
 
-    def factory(self, url: str, password: str | None, queue: str, timeout: float) -> FakeReader:
-        self.opened.append((url, password, queue))
+    def factory(
+        self,
+        url: str,
+        password: str | None,
+        sentinel_password: str | None,
+        queue: str,
+        timeout: float,
+    ) -> FakeReader:
+        self.opened.append((url, password, sentinel_password, queue))
         return self
 
     async def read(self) -> Load:
@@ -170,7 +177,7 @@ async def test_first_tick_creates_children_and_reports(
     scaler, kube, reader, _ = env
     await scaler.tick()
     assert kube.deployment()["spec"]["replicas"] == 1
-    assert reader.opened == [("redis://redis.shop:6379/0", PASSWORD, "emails")]
+    assert reader.opened == [("redis://redis.shop:6379/0", PASSWORD, None, "emails")]
     status = kube.status_writes[-1]
     assert status["observedGeneration"] == 1
     assert status["desiredReplicas"] == 1
@@ -416,3 +423,59 @@ async def test_scale_up_does_not_touch_pods(
     clock.t += 2
     await scaler.tick()
     assert kube.pods == {"emails-jobfleet-a": {}}
+
+
+SENTINEL_PASSWORD = "sentinel-hunter3"
+SENTINEL_SPEC: dict[str, Any] = {
+    **SPEC,
+    "redis": {
+        "sentinel": {
+            "masterName": "jobs",
+            "nodes": ["s1.shop:26379", "s2.shop:26380"],
+            "db": 2,
+            "passwordSecretRef": {"name": "sentinel", "key": "password"},
+        },
+        "passwordSecretRef": {"name": "redis", "key": "password"},
+    },
+}
+
+
+def sentinel_scaler(kube: FakeKube, reader: FakeReader, clock: Clock) -> Scaler:
+    return Scaler(
+        kube,  # type: ignore[arg-type]
+        Metrics(),
+        body(SENTINEL_SPEC),
+        QueueSpec.model_validate(SENTINEL_SPEC),
+        identity="op-0",
+        reader_factory=reader.factory,
+        clock=clock,
+    )
+
+
+async def test_sentinel_queue_reads_through_its_sentinels_with_both_passwords() -> None:
+    kube, reader, clock = FakeKube(), FakeReader(), Clock()
+    kube.secrets[("shop", "sentinel", "password")] = SENTINEL_PASSWORD
+    scaler = sentinel_scaler(kube, reader, clock)
+    await scaler.tick()
+    url = "redis+sentinel://s1.shop:26379,s2.shop:26380/jobs/2"
+    assert reader.opened == [(url, PASSWORD, SENTINEL_PASSWORD, "emails")]
+    assert conditions(kube.status_writes[-1])["RedisReachable"] == ("True", "Connected")
+    assert SENTINEL_PASSWORD not in repr(await scaler.cached_connection())
+
+    # A rotated Sentinel password opens a new reader once the Secret is read again.
+    kube.secrets[("shop", "sentinel", "password")] = "rotated-" + SENTINEL_PASSWORD
+    clock.t += 60
+    await scaler.tick()
+    assert reader.opened[-1] == (url, PASSWORD, "rotated-" + SENTINEL_PASSWORD, "emails")
+
+
+async def test_missing_sentinel_secret_key_is_reported_without_any_password() -> None:
+    kube, reader, clock = FakeKube(), FakeReader(), Clock()
+    scaler = sentinel_scaler(kube, reader, clock)
+    await scaler.tick()
+    assert reader.opened == []
+    status = kube.status_writes[-1]
+    assert conditions(status)["RedisReachable"] == ("False", "RedisUnreachable")
+    message = next(c["message"] for c in status["conditions"] if c["type"] == "RedisReachable")
+    assert "Secret sentinel has no key password" in message
+    assert PASSWORD not in json.dumps([kube.status_writes, kube.events])

@@ -56,7 +56,21 @@ def test_minimal_spec_defaults() -> None:
         ({"sla": {"targetWaitSeconds": 0}}, "greater than 0"),
         ({"redis": {"url": "redis://:hunter2@redis:6379"}}, "must not contain a password"),
         ({"redis": {"url": "http://redis"}}, "scheme must be"),
-        ({"redis": {}}, "exactly one of redis.url and redis.urlSecretRef"),
+        ({"redis": {}}, "exactly one of redis.url, redis.urlSecretRef and redis.sentinel"),
+        (
+            {"redis": {"url": "redis://r:6379", "sentinel": {"masterName": "m", "nodes": ["s"]}}},
+            "exactly one of redis.url, redis.urlSecretRef and redis.sentinel",
+        ),
+        ({"redis": {"url": "redis+sentinel://s1,s2"}}, "needs the master's name"),
+        ({"redis": {"url": "redis+sentinel://:pw@s1/m"}}, "must not contain a password"),
+        ({"redis": {"sentinel": {"masterName": "m", "nodes": []}}}, "at least 1 item"),
+        ({"redis": {"sentinel": {"masterName": "m"}}}, "redis.sentinel.nodes\n  Field required"),
+        ({"redis": {"sentinel": {"nodes": ["s:26379"]}}}, "masterName\n  Field required"),
+        ({"redis": {"sentinel": {"masterName": "my master", "nodes": ["s"]}}}, "match pattern"),
+        ({"redis": {"sentinel": {"masterName": "m", "nodes": ["s:0"]}}}, "match pattern"),
+        ({"redis": {"sentinel": {"masterName": "m", "nodes": ["s:26379,t"]}}}, "match pattern"),
+        ({"redis": {"sentinel": {"masterName": "m", "nodes": ["s", "s"]}}}, "must not repeat"),
+        ({"redis": {"sentinel": {"masterName": "m", "nodes": ["s"], "db": -1}}}, "greater than"),
         ({"retry": {"baseDelaySeconds": 10, "maxDelaySeconds": 1}}, "maxDelaySeconds must be >="),
         ({"schedules": [{"name": "nightly", "cron": "0 3 * *", "job": "x"}]}, "five fields"),
         (
@@ -92,6 +106,25 @@ def test_described_errors_name_the_field_and_never_echo_a_password() -> None:
         "spec.redis: redis.url must not contain a password: put it in a Secret and set "
         "redis.passwordSecretRef; spec.concurrenc: unknown field"
     )
+
+
+def test_sentinel_spec() -> None:
+    s = spec(
+        redis={
+            "sentinel": {
+                "masterName": "jobs",
+                "nodes": ["redis-sentinel-0.redis:26379", "10.0.0.7", "[fd00::7]:26380"],
+                "passwordSecretRef": {"name": "sentinel", "key": "password"},
+            }
+        }
+    )
+    sentinel = s.redis.sentinel
+    assert sentinel is not None and sentinel.db == 0
+    assert sentinel.url() == (
+        "redis+sentinel://redis-sentinel-0.redis:26379,10.0.0.7,[fd00::7]:26380/jobs/0"
+    )
+    url = spec(redis={"url": "rediss+sentinel://s1,s2:26380/jobs/1"}).redis.url
+    assert url == "rediss+sentinel://s1,s2:26380/jobs/1"
 
 
 @pytest.mark.parametrize("expr", ["*/5 * * * *", "0 3 * * MON-FRI", "@hourly", " 0 0 1 1 * "])

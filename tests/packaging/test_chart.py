@@ -180,6 +180,13 @@ def test_dev_redis_never_evicts_and_keeps_an_append_only_file() -> None:
 
 
 @needs_helm
+def test_a_sentinel_url_fits_the_values_schema() -> None:
+    url = "redis+sentinel://:pw@sentinel-0:26379,sentinel-1:26379/mymaster/0"
+    # --set splits on commas: the README shows them escaped.
+    secrets = by_kind(render(sets={"redis.url": url.replace(",", "\\,")}), "Secret")
+    assert [s["stringData"]["url"] for s in secrets] == [url]
+
+
 def test_redis_url_is_kept_in_a_secret_only() -> None:
     url = "redis://:s3cret@redis.infra:6379/0"
     docs = render(sets={"redis.url": url})
