@@ -292,6 +292,21 @@ async def test_missing_or_wrong_sentinel_password_is_a_clear_error(
     assert SENTINEL_PW not in text and MASTER_PW not in text
 
 
+async def test_worker_with_a_wrong_sentinel_password_keeps_trying_and_never_logs_it(
+    guarded, spawn_worker
+):
+    env = {"JOBFLEET_REDIS_SENTINEL_PASSWORD": "not-" + SENTINEL_PW}
+    worker = spawn_worker(guarded.url(f":{MASTER_PW}@"), env=env)
+
+    async def complained() -> bool:
+        return "no Sentinel could name the master 'mymaster'" in worker.output()
+
+    await until(complained, what="the worker to report the Sentinel's refusal")
+    assert worker.proc.poll() is None  # backing off, not exiting
+    assert worker.terminate() == 0
+    assert SENTINEL_PW not in worker.output() and MASTER_PW not in worker.output()
+
+
 def test_cli_reports_a_wrong_sentinel_password_in_one_line(guarded):
     from test_cli import assert_one_line_error, cli
 
