@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -28,19 +29,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key."""
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> TLSFiles:
+        files = cls(directory / "cert.pem", directory / "key.pem")
+        names = "subjectAltName=IP:127.0.0.1,DNS:localhost"
+        args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        args += ["-subj", "/CN=localhost", "-addext", names]
+        args += ["-keyout", str(files.key), "-out", str(files.cert)]
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+        return files
+
+
 class _Process:
-    """A redis-server process on a free port with a directory of its own."""
+    """A redis-server process on a free port with a directory of its own; with `tls`, a TLS
+    port too (the plain one stays, for the helpers)."""
 
     log_name = "redis.log"
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, tls: TLSFiles | None = None) -> None:
         if not Path(REDIS_SERVER).exists():
             raise RuntimeError(
                 f"redis-server not found at {REDIS_SERVER}: install Debian's redis-server"
             )
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _tls_options(self) -> list[tuple[str, str]]:
+        if self.tls is None:
+            return []
+        return [
+            ("tls-port", str(self.tls_port)),
+            ("tls-cert-file", str(self.tls.cert)),
+            ("tls-key-file", str(self.tls.key)),
+            ("tls-ca-cert-file", str(self.tls.cert)),
+            ("tls-auth-clients", "no"),
+        ]
 
     def start(self) -> None:
         raise NotImplementedError
@@ -94,8 +127,9 @@ class RedisServer(_Process):
         appendonly: bool = False,
         extra: list[str] | None = None,
         replica_of: RedisServer | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
-        super().__init__("jobfleet-redis-")
+        super().__init__("jobfleet-redis-", tls)
         self.appendonly = appendonly
         self.extra = extra or []
         if replica_of is not None:
@@ -123,6 +157,7 @@ class RedisServer(_Process):
             "always",
             "--logfile",
             str(self.dir / self.log_name),
+            *(arg for name, value in self._tls_options() for arg in (f"--{name}", value)),
             *self.extra,
         ]
         self._launch(args)
@@ -149,13 +184,14 @@ class SentinelServer(_Process):
         quorum: int = 1,
         password: str | None = None,
         master_password: str | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         self.master = master
         self.name = name
         self.quorum = quorum
         self.password = password
         self.master_password = master_password
-        super().__init__("jobfleet-sentinel-")
+        super().__init__("jobfleet-sentinel-", tls)
 
     @property
     def address(self) -> str:
@@ -168,10 +204,15 @@ class SentinelServer(_Process):
             "daemonize no",
             f"dir {self.dir}",
             f"logfile {self.dir / self.log_name}",
-            f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} {self.quorum}",
+            # A TLS master is watched (and named to clients) at its TLS port.
+            f"sentinel monitor {self.name} 127.0.0.1 "
+            f"{self.master.tls_port or self.master.port} {self.quorum}",
             f"sentinel down-after-milliseconds {self.name} 1000",
             f"sentinel failover-timeout {self.name} 5000",
         ]
+        lines += [f"{name} {value}" for name, value in self._tls_options()]
+        if self.tls is not None:
+            lines.append("tls-replication yes")  # TLS to the master and replicas too
         if self.password is not None:
             lines.append(f"requirepass {self.password}")
         if self.master_password is not None:

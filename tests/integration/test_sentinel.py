@@ -15,7 +15,7 @@ from jobfleet.connection import check_eviction_policy, connect
 from jobfleet.scripts import source
 from jobfleet.worker import Worker
 from redis.exceptions import RedisError
-from redis_server import RedisServer, SentinelServer, free_port
+from redis_server import RedisServer, SentinelServer, TLSFiles, free_port
 from waiting import until
 
 MASTER_PW = "master-pw-7f3a"
@@ -217,6 +217,24 @@ async def test_clients_that_miss_the_switch_reconnect_when_the_old_master_refuse
     finally:
         worker.stop()
         await running
+
+
+async def test_tls_to_sentinels_and_master(tmp_path):
+    tls = TLSFiles.create(tmp_path)
+    with (
+        RedisServer(tls=tls) as master,
+        SentinelServer(master, tls=tls) as sentinel,
+    ):
+        url = f"rediss+sentinel://127.0.0.1:{sentinel.tls_port}/mymaster"
+        for query in ("?ssl_cert_reqs=none", f"?ssl_ca_certs={tls.cert}"):
+            async with jobfleet.Client(url + query, queue="q") as client:
+                await client.enqueue("x", query)
+        with redis.Redis(port=master.port) as direct:
+            assert direct.zcard("jf:{q}:ready") == 2
+        # Verification is on by default: a certificate from an unknown CA is refused, plainly.
+        async with jobfleet.Client(url, queue="q") as client:
+            with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+                await client.inspect()
 
 
 @dataclass
