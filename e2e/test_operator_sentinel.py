@@ -40,7 +40,7 @@ def sentinel(redis: RedisServer) -> Iterator[str]:
     sys.path.insert(0, str(REPO / "tests"))
     from redis_server import SentinelServer
 
-    with SentinelServer(redis) as server:  # type: ignore[arg-type]  # it only reads .port
+    with SentinelServer(redis.port) as server:
         yield server.address
 
 

@@ -178,7 +178,7 @@ class SentinelServer(_Process):
 
     def __init__(
         self,
-        master: RedisServer,
+        master: RedisServer | int,
         *,
         name: str = "mymaster",
         quorum: int = 1,
@@ -197,6 +197,14 @@ class SentinelServer(_Process):
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def watched_port(self) -> int:
+        """Where the master is watched: its TLS port if it has one (clients are told that
+        port); `master` may also be the port of a server on 127.0.0.1 started elsewhere."""
+        if isinstance(self.master, int):
+            return self.master
+        return self.master.tls_port or self.master.port
+
     def start(self) -> None:
         lines = [
             f"port {self.port}",
@@ -204,9 +212,7 @@ class SentinelServer(_Process):
             "daemonize no",
             f"dir {self.dir}",
             f"logfile {self.dir / self.log_name}",
-            # A TLS master is watched (and named to clients) at its TLS port.
-            f"sentinel monitor {self.name} 127.0.0.1 "
-            f"{self.master.tls_port or self.master.port} {self.quorum}",
+            f"sentinel monitor {self.name} 127.0.0.1 {self.watched_port} {self.quorum}",
             f"sentinel down-after-milliseconds {self.name} 1000",
             f"sentinel failover-timeout {self.name} 5000",
         ]
