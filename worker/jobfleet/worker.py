@@ -260,10 +260,12 @@ class Worker:
             self._last_loop = time.monotonic()
             free = self.queue.concurrency - len(self._running) - self._reserved
             want = 0 if self._stopping else min(free, self._per_claim)
+            has_acks = bool(self._completions or self._failures)
             if self._line_empty:  # the waker just found it so: no need to look again yet
                 self._line_empty = False
                 want = 0
-            has_acks = bool(self._completions or self._failures)
+            elif self._reserved and not has_acks:
+                want = 0  # the waker is watching for new work; acks are a reason to call
             if self._stopping and not (self._running or has_acks or self._reserved):
                 return
             if self._stopping and time.monotonic() >= self._drain_deadline:
