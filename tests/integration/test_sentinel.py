@@ -119,6 +119,27 @@ async def test_eviction_check_runs_against_the_master(cluster, sentinel_url):
         assert direct.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
 
 
+async def test_a_write_refused_by_a_demoted_master_is_retried_on_the_new_one(
+    cluster, sentinel_url
+):
+    # The state a failover leaves a client in before it notices: its pool still names the
+    # old master, whose connection is open and now answers READONLY. The retry must ask the
+    # Sentinels, not reconnect to the same address (redis-py does, see sentinel.py).
+    master, replica = cluster.master(), cluster.replica()
+    async with jobfleet.Client(sentinel_url, queue="q") as client:
+        pool = client.conn.connection_pool
+        conn = await pool.get_connection()
+        await conn.disconnect()
+        conn.host, conn.port = "127.0.0.1", replica.port
+        pool.master_address = (conn.host, conn.port)
+        await conn.connect_check_health()
+        await pool.release(conn)
+        job_id = await client.enqueue("x", 1)
+        assert (conn.host, conn.port) == ("127.0.0.1", master.port)
+    with redis.Redis(port=master.port) as direct:
+        assert direct.exists(f"jf:{{q}}:job:{job_id}")
+
+
 @pytest.mark.slow
 async def test_failover_mid_drain_loses_no_job(cluster, sentinel_url, spawn_worker):
     n = 3000

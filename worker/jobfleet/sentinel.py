@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -211,6 +212,16 @@ class _MasterConnection(SentinelManagedConnection):
         if self.is_connected and master is not None and (self.host, self.port) != master:
             await self.disconnect()
         await super().connect()  # type: ignore[no-untyped-call]
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        # redis-py reconnects a closed connection here straight to its last address, not
+        # through the Sentinels (redis/redis-py#3874): a retry after READONLY would reach the
+        # demoted master again, and again.
+        if not self.is_connected:
+            await self.connect()
+        await super().send_packed_command(command, check_health)
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
