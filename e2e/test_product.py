@@ -15,7 +15,7 @@ import jobfleet
 from kubernetes import client
 
 from .support import Kube, RedisServer, Tools, pod_log, wait_for
-from .test_chart import RELEASE, helm_install
+from .test_chart_install import RELEASE, helm_install
 from .test_operator import WORKER_IMAGE, apply, replicas, scale_events, stats
 
 JOBS = 3_000
