@@ -385,10 +385,10 @@ class Worker:
                     self._absorb(result)  # here, not in the main loop: a loop turn sooner
                     self._line_empty = len(result.jobs) < n
                     delay = 1.0
-                except REDIS_DOWN as exc:
-                    delay = await self._redis_down(exc, delay)
-                except RedisError as exc:  # a script error: never leave the slots reserved
-                    log.error("waiting for work failed: %s", exc)
+                except (RedisError, *REDIS_DOWN) as exc:
+                    # Give the slots back before backing off: the main loop retries on its own.
+                    self._reserved = 0
+                    self._changed.set()
                     delay = await self._redis_down(exc, delay)
                 finally:
                     self._reserved = 0
