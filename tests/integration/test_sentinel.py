@@ -119,9 +119,7 @@ async def test_eviction_check_runs_against_the_master(cluster, sentinel_url):
         assert direct.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
 
 
-async def test_a_write_refused_by_a_demoted_master_is_retried_on_the_new_one(
-    cluster, sentinel_url
-):
+async def test_a_write_refused_by_a_demoted_master_is_retried_on_the_new_one(cluster, sentinel_url):
     # The state a failover leaves a client in before it notices: its pool still names the
     # old master, whose connection is open and now answers READONLY. The retry must ask the
     # Sentinels, not reconnect to the same address (redis-py does, see sentinel.py).
