@@ -61,15 +61,15 @@ def connect(
     if is_sentinel_url(url):
         if sentinel_password is Default.FROM_ENV:
             sentinel_password = os.environ.get(SENTINEL_PASSWORD_ENV) or None
-        address = parse_sentinel_url(url)
-        return direct_writes(
-            sentinel_client(address, sentinel_password=sentinel_password, **kwargs)
+        client = sentinel_client(
+            parse_sentinel_url(url), sentinel_password=sentinel_password, **kwargs
         )
-    try:
-        client = aioredis.Redis.from_url(url, **kwargs)
-    except ValueError as exc:
-        # redis-py's messages can quote the URL; never echo a password.
-        raise ConfigError(f"malformed Redis URL: {type(exc).__name__}") from None
+    else:
+        try:
+            client = aioredis.Redis.from_url(url, **kwargs)
+        except ValueError as exc:
+            # redis-py's messages can quote the URL; never echo a password.
+            raise ConfigError(f"malformed Redis URL: {type(exc).__name__}") from None
     return direct_writes(client)
 
 

@@ -371,6 +371,7 @@ class Worker:
                     if self._stopping:
                         return
                     continue
+                error: BaseException | None = None
                 try:
                     result = await self.engine.claim_when_woken(
                         blocking,
@@ -381,18 +382,19 @@ class Worker:
                         policy=self.policy,
                         also_wake_on=self._own_wake_key,
                     )
-                    self._reserved = 0
-                    self._absorb(result)  # here, not in the main loop: a loop turn sooner
-                    self._line_empty = len(result.jobs) < n
-                    delay = 1.0
                 except (RedisError, *REDIS_DOWN) as exc:
-                    # Give the slots back before backing off: the main loop retries on its own.
-                    self._reserved = 0
-                    self._changed.set()
-                    delay = await self._redis_down(exc, delay)
+                    error = exc
                 finally:
+                    # The slots are the main loop's again, before any backoff: on an error it
+                    # retries on its own schedule.
                     self._reserved = 0
                     self._changed.set()
+                if error is not None:
+                    delay = await self._redis_down(error, delay)
+                    continue
+                self._absorb(result)  # here, not in the main loop: a loop turn sooner
+                self._line_empty = len(result.jobs) < n
+                delay = 1.0
         finally:
             await blocking.aclose(close_connection_pool=True)
 
