@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: help venv tools crds demo test lint unit integration e2e bench clean
+.PHONY: help bootstrap venv tools crds demo test lint unit integration e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed  ## create the virtualenv with every dependency
 
+bootstrap:  ## install what a fresh Debian machine lacks: packages, the venv, the e2e tools (cached)
+	bash scripts/bootstrap.sh
+
 tools:  ## build the pinned Kubernetes tools and helm once into ~/.cache/jobfleet (cached)
 	bash e2e/tools/build.sh
 
@@ -24,7 +27,7 @@ crds: venv  ## regenerate the Queue CRD from the operator's spec model (and the 
 	$(PY) -m jobfleet_operator.crd
 	cp crds/jobfleet.dev_queues.yaml helm/jobfleet/crds/
 
-demo: venv  ## the main job, locally: a burst of jobs drained by an autoscaled fleet
+demo: bootstrap  ## the main job, locally: a burst of jobs drained by an autoscaled fleet
 	bash examples/demo.sh
 
 lint: venv  ## ruff and mypy
@@ -41,7 +44,8 @@ integration: venv  ## tests against a real redis-server
 e2e: venv  ## tests against a real Kubernetes control plane (kwok; E2E_CLUSTER=kind for kind)
 	bash e2e/run.sh
 
-test: lint tools  ## everything: lint, unit, integration, packaging, e2e
+test: bootstrap  ## everything, on a fresh machine too: set-up, lint, unit, integration, packaging, e2e
+	$(MAKE) --no-print-directory lint
 	$(PYTEST) -q tests
 	bash e2e/run.sh
 

@@ -22,7 +22,7 @@ die() { echo "demo.sh: $*" >&2; exit 1; }
 
 python="${PYTHON:-$repo/.venv/bin/python}"
 [[ -x "$python" ]] || die "no virtualenv at .venv: run \`make venv\` (or \`make demo\`, which does)"
-command -v redis-server >/dev/null || die "redis-server is missing: sudo apt-get install redis-server"
+command -v redis-server >/dev/null || die "redis-server is missing: run \`make bootstrap\` (or \`make demo\`, which does)"
 "$python" -c 'import jobfleet_operator, kubernetes' 2>/dev/null ||
   die "the operator extra is missing: .venv/bin/pip install -e '.[operator,dev]'"
 

@@ -87,9 +87,22 @@ def test_the_demo_applies_valid_queues(monkeypatch: pytest.MonkeyPatch) -> None:
         assert parsed.autoscaling.max_replicas <= demo.DEMO_MAX_REPLICAS
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
-def test_demo_script_passes_shellcheck() -> None:
-    done = subprocess.run(
-        ["shellcheck", str(REPO / "examples" / "demo.sh")], capture_output=True, text=True
+def shell_scripts() -> list[Path]:
+    """Every shell script git tracks: the `*.sh` files and the CI entry point."""
+    listed = subprocess.run(
+        ["git", "ls-files", "*.sh", ".ci/run"], cwd=REPO, capture_output=True, text=True, check=True
     )
+    return [REPO / line for line in listed.stdout.split()]
+
+
+def test_the_set_up_and_demo_scripts_are_among_the_checked_ones() -> None:
+    names = {p.relative_to(REPO).as_posix() for p in shell_scripts()}
+    assert {"examples/demo.sh", "scripts/bootstrap.sh", ".ci/run", "e2e/tools/build.sh"} <= names
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_shell_scripts_pass_shellcheck() -> None:
+    # -x -P SCRIPTDIR: follow `source` of files beside each script, as bash would.
+    cmd = ["shellcheck", "-x", "-P", "SCRIPTDIR", *map(str, shell_scripts())]
+    done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
