@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
-MODES = ["thread"]
+MODES = ["thread", "process"]
 QUICK_RETRY = jobfleet.Backoff(base=0.01, cap=0.01)
 
 
@@ -111,3 +111,58 @@ async def test_sigterm_never_releases_a_job_whose_thread_still_runs(
     assert await pids(client.conn, job_id) == [first.pid, info.result["pid"]]
     assert info.result["pid"] == second.pid
     assert await strings(client.conn, f"overlap:{job_id}") == ["1", "1"]
+
+
+async def test_sigterm_kills_the_process_of_a_job_and_releases_it(client, redis_url, spawn_worker):
+    first = spawn_worker(
+        redis_url, grace_period=2.0, shutdown_margin=1.0, queue={"isolation": "process"}
+    )
+    job_id = await client.enqueue("overrun", {"s": 600})
+
+    async def started() -> bool:
+        return bool(await client.conn.llen(f"runs:{job_id}"))
+
+    await until(started, what="the job to start in a child process")
+    [child] = await pids(client.conn, job_id)
+    assert first.terminate() == 0, first.output()
+    assert not alive(child)
+    info = await client.get(job_id)
+    assert info.state is jobfleet.JobState.WAITING and info.attempt == 0, info  # released
+
+    spawn_worker(redis_url, env={"TEST_NO_SLEEP": "1"}, queue={"isolation": "process"})
+    info = await client.wait(job_id, timeout=120)
+    assert info.state is jobfleet.JobState.COMPLETED and info.attempt == 1
+    assert await strings(client.conn, f"overlap:{job_id}") == ["1", "1"]
+    assert len(await strings(client.conn, f"ended:{job_id}")) == 1
+
+
+async def test_a_process_isolated_handler_reports_progress_results_and_errors(
+    client, redis_url, spawn_worker
+):
+    worker = spawn_worker(redis_url, queue={"isolation": "process", "concurrency": 2})
+    ok = await client.enqueue("report", {"x": 1})
+    fail = await client.enqueue("report", "fail", max_attempts=1)
+    permanent = await client.enqueue("report", "permanent")
+
+    info = await client.wait(ok, timeout=120)
+    assert info.state is jobfleet.JobState.COMPLETED, info
+    assert info.result["payload"] == {"x": 1} and info.result["pid"] != worker.pid
+    assert (info.progress, info.progress_message, info.progress_stage) == (40, "halfway", "child")
+
+    info = await client.wait(fail, timeout=120)
+    assert info.state is jobfleet.JobState.DEAD and info.error is not None
+    assert (info.error.type, info.error.message) == ("ValueError", "no good")
+    assert "in report" in info.error.traceback and "ValueError: no good" in info.error.traceback
+
+    info = await client.wait(permanent, timeout=120)
+    assert info.state is jobfleet.JobState.DEAD and info.attempt == 1
+    assert info.dead_reason == "permanent failure: never"
+    assert info.error is not None and info.error.type == "PermanentError"
+
+
+def test_process_isolation_needs_handler_modules(redis_url):
+    from jobfleet.worker import Worker
+
+    settings = jobfleet.WorkerSettings(redis_url=redis_url, queue={"isolation": "process"})
+    with pytest.raises(jobfleet.ConfigError, match="needs `handlers`"):
+        Worker(settings, jobfleet.Registry())

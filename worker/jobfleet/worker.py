@@ -30,9 +30,10 @@ from .connection import check_eviction_policy, connect
 from .context import JobContext
 from .cron import Scheduler
 from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, Failure, flow_json
-from .errors import PermanentError, RetryLater
+from .errors import ConfigError, PermanentError, RetryLater
 from .health import HealthServer
 from .job import encode_json
+from .process_pool import ChildError, Killed, ProcessPool
 from .registry import Handler, default_registry
 from .settings import WorkerSettings, redact_url
 
@@ -43,6 +44,10 @@ IDLE_WAKE = 5.0  # seconds an idle worker blocks before looking for due or stall
 MAX_TRACEBACK = 16_384
 MAX_MESSAGE = 4_096
 CIRCUIT_LEVELS = {"closed": 0.0, "half": 0.5, "open": 1.0}
+THREAD_RUNS_ON = (
+    "; its sync handler cannot be interrupted in a thread, so the job keeps its slot and lease "
+    "and fails once it returns (isolation: process kills it instead)"
+)
 
 
 class HandlerSource(Protocol):
@@ -128,6 +133,16 @@ class Worker:
             max_workers=settings.sync_threads, thread_name_prefix="jobfleet-job"
         )
         self._threads: dict[Future[Any], list[ClaimedJob]] = {}  # sync handlers running
+        self._processes: ProcessPool | None = None
+        if self.queue.isolation == "process" and settings.mode == "inProcess":
+            if not settings.handlers:
+                raise ConfigError(
+                    "isolation 'process' needs `handlers`: the modules each child imports"
+                )
+            # A child per slot, but never more than the threads thread isolation would use:
+            # each child is a whole interpreter with the handlers' imports.
+            size = min(self.queue.concurrency, settings.sync_threads)
+            self._processes = ProcessPool(list(settings.handlers), size)
         self._abandoning = False  # exit is giving up on threads that are still running
         self._backoffs: dict[str, Backoff] = {}
         # Every worker runs the queue's schedules; tick ids make the fleet enqueue each once.
@@ -205,6 +220,8 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._processes is not None:
+                await self._processes.close()
             if self.http is not None:
                 await self.http.stop()
             if self._own_conn:
@@ -613,6 +630,8 @@ class Worker:
         arg: Any = ctxs if handler.batch_size else ctxs[0]
         timeouts = [job.timeout_ms / 1000.0 for job in jobs if job.timeout_ms]
         timeout = max(timeouts) if timeouts else handler.timeout or self.queue.job_timeout
+        if not handler.is_async and self._processes is not None:
+            return await self._in_process(handler, ctxs, jobs, timeout)
         if not handler.is_async:
             return await self._in_thread(handler, arg, jobs, timeout)
         coro = handler.fn(arg)
@@ -647,7 +666,7 @@ class Worker:
             message = f"job exceeded its timeout of {timeout:g} s"
             if not thread.cancel():  # it started: it runs on
                 started = time.monotonic()
-                self._timed_out(handler, jobs, timeout, runs_on=True)
+                self._timed_out(handler, jobs, timeout, THREAD_RUNS_ON)
                 marks = [self.engine.mark_overdue(job.id, job.token) for job in jobs]
                 # A cancel meanwhile changes nothing: the attempt ran and timed out.
                 await self._outlive(asyncio.gather(returned, *marks, return_exceptions=True))
@@ -659,6 +678,24 @@ class Worker:
             raise
         finally:
             self._threads.pop(thread, None)
+
+    async def _in_process(
+        self,
+        handler: Handler,
+        ctxs: list[JobContext],
+        jobs: list[ClaimedJob],
+        timeout: float | None,
+    ) -> Any:
+        """Run a sync handler in a child process, killed at the timeout; a cancel kills it
+        too, before the job is handed back."""
+        assert self._processes is not None
+        batch = bool(handler.batch_size)
+        try:
+            return await self._processes.run(handler.name, ctxs, batch=batch, timeout=timeout)
+        except Killed as exc:
+            self._timed_out(handler, jobs, exc.timeout, "; its process was killed")
+            message = f"job exceeded its timeout of {exc.timeout:g} s; its process was killed"
+            raise TimeoutError(message) from None
 
     async def _outlive(self, running: asyncio.Future[Any]) -> None:
         """Wait for a handler thread to return, however often this task is cancelled
@@ -673,21 +710,12 @@ class Worker:
                 return
 
     def _timed_out(
-        self, handler: Handler, jobs: list[ClaimedJob], timeout: float, *, runs_on: bool = False
+        self, handler: Handler, jobs: list[ClaimedJob], timeout: float, detail: str = ""
     ) -> None:
         """At the deadline, in every mode: the log line and the metric."""
         metrics.TIMEOUTS.labels(self.queue.name, handler.name).inc(len(jobs))
         ids = ", ".join(job.id for job in jobs)
-        if runs_on:
-            log.warning(
-                "job %s exceeded its timeout of %g s; its sync handler cannot be interrupted in "
-                "a thread, so the job keeps its slot and lease and fails once it returns "
-                "(isolation: process kills it instead)",
-                ids,
-                timeout,
-            )
-        else:
-            log.warning("job %s exceeded its timeout of %g s", ids, timeout)
+        log.warning("job %s exceeded its timeout of %g s%s", ids, timeout, detail)
 
     def _fail_exc(
         self,
@@ -698,7 +726,10 @@ class Worker:
         delay: float | None = None,
         error_type: str | None = None,
     ) -> str:
-        tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
+        if isinstance(exc, ChildError):  # raised in a child process: its type, its traceback
+            tb, error_type = exc.traceback_text[-MAX_TRACEBACK:], error_type or exc.type_name
+        else:
+            tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
         return self._fail(
             job,
             error_type or type(exc).__qualname__,
