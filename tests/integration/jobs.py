@@ -105,3 +105,14 @@ def report(job: jobfleet.JobContext) -> dict[str, object]:
     if job.payload == "permanent":
         raise jobfleet.PermanentError("never")
     return {"pid": os.getpid(), "payload": job.payload}
+
+
+@jobfleet.handler("halves", batch_size=4, max_wait=0.2)
+def halves(jobs: list[jobfleet.JobContext]) -> list[object]:
+    """Sync batch: half of each even payload; an odd one fails alone."""
+    return [
+        ValueError(f"{j.payload} is odd")
+        if j.payload % 2
+        else {"half": j.payload // 2, "pid": os.getpid()}
+        for j in jobs
+    ]

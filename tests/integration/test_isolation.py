@@ -136,6 +136,28 @@ async def test_sigterm_kills_the_process_of_a_job_and_releases_it(client, redis_
     assert len(await strings(client.conn, f"ended:{job_id}")) == 1
 
 
+async def test_a_killed_worker_takes_its_child_processes_with_it(client, redis_url, spawn_worker):
+    first = spawn_worker(redis_url, queue={"isolation": "process", "lease": 1.0})
+    job_id = await client.enqueue("overrun", {"s": 600})
+
+    async def started() -> bool:
+        return bool(await client.conn.llen(f"runs:{job_id}"))
+
+    await until(started, what="the job to start in a child process")
+    [child] = await pids(client.conn, job_id)
+    first.kill()
+
+    async def orphan_gone() -> bool:
+        return not alive(child)
+
+    # An orphan would run on beside the attempt that recovers the job.
+    await until(orphan_gone, what="the child to die with its worker")
+    spawn_worker(redis_url, env={"TEST_NO_SLEEP": "1"}, queue={"isolation": "process"})
+    info = await client.wait(job_id, timeout=120)
+    assert info.state is jobfleet.JobState.COMPLETED and (info.attempt, info.stalls) == (2, 1)
+    assert await strings(client.conn, f"overlap:{job_id}") == ["1", "1"]
+
+
 async def test_a_process_isolated_handler_reports_progress_results_and_errors(
     client, redis_url, spawn_worker
 ):
@@ -166,3 +188,18 @@ def test_process_isolation_needs_handler_modules(redis_url):
     settings = jobfleet.WorkerSettings(redis_url=redis_url, queue={"isolation": "process"})
     with pytest.raises(jobfleet.ConfigError, match="needs `handlers`"):
         Worker(settings, jobfleet.Registry())
+
+
+async def test_a_sync_batch_handler_runs_its_batch_in_one_child(client, redis_url, spawn_worker):
+    worker = spawn_worker(redis_url, queue={"isolation": "process", "concurrency": 8})
+    ids = await client.enqueue_many(
+        [{"name": "halves", "payload": n, "max_attempts": 1} for n in range(4)]
+    )
+    infos = [await client.wait(job_id, timeout=120) for job_id in ids]
+    for n, info in enumerate(infos):
+        if n % 2:
+            assert info.state is jobfleet.JobState.DEAD and info.error is not None
+            assert (info.error.type, info.error.message) == ("ValueError", f"{n} is odd")
+        else:
+            assert info.state is jobfleet.JobState.COMPLETED
+            assert info.result["half"] == n // 2 and info.result["pid"] != worker.pid

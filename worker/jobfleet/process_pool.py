@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
@@ -20,6 +21,7 @@ from .context import JobContext
 from .errors import PermanentError, RetryLater
 from .registry import default_registry, import_handlers
 
+log = logging.getLogger("jobfleet.worker")
 # A fresh interpreter per child: fork would copy the parent's event loop, locks and threads
 # mid-flight. Children live as long as the worker, so the start-up cost is paid once each.
 _MP = multiprocessing.get_context("spawn")
@@ -179,6 +181,7 @@ class ProcessPool:
             raise
         if kind != "ready":
             await self._kill(child)
+            log.error("a child process could not import the handlers: %s", detail.message)
             raise detail.rebuild()
         return child
 
