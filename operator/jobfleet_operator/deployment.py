@@ -132,6 +132,7 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
             jitter="full" if retry.jitter else "none",
         ),
         job_timeout=spec.job_timeout_seconds,
+        isolation=spec.isolation,
         lease=spec.lease_seconds,
         poison_after=spec.max_stalls,
         max_payload_bytes=spec.max_payload_bytes,

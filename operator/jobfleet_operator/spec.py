@@ -619,6 +619,12 @@ class QueueSpec(SpecModel):
     job_timeout_seconds: float | None = Field(
         default=None, gt=0, le=7 * 86_400, description="Time limit of one attempt."
     )
+    isolation: Literal["thread", "process"] = Field(
+        default=_QD["isolation"].default,
+        description="Where sync (plain-function) handlers run: thread, in a thread pool (past "
+        "its timeout a thread cannot be stopped, so its job waits for it), or process, in "
+        "child processes killed at the timeout. Async handlers always run on the event loop.",
+    )
     lease_seconds: float = Field(
         default=_QD["lease"].default,
         ge=0.2,

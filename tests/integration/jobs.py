@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 
 import jobfleet
+import redis
 import redis.asyncio as aioredis
 
 _conn: aioredis.Redis | None = None
+_sync_conn: redis.Redis | None = None
 
 
 def conn() -> aioredis.Redis:
@@ -53,3 +57,62 @@ async def record_only(job: jobfleet.JobContext) -> None:
 async def nap(job: jobfleet.JobContext) -> None:
     """Sleep payload["s"] seconds without touching Redis (whatever $TEST_REDIS_URL names)."""
     await asyncio.sleep(float(job.payload["s"]))
+
+
+def sync_conn() -> redis.Redis:
+    global _sync_conn
+    if _sync_conn is None:
+        _sync_conn = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
+    return _sync_conn
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@jobfleet.handler("overrun")
+def overrun(job: jobfleet.JobContext) -> dict[str, int]:
+    """Sync: sleep payload["s"] seconds (not at all with $TEST_NO_SLEEP).
+
+    Counts executions of the job without trusting jobfleet: each run registers in
+    `live:<id>` while it runs and appends to `overlap:<id>` how many runs (of processes still
+    alive) were registered when it began; `ended:<id>` lists the runs that returned.
+    """
+    r = sync_conn()
+    me = f"{os.getpid()}:{threading.get_ident()}:{job.attempt}"
+    r.sadd(f"live:{job.id}", me)
+    live = [m for m in r.smembers(f"live:{job.id}") if _alive(int(m.split(b":")[0]))]
+    r.rpush(f"overlap:{job.id}", len(live))
+    r.rpush(f"runs:{job.id}", f"{os.getpid()}:{job.attempt}")
+    try:
+        time.sleep(0.0 if os.environ.get("TEST_NO_SLEEP") else float(job.payload["s"]))
+    finally:
+        r.srem(f"live:{job.id}", me)
+    r.rpush(f"ended:{job.id}", me)
+    return {"pid": os.getpid()}
+
+
+@jobfleet.handler("report")
+def report(job: jobfleet.JobContext) -> dict[str, object]:
+    """Sync: report progress, then return the payload and pid, or raise as the payload says."""
+    job.progress(40, "halfway", stage="child")
+    if job.payload == "fail":
+        raise ValueError("no good")
+    if job.payload == "permanent":
+        raise jobfleet.PermanentError("never")
+    return {"pid": os.getpid(), "payload": job.payload}
+
+
+@jobfleet.handler("halves", batch_size=4, max_wait=0.2)
+def halves(jobs: list[jobfleet.JobContext]) -> list[object]:
+    """Sync batch: half of each even payload; an odd one fails alone."""
+    return [
+        ValueError(f"{j.payload} is odd")
+        if j.payload % 2
+        else {"half": j.payload // 2, "pid": os.getpid()}
+        for j in jobs
+    ]

@@ -85,6 +85,7 @@ def test_bounds_and_enums() -> None:
     assert auto["pollIntervalSeconds"]["default"] == 2.0
     assert spec["concurrency"]["minimum"] == 1
     assert spec["worker"]["properties"]["mode"]["enum"] == ["inProcess", "sidecar"]
+    assert spec["isolation"]["enum"] == ["thread", "process"]
     sla = spec["sla"]["properties"]["targetWaitSeconds"]
     assert (sla["minimum"], sla["exclusiveMinimum"]) == (0, True)
     assert (

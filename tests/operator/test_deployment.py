@@ -256,6 +256,10 @@ def test_settings_field_by_field() -> None:
         "none",
     )
     assert (q.job_timeout, q.lease, q.poison_after) == (120, 15, 4)
+    assert q.isolation == "thread"  # the default, unless the Queue asks
+    process = QueueSpec.model_validate({**IN_PROCESS, "isolation": "process"})
+    rendered = WorkerSettings.model_validate_json(settings_json(Q, process))
+    assert rendered.queue.isolation == "process"
     assert (q.retention.completed_count, q.retention.completed_age) == (100, 600)
     assert (q.retention.dead_count, q.retention.dead_age) == (50, None)
 

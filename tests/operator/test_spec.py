@@ -34,6 +34,7 @@ def test_minimal_spec_defaults() -> None:
     assert s.autoscaling.poll_interval_seconds == 2.0
     assert s.target_backlog_per_replica == 50  # defaults to concurrency
     assert s.worker.mode == "inProcess"
+    assert s.isolation == "thread"
     assert s.queue("emails") == "emails"
     assert spec(queueName="mail").queue("emails") == "mail"
 
@@ -86,6 +87,7 @@ def test_minimal_spec_defaults() -> None:
             "unknown time zone",
         ),
         ({"concurrenc": 5}, "Extra inputs are not permitted"),
+        ({"isolation": "fork"}, "isolation\n  Input should be 'thread' or 'process'"),
     ],
 )
 def test_invalid_specs_are_rejected_readably(changes: dict[str, Any], message: str) -> None:

@@ -23,6 +23,11 @@ def test_file_then_env_then_flags(tmp_path):
     assert load_settings(env=env).queue.concurrency == 7
 
 
+def test_isolation_defaults_to_threads_and_comes_from_the_environment():
+    assert load_settings(env={}).queue.isolation == "thread"
+    assert load_settings(env={"JOBFLEET_ISOLATION": "process"}).queue.isolation == "process"
+
+
 def test_inline_settings_from_the_operator():
     mounted = WorkerSettings(handlers=["app.jobs"]).model_dump_json()
     s = load_settings(env={"JOBFLEET_SETTINGS": mounted, "JOBFLEET_HTTP_PORT": "9000"})
@@ -39,6 +44,10 @@ def test_inline_settings_from_the_operator():
         ({"JOBFLEET_QUEUE": "bad queue!"}, "invalid queue name"),
         ({"JOBFLEET_REDIS_URL": "http://x"}, "scheme must be redis://"),
         ({"JOBFLEET_CONFIG": "/nonexistent/q.json"}, "cannot read config file"),
+        (
+            {"JOBFLEET_ISOLATION": "fork"},
+            "queue.isolation: Input should be 'thread' or 'process'",
+        ),
     ],
 )
 def test_bad_settings_name_the_problem(env, message):

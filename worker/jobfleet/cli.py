@@ -194,7 +194,13 @@ async def _worker(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
         import_handlers(settings.handlers)
     try:
-        await run_worker(settings, handlers)
+        counters = await run_worker(settings, handlers)
+        if counters.abandoned:
+            # Threads of sync handlers still run; the interpreter would wait for them at
+            # exit (past the grace period). Their jobs were not released: leave now.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
     finally:
         if sidecar is not None:
             await sidecar.aclose()

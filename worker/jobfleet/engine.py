@@ -324,6 +324,11 @@ class Engine:
         pct = "" if percent is None else repr(float(percent))
         return bool(await self._run("progress", job_id, token, pct, message, stage))
 
+    async def mark_overdue(self, job_id: str, token: str) -> bool:
+        """Record on the job that its running attempt passed its timeout (while a handler
+        that cannot be interrupted runs on); False if the lease moved on."""
+        return bool(await self._run("overdue", job_id, token))
+
     async def inspect(self) -> dict[str, str]:
         reply = await self._run("inspect", len(Priority), TP_WINDOW_BUCKETS)
         return {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}

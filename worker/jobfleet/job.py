@@ -119,6 +119,12 @@ class JobInfo(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     stalls: int = 0
+    overdue_since: float | None = Field(
+        default=None,
+        description="When the running attempt passed its timeout, while its sync handler "
+        "(which a thread cannot interrupt) runs on; the job fails with JobTimeout once it "
+        "returns.",
+    )
     dedup_key: str | None = None
     rate_key: str | None = None
 
@@ -138,6 +144,8 @@ class JobInfo(BaseModel):
                 traceback=h.get("traceback") or None,
             )
         max_attempts = h.get("max_attempts")
+        # The mark belongs to one attempt: it lapses once the lease token moves on.
+        overdue = bool(h.get("token")) and h.get("overdue_token") == h.get("token")
         progress = h.get("progress")
         return cls(
             id=job_id,
@@ -159,6 +167,7 @@ class JobInfo(BaseModel):
             started_at=ms("started_at"),
             finished_at=ms("finished_at"),
             stalls=int(h.get("stalls", 0)),
+            overdue_since=ms("overdue_since") if overdue else None,
             dedup_key=h.get("dedup_key") or None,
             rate_key=h.get("rate_key") or None,
         )

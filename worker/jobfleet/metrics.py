@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 JOBS = Counter(
     "jobfleet_jobs_total",
-    "Job attempts finished, by outcome (completed, retried, dead, released, lost).",
+    "Job attempts finished, by outcome (completed, retried, dead, released, lost, abandoned).",
     ["queue", "handler", "outcome"],
 )
 DURATION = Histogram(
@@ -14,6 +14,12 @@ DURATION = Histogram(
     "Wall time of one handler call.",
     ["queue", "handler"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+TIMEOUTS = Counter(
+    "jobfleet_job_timeouts_total",
+    "Attempts that passed their timeout, counted at the deadline (a sync handler in a thread "
+    "runs on and its job fails only once it returns).",
+    ["queue", "handler"],
 )
 IN_FLIGHT = Gauge("jobfleet_jobs_in_flight", "Jobs this worker is running now.", ["queue"])
 RECOVERIES = Counter(

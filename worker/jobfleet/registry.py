@@ -46,7 +46,8 @@ class Registry:
 
         The function receives a `JobContext` (`job.payload`, `job.id`, `job.attempt`,
         `job.progress(...)`) and returns a JSON-serializable result. Async functions run on
-        the worker's event loop; plain functions run in its thread pool.
+        the worker's event loop; plain functions run in its thread pool, or in child
+        processes with the queue's `isolation: "process"` (killed at their timeout).
 
         With `batch_size`, it receives a list of up to that many contexts instead — fewer only
         once the oldest has waited `max_wait` seconds — and returns a list with one result per

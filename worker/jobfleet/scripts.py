@@ -5,7 +5,17 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-NAMES = ("enqueue", "claim", "extend", "release", "progress", "inspect", "dead", "workers")
+NAMES = (
+    "enqueue",
+    "claim",
+    "extend",
+    "release",
+    "progress",
+    "overdue",
+    "inspect",
+    "dead",
+    "workers",
+)
 # Libraries a script needs besides lib.lua, in load order.
 NEEDS = {"claim": ("flow",)}
 

@@ -169,6 +169,12 @@ class QueueSettings(BaseModel):
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
     schedules: list[CronSchedule] = Field(default_factory=list)
+    isolation: Literal["thread", "process"] = Field(
+        default="thread",
+        description="Where sync handlers run: 'thread', a thread pool (a thread past its "
+        "timeout cannot be stopped: its job waits for it), or 'process', child processes "
+        "killed at the timeout. Async handlers always run on the event loop.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -237,6 +243,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         ("MAX_ATTEMPTS", "max_attempts", int),
         ("JOB_TIMEOUT", "job_timeout", float),
         ("LEASE", "lease", float),
+        ("ISOLATION", "isolation", str),
     ):
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import logging
@@ -15,7 +14,7 @@ import socket
 import time
 import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,9 +30,10 @@ from .connection import check_eviction_policy, connect
 from .context import JobContext
 from .cron import Scheduler
 from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, Failure, flow_json
-from .errors import PermanentError, RetryLater
+from .errors import ConfigError, PermanentError, RetryLater
 from .health import HealthServer
 from .job import encode_json
+from .process_pool import ChildError, Killed, ProcessPool
 from .registry import Handler, default_registry
 from .settings import WorkerSettings, redact_url
 
@@ -44,6 +44,10 @@ IDLE_WAKE = 5.0  # seconds an idle worker blocks before looking for due or stall
 MAX_TRACEBACK = 16_384
 MAX_MESSAGE = 4_096
 CIRCUIT_LEVELS = {"closed": 0.0, "half": 0.5, "open": 1.0}
+THREAD_RUNS_ON = (
+    "; its sync handler cannot be interrupted in a thread, so the job keeps its slot and lease "
+    "and fails once it returns (isolation: process kills it instead)"
+)
 
 
 class HandlerSource(Protocol):
@@ -67,6 +71,7 @@ class WorkerCounters:
     failed: int = 0
     released: int = 0
     lost: int = 0
+    abandoned: int = 0  # left running in a thread at exit, neither released nor failed
     claims: int = 0
     stale_acks: int = 0
     by_outcome: dict[str, int] = field(default_factory=dict)
@@ -127,6 +132,18 @@ class Worker:
         self._pool = ThreadPoolExecutor(
             max_workers=settings.sync_threads, thread_name_prefix="jobfleet-job"
         )
+        self._threads: dict[Future[Any], list[ClaimedJob]] = {}  # sync handlers running
+        self._processes: ProcessPool | None = None
+        if self.queue.isolation == "process" and settings.mode == "inProcess":
+            if not settings.handlers:
+                raise ConfigError(
+                    "isolation 'process' needs `handlers`: the modules each child imports"
+                )
+            # A child per slot, but never more than the threads thread isolation would use:
+            # each child is a whole interpreter with the handlers' imports.
+            size = min(self.queue.concurrency, settings.sync_threads)
+            self._processes = ProcessPool(list(settings.handlers), size)
+        self._abandoning = False  # exit is giving up on threads that are still running
         self._backoffs: dict[str, Backoff] = {}
         # Every worker runs the queue's schedules; tick ids make the fleet enqueue each once.
         # Built here so a bad schedule stops the worker at startup with a clear message.
@@ -203,6 +220,8 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._processes is not None:
+                await self._processes.close()
             if self.http is not None:
                 await self.http.stop()
             if self._own_conn:
@@ -611,17 +630,92 @@ class Worker:
         arg: Any = ctxs if handler.batch_size else ctxs[0]
         timeouts = [job.timeout_ms / 1000.0 for job in jobs if job.timeout_ms]
         timeout = max(timeouts) if timeouts else handler.timeout or self.queue.job_timeout
-        if handler.is_async:
-            coro = handler.fn(arg)
-        else:
-            coro = loop.run_in_executor(self._pool, functools.partial(handler.fn, arg))
+        if not handler.is_async and self._processes is not None:
+            return await self._in_process(handler, ctxs, jobs, timeout)
+        if not handler.is_async:
+            return await self._in_thread(handler, arg, jobs, timeout)
+        coro = handler.fn(arg)
         if timeout is None:
             return await coro
         try:
             async with asyncio.timeout(timeout):
                 return await coro
         except TimeoutError:
+            self._timed_out(handler, jobs, timeout)
             raise TimeoutError(f"job exceeded its timeout of {timeout:g} s") from None
+
+    async def _in_thread(
+        self, handler: Handler, arg: Any, jobs: list[ClaimedJob], timeout: float | None
+    ) -> Any:
+        """Run a sync handler in the thread pool.
+
+        A thread cannot be stopped, so past the timeout, or when cancelled (stop, lost
+        lease), the job waits for it to return before it is failed or handed back: until
+        then its slot stays taken and its lease renewed, and it never runs twice at once.
+        """
+        thread = self._pool.submit(handler.fn, arg)
+        returned = asyncio.wrap_future(thread)
+        self._threads[thread] = jobs
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await asyncio.shield(returned)
+        except TimeoutError:
+            if not deadline.expired() or timeout is None:
+                raise  # the handler's own
+            message = f"job exceeded its timeout of {timeout:g} s"
+            if not thread.cancel():  # it started: it runs on
+                started = time.monotonic()
+                self._timed_out(handler, jobs, timeout, THREAD_RUNS_ON)
+                marks = [self.engine.mark_overdue(job.id, job.token) for job in jobs]
+                # A cancel meanwhile changes nothing: the attempt ran and timed out.
+                await self._outlive(asyncio.gather(returned, *marks, return_exceptions=True))
+                message += f"; its thread ran on for {time.monotonic() - started:.1f} s"
+            raise TimeoutError(message) from None
+        except asyncio.CancelledError:
+            if not thread.cancel():
+                await self._outlive(returned)
+            raise
+        finally:
+            self._threads.pop(thread, None)
+
+    async def _in_process(
+        self,
+        handler: Handler,
+        ctxs: list[JobContext],
+        jobs: list[ClaimedJob],
+        timeout: float | None,
+    ) -> Any:
+        """Run a sync handler in a child process, killed at the timeout; a cancel kills it
+        too, before the job is handed back."""
+        assert self._processes is not None
+        batch = bool(handler.batch_size)
+        try:
+            return await self._processes.run(handler.name, ctxs, batch=batch, timeout=timeout)
+        except Killed as exc:
+            self._timed_out(handler, jobs, exc.timeout, "; its process was killed")
+            message = f"job exceeded its timeout of {exc.timeout:g} s; its process was killed"
+            raise TimeoutError(message) from None
+
+    async def _outlive(self, running: asyncio.Future[Any]) -> None:
+        """Wait for a handler thread to return, however often this task is cancelled
+        meanwhile, until the exit gives up on it (`_finish`)."""
+        while not running.done():
+            try:
+                await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if self._abandoning:
+                    raise
+            except Exception:  # the handler's: the caller decides the outcome
+                return
+
+    def _timed_out(
+        self, handler: Handler, jobs: list[ClaimedJob], timeout: float, detail: str = ""
+    ) -> None:
+        """At the deadline, in every mode: the log line and the metric."""
+        metrics.TIMEOUTS.labels(self.queue.name, handler.name).inc(len(jobs))
+        ids = ", ".join(job.id for job in jobs)
+        log.warning("job %s exceeded its timeout of %g s%s", ids, timeout, detail)
 
     def _fail_exc(
         self,
@@ -632,7 +726,10 @@ class Worker:
         delay: float | None = None,
         error_type: str | None = None,
     ) -> str:
-        tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
+        if isinstance(exc, ChildError):  # raised in a child process: its type, its traceback
+            tb, error_type = exc.traceback_text[-MAX_TRACEBACK:], error_type or exc.type_name
+        else:
+            tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
         return self._fail(
             job,
             error_type or type(exc).__qualname__,
@@ -672,6 +769,8 @@ class Worker:
         running = self._running.get(job.id)
         if running is not None and running.lost:
             return "lost"
+        if self._abandoning:  # its thread may still run: another worker must not start it
+            return "abandoned"
         self._release.append((job.id, job.token))
         return "released"
 
@@ -695,6 +794,8 @@ class Worker:
             c.failed += 1
         elif outcome == "lost":
             c.lost += 1
+        elif outcome == "abandoned":
+            c.abandoned += 1
         self._changed.set()
 
     # -- shutdown -----------------------------------------------------------------------
@@ -704,7 +805,8 @@ class Worker:
         tasks = {r.task for r in self._running.values() if r.task is not None}
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await self._outlive_threads(tasks)
         hard_deadline = time.monotonic() + max(self.settings.shutdown_margin, 1.0)
         delay = 0.2
         while self._release or self._completions or self._failures:
@@ -723,6 +825,39 @@ class Worker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    async def _outlive_threads(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Wait for the cancelled jobs; those whose sync handler thread still runs get the
+        grace period's last half margin. Releasing such a job would let another worker start
+        it beside our thread: left running at exit, its lease expires instead."""
+        await asyncio.sleep(0)  # let every task take its cancellation
+        running = [jobs for thread, jobs in self._threads.items() if thread.running()]
+        budget = self.settings.shutdown_margin / 2 if running else None
+        if running:
+            log.warning(
+                "waiting for %d sync handlers that cannot be interrupted (%.1f s at most): "
+                "their jobs are handed back only once their threads return: %s",
+                len(running),
+                budget,
+                ", ".join(job.id for jobs in running for job in jobs),
+            )
+        _, pending = await asyncio.wait(tasks, timeout=budget)
+        if pending:
+            self._abandon(pending)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _abandon(self, pending: set[asyncio.Task[None]]) -> None:
+        self._abandoning = True
+        left = [jobs for thread, jobs in self._threads.items() if not thread.done()]
+        log.error(
+            "%d sync handlers still running at the end of the grace period; not releasing "
+            "their jobs (another worker would start them while these threads run): their "
+            "leases expire and other workers run them again: %s",
+            len(left),
+            ", ".join(job.id for jobs in left for job in jobs),
+        )
+        for task in pending:
+            task.cancel()
 
 
 async def run_worker(
