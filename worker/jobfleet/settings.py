@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .backoff import Backoff
+from .bounds import DAY, MAX_DURATION, MIB, PayloadBytes, Seconds, between
 from .errors import ConfigError
 from .sentinel import is_sentinel_url, parse_sentinel_url
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-MIB = 1024 * 1024
 
 
 def check_queue_name(name: str) -> str:
@@ -85,12 +86,12 @@ class Retention(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    completed_count: int = Field(default=10_000, ge=0, le=10_000_000)
-    completed_age: float = Field(default=86_400.0, ge=0, description="Seconds.")
-    dead_count: int | None = Field(
-        default=None, ge=0, description="None keeps dead letters until replayed or purged."
+    completed_count: Annotated[int, between(0, 10_000_000)] = 10_000
+    completed_age: Seconds = Field(default=86_400.0, description="Seconds.")
+    dead_count: Annotated[int, between(0, 1_000_000_000)] | None = Field(
+        default=None, description="None keeps dead letters until replayed or purged."
     )
-    dead_age: float | None = Field(default=None, ge=0, description="Seconds; None keeps them.")
+    dead_age: Seconds | None = Field(default=None, description="Seconds; None keeps them.")
 
 
 class RateLimit(BaseModel):
@@ -103,8 +104,8 @@ class RateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max: int = Field(ge=1, le=1_000_000)
-    period: float = Field(gt=0, le=86_400, description="Seconds.")
+    max: Annotated[int, between(1, 1_000_000)]
+    period: Annotated[float, between(0, DAY, above=True)] = Field(description="Seconds.")
     key_field: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -121,11 +122,15 @@ class CircuitBreaker(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scope: Literal["queue", "handler"] = "queue"
-    failure_threshold: int = Field(default=5, ge=1, le=100_000)
-    failure_ratio: float | None = Field(default=None, gt=0, le=1)
-    window: float = Field(default=60.0, gt=0, le=86_400, description="Seconds.")
-    reset_timeout: float = Field(default=30.0, gt=0, le=86_400, description="Seconds.")
-    half_open_probes: int = Field(default=1, ge=1, le=1000)
+    failure_threshold: Annotated[int, between(1, 100_000)] = 5
+    failure_ratio: Annotated[float, between(0, 1, above=True)] | None = None
+    window: Annotated[float, between(0, DAY, above=True)] = Field(
+        default=60.0, description="Seconds."
+    )
+    reset_timeout: Annotated[float, between(0, DAY, above=True)] = Field(
+        default=30.0, description="Seconds."
+    )
+    half_open_probes: Annotated[int, between(1, 1000)] = 1
 
 
 class CronSchedule(BaseModel):
@@ -156,15 +161,22 @@ class QueueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "default"
-    concurrency: int = Field(default=50, ge=1, le=10_000, description="Jobs in flight per worker.")
-    max_attempts: int = Field(default=5, ge=1, le=1000)
-    backoff: Backoff = Backoff()
-    job_timeout: float | None = Field(default=None, gt=0, description="Seconds per attempt.")
-    lease: float = Field(default=30.0, ge=0.2, le=3600, description="Seconds a claim lasts.")
-    poison_after: int = Field(
-        default=3, ge=1, le=100, description="Lease expiries before a job is dead-lettered."
+    concurrency: Annotated[int, between(1, 10_000)] = Field(
+        default=50, description="Jobs in flight per worker."
     )
-    max_payload_bytes: int = Field(default=MIB, ge=64, le=512 * MIB)
+    max_attempts: Annotated[int, between(1, 1000)] = 5
+    backoff: Backoff = Backoff()
+    # Above 0 rather than from 1 ms: the Queue resource allows any positive timeout.
+    job_timeout: Annotated[float, between(0, MAX_DURATION, above=True)] | None = Field(
+        default=None, description="Seconds per attempt."
+    )
+    lease: Annotated[float, between(0.2, 3600)] = Field(
+        default=30.0, description="Seconds a claim lasts."
+    )
+    poison_after: Annotated[int, between(1, 100)] = Field(
+        default=3, description="Lease expiries before a job is dead-lettered."
+    )
+    max_payload_bytes: PayloadBytes = MIB
     retention: Retention = Retention()
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
@@ -187,20 +199,19 @@ class WorkerSettings(BaseModel):
     mode: Literal["inProcess", "sidecar"] = "inProcess"
     sidecar_url: str = "http://127.0.0.1:8000"
     http_host: str = "0.0.0.0"
-    http_port: int | None = Field(default=8080, ge=0, le=65535, description="None disables.")
-    grace_period: float = Field(
-        default=30.0, ge=0, description="Seconds between SIGTERM and SIGKILL (the pod's grace)."
+    http_port: Annotated[int, between(0, 65535)] | None = Field(
+        default=8080, description="None disables."
     )
-    shutdown_margin: float = Field(
-        default=2.0, ge=0, description="Seconds before the grace ends to release unfinished jobs."
+    grace_period: Seconds = Field(
+        default=30.0, description="Seconds between SIGTERM and SIGKILL (the pod's grace)."
     )
-    batch_size: int = Field(
-        default=50,
-        ge=1,
-        le=1000,
-        description="Max jobs claimed per call (and at most half the concurrency).",
+    shutdown_margin: Seconds = Field(
+        default=2.0, description="Seconds before the grace ends to release unfinished jobs."
     )
-    sync_threads: int = Field(default=32, ge=1, le=1024)
+    batch_size: Annotated[int, between(1, 1000)] = Field(
+        default=50, description="Max jobs claimed per call (and at most half the concurrency)."
+    )
+    sync_threads: Annotated[int, between(1, 1024)] = 32
 
     @field_validator("redis_url")
     @classmethod
@@ -215,7 +226,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     """Map JOBFLEET_* variables onto the settings tree."""
     out: dict[str, Any] = {}
     queue: dict[str, Any] = {}
-    simple = {
+    simple: dict[str, tuple[str, Callable[[str], Any]]] = {
         "REDIS_URL": ("redis_url", str),
         "HTTP_PORT": ("http_port", int),
         "MODE": ("mode", str),
@@ -289,7 +300,9 @@ def load_settings(
     try:
         return WorkerSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        message = format_validation_error(exc)
+    # Raised outside the handler, so the ValidationError is not its __context__.
+    raise ConfigError(message)
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -297,7 +310,7 @@ def format_validation_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
         lines.append(f"{loc}: {msg}")
