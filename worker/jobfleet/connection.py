@@ -69,7 +69,11 @@ def connect(
             client = aioredis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
             # redis-py's messages can quote the URL; never echo a password.
-            raise ConfigError(f"malformed Redis URL: {type(exc).__name__}") from None
+            problem = type(exc).__name__
+        else:
+            return direct_writes(client)
+        # Outside the handler: the ValueError must not travel along as __context__.
+        raise ConfigError(f"malformed Redis URL: {problem}")
     return direct_writes(client)
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,16 +31,43 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+# What a raw '/', '?' or '#' in a password looks like: it ends the host part early (RFC 3986,
+# and every other Redis client reads the URL the same way), leaving an '@' after it.
+RAW_PASSWORD_HINT = (
+    "malformed Redis URL: its password seems to contain a raw '/', '?' or '#', which end the "
+    "host part of a URL; percent-encode the password ('/' as %2F, '?' as %3F, '#' as %23, "
+    "'%' as %25, '@' as %40) or leave it out of the URL and set $JOBFLEET_REDIS_PASSWORD "
+    "(on Kubernetes, the Queue's redis.passwordSecretRef)"
+)
+
+
 def check_redis_url(url: str) -> str:
-    """Reject a malformed Redis URL before anything connects; never echo its password."""
+    """Reject a malformed Redis URL before anything connects; never echo any part of it."""
+    try:
+        _check_url_shape(url)
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        return url
+    _, _, rest = url.partition("://")
+    if "@" in rest and "@" not in re.split(r"[/?#]", rest, maxsplit=1)[0]:
+        message = RAW_PASSWORD_HINT
+    raise ConfigError(message)
+
+
+def _check_url_shape(url: str) -> None:
     if is_sentinel_url(url):
         parse_sentinel_url(url)
-        return url
+        return
+    # urlsplit's own messages quote the port, which may be the start of a password.
     try:
         parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError("malformed Redis URL: invalid IPv6 address") from None
+    try:
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"malformed Redis URL: {exc}") from None
+    except ValueError:
+        raise ConfigError("malformed Redis URL: port must be a number from 1 to 65535") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         given = parts.scheme + "://" if parts.scheme else "missing"
         raise ConfigError(
@@ -56,29 +83,47 @@ def check_redis_url(url: str) -> str:
     db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
     if db and not db.isdigit():
         raise ConfigError("malformed Redis URL: database must be a number")
-    return url
+
+
+def url_password(url: str) -> str | None:
+    """The password in a Redis URL of any scheme, decoded, or None; for redaction.
+
+    The userinfo is taken up to the last '@', not where a URL parser ends the host: a
+    password with a raw '/' is refused, but must still be hidden in what is said about it.
+    """
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    _, colon, secret = userinfo.partition(":")
+    return unquote(secret) if sep and at and colon and secret else None
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced, safe for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<malformed url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:" if parts.username else ":"
-    return parts._replace(netloc=f"{user}***@{netloc}").geturl()
+    return redact_text(url, url_password(url))
 
 
-# Greedy up to the token's last '@': a password with a raw '@' is hidden whole.
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S+@", re.IGNORECASE)
+# Greedy up to the token's last '@': a password with a raw '@' or '/' is hidden whole.
+_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)(\S*)@", re.IGNORECASE)
+# redis-py also takes the password as a query option.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)
 
 
-def redact_text(text: str) -> str:
-    """`text` with the password of every URL in it replaced, for messages built from input."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+def _hide_userinfo(match: re.Match[str]) -> str:
+    user, colon, _ = match[2].partition(":")
+    if not colon or re.search(r"[/?#]", user):
+        return f"{match[1]}***@"  # no telling where a user name would end: hide it all
+    return f"{match[1]}{user}:***@"
+
+
+def redact_text(text: str, *secrets: str | None) -> str:
+    """`text` without the password of any URL in it, nor any of `secrets` (as given or
+    percent-encoded); the one place that hides credentials in messages, logs and status."""
+    for secret in secrets:
+        if secret:
+            for form in (secret, quote(secret, safe="")):
+                text = text.replace(form, "***")
+    text = _URL_USERINFO.sub(_hide_userinfo, text)
+    return _QUERY_PASSWORD.sub(r"\1***", text)
 
 
 class Retention(BaseModel):
@@ -191,7 +236,8 @@ class QueueSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """Everything `jobfleet worker` needs; the operator mounts it as JSON."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A validation error would otherwise quote the input: the Redis URL and its password.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     redis_url: str = DEFAULT_REDIS_URL
     queue: QueueSettings = QueueSettings()
