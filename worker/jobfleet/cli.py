@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--http-port", type=int, help="health/metrics port; 0 picks a free one")
     w.add_argument("--mode", choices=["inProcess", "sidecar"])
     w.add_argument("--sidecar-url")
+    w.add_argument(
+        "--allow-volatile-eviction",
+        action="store_true",
+        default=None,
+        help="run on a volatile-* maxmemory-policy, accepting that Redis may evict dedup keys, "
+        "rate-limit windows and circuit-breaker state",
+    )
 
     e = sub.add_parser("enqueue", parents=[common], help="enqueue one job")
     e.add_argument("name")
@@ -183,6 +190,8 @@ async def _worker(args: argparse.Namespace) -> int:
         overrides["mode"] = args.mode
     if args.sidecar_url:
         overrides["sidecar_url"] = args.sidecar_url
+    if args.allow_volatile_eviction:
+        overrides["allow_volatile_eviction"] = True
     queue: dict[str, Any] = {}
     if args.queue:
         queue["name"] = args.queue

@@ -258,6 +258,11 @@ class WorkerSettings(BaseModel):
         default=50, description="Max jobs claimed per call (and at most half the concurrency)."
     )
     sync_threads: Annotated[int, between(1, 1024)] = 32
+    allow_volatile_eviction: bool = Field(
+        default=False,
+        description="Run on a Redis whose maxmemory-policy is volatile-*, accepting that it "
+        "may evict dedup keys, rate-limit windows and circuit-breaker state.",
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -266,6 +271,16 @@ class WorkerSettings(BaseModel):
 
 
 ENV_PREFIX = "JOBFLEET_"
+
+
+def boolean(raw: str) -> bool:
+    """An environment variable's yes or no."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
@@ -279,6 +294,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         "SIDECAR_URL": ("sidecar_url", str),
         "GRACE_PERIOD": ("grace_period", float),
         "BATCH_SIZE": ("batch_size", int),
+        "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
     }
     for key, (field, conv) in simple.items():
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
