@@ -122,6 +122,17 @@ def test_cli_with_a_wrong_password_names_the_server_not_the_password(
     assert not leaked(line, password)
 
 
+@pytest.mark.parametrize("char", SPECIAL)
+def test_cli_usage_error_that_echoes_a_url_hides_its_password(char: str) -> None:
+    password = PASSWORDS[char]
+    for url in (f"redis://app:{password}@h:6379/0", f"redis://:{quote(password, safe='')}@h/0"):
+        result = cli("stats", "--redis-ulr", url, url="redis://127.0.0.1:1/0")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "unrecognized arguments: --redis-ulr" in lines[0], lines
+        assert not leaked(result.stderr, password), result.stderr
+
+
 @pytest.mark.parametrize("char", sorted(ENDS_HOST))
 def test_cli_worker_refuses_a_raw_password(char: str) -> None:
     password = PASSWORDS[char]
