@@ -71,3 +71,13 @@ def test_environment_numbers(env, message):
 def test_backoff(field, value):
     with pytest.raises(ValidationError, match="must be a finite number from 0 to"):
         Backoff(**{field: value})
+
+
+@pytest.mark.parametrize("value", [INF, NAN, -1.0, 1e300])
+def test_retry_later_delay(value):
+    # Raised from a handler, it becomes that attempt's error instead of crashing the worker.
+    from jobfleet import RetryLater
+
+    with pytest.raises(ConfigError, match="delay: must be a finite number from 0 to"):
+        RetryLater("later", delay=value)
+    assert RetryLater("later", delay=2.5).delay == 2.5
