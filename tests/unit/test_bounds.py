@@ -81,3 +81,19 @@ def test_retry_later_delay(value):
     with pytest.raises(ConfigError, match="delay: must be a finite number from 0 to"):
         RetryLater("later", delay=value)
     assert RetryLater("later", delay=2.5).delay == 2.5
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": INF}, "timeout: must be a finite number above 0"),
+        ({"timeout": NAN}, "timeout: must be a finite number above 0"),
+        ({"max_wait": NAN}, "max_wait: must be a finite number above 0 and at most 86400"),
+        ({"batch_size": 10**9}, "batch_size: must be a whole number from 1 to 10000"),
+    ],
+)
+def test_handler_options(options, message):
+    import jobfleet
+
+    with pytest.raises(ConfigError, match=f"handler 'bounded': {message}"):
+        jobfleet.handler("bounded", **options)

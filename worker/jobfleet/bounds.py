@@ -58,6 +58,9 @@ def between(lo: float, hi: float, *, above: bool = False) -> WrapValidator:
 Seconds = Annotated[float, between(0, MAX_DURATION)]
 PositiveSeconds = Annotated[float, between(MILLISECOND, MAX_DURATION)]
 UnixTime = Annotated[float, between(0, MAX_UNIX_TIME)]
+# A queue's or a handler's time limit per attempt, in seconds (not milliseconds: above 0 is
+# enough, and the Queue resource allows any positive timeout).
+AttemptTimeout = Annotated[float, between(0, MAX_DURATION, above=True)]
 PayloadBytes = Annotated[int, between(64, 512 * MIB)]
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .backoff import Backoff
-from .bounds import DAY, MAX_DURATION, MIB, PayloadBytes, Seconds, between
+from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Seconds, between
 from .errors import ConfigError
 from .sentinel import is_sentinel_url, parse_sentinel_url
 
@@ -211,10 +211,7 @@ class QueueSettings(BaseModel):
     )
     max_attempts: Annotated[int, between(1, 1000)] = 5
     backoff: Backoff = Backoff()
-    # Above 0 rather than from 1 ms: the Queue resource allows any positive timeout.
-    job_timeout: Annotated[float, between(0, MAX_DURATION, above=True)] | None = Field(
-        default=None, description="Seconds per attempt."
-    )
+    job_timeout: AttemptTimeout | None = Field(default=None, description="Seconds per attempt.")
     lease: Annotated[float, between(0.2, 3600)] = Field(
         default=30.0, description="Seconds a claim lasts."
     )
