@@ -170,6 +170,7 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
         http_port=HTTP_PORT,
         grace_period=float(spec.worker.termination_grace_period_seconds),
         batch_size=spec.worker.batch_size,
+        allow_volatile_eviction=spec.redis.allow_volatile_eviction,
         **extra,
     )
 

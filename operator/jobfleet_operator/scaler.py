@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
+from jobfleet.settings import redact_text
 
 from . import conditions as cond
 from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
@@ -46,10 +47,7 @@ class RedisUnavailable(Exception):
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
+    return redact_text(text, *secrets)  # jobfleet's one place that hides credentials
 
 
 class JobfleetReader:

@@ -182,6 +182,11 @@ class RedisSpec(SpecModel):
         default=None, description="A Secret key holding the Redis password (of the master)."
     )
     tls: RedisTLS = Field(default_factory=RedisTLS)
+    allow_volatile_eviction: bool = Field(
+        default=False,
+        description="Let workers run on a volatile-* maxmemory-policy, which may evict dedup "
+        "keys (duplicates admitted), rate-limit windows and circuit-breaker state.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RedisSpec:

@@ -51,11 +51,11 @@ async def test_unknown_option(client):
     ("options", "message"),
     [
         ({"priority": "urgent"}, "unknown priority 'urgent'"),
-        ({"delay": -1}, "delay: Input should be greater than or equal to 0"),
+        ({"delay": -1}, "delay: must be a finite number from 0 to 315360000"),
         ({"delay": 1, "run_at": 2}, "either delay or run_at"),
-        ({"max_attempts": 0}, "max_attempts: Input should be greater than or equal to 1"),
+        ({"max_attempts": 0}, "max_attempts: must be a whole number from 1 to 1000"),
         ({"dedup_ttl": 5}, "dedup_ttl needs a dedup_key"),
-        ({"timeout": 0}, "timeout: Input should be greater than 0"),
+        ({"timeout": 0}, "timeout: must be a finite number from 0.001 to 315360000"),
     ],
 )
 async def test_invalid_options(client, options, message):

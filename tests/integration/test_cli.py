@@ -127,7 +127,7 @@ def test_dlq_list_show_replay_purge(redis_url):
         (
             ("worker", "--concurrency", "0", "--handlers", "json"),
             1,
-            "queue.concurrency: Input should be greater than or equal to 1",
+            "queue.concurrency: must be a whole number from 1 to 10000",
         ),
     ],
 )

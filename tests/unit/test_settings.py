@@ -38,7 +38,7 @@ def test_inline_settings_from_the_operator():
     ("env", "message"),
     [
         ({"JOBFLEET_CONCURRENCY": "many"}, "JOBFLEET_CONCURRENCY: not a valid int"),
-        ({"JOBFLEET_CONCURRENCY": "0"}, "queue.concurrency: Input should be greater than"),
+        ({"JOBFLEET_CONCURRENCY": "0"}, "queue.concurrency: must be a whole number from 1 to"),
         ({"JOBFLEET_SETTINGS": '{"queue": {"colour": 1}}'}, "queue.colour: unknown setting"),
         ({"JOBFLEET_SETTINGS": "{nope"}, "JOBFLEET_SETTINGS is not valid JSON"),
         ({"JOBFLEET_QUEUE": "bad queue!"}, "invalid queue name"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .bounds import DAY, between
 
 
 class Backoff(BaseModel):
@@ -19,8 +21,8 @@ class Backoff(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["exponential", "fixed"] = "exponential"
-    base: float = Field(default=1.0, ge=0, le=86_400, description="Seconds.")
-    cap: float = Field(default=300.0, ge=0, le=7 * 86_400, description="Seconds.")
+    base: Annotated[float, between(0, DAY)] = Field(default=1.0, description="Seconds.")
+    cap: Annotated[float, between(0, 7 * DAY)] = Field(default=300.0, description="Seconds.")
     jitter: Literal["full", "none"] = "full"
 
     @model_validator(mode="after")

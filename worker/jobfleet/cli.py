@@ -17,7 +17,7 @@ from .client import Client
 from .errors import JobfleetError
 from .job import JobInfo
 from .registry import import_handlers
-from .settings import DEFAULT_REDIS_URL, load_settings, redact_text, redact_url
+from .settings import DEFAULT_REDIS_URL, load_settings, redact_text, redact_url, url_password
 from .stats import QueueStats
 
 EXIT_ERROR = 1
@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--http-port", type=int, help="health/metrics port; 0 picks a free one")
     w.add_argument("--mode", choices=["inProcess", "sidecar"])
     w.add_argument("--sidecar-url")
+    w.add_argument(
+        "--allow-volatile-eviction",
+        action="store_true",
+        default=None,
+        help="run on a volatile-* maxmemory-policy, accepting that Redis may evict dedup keys, "
+        "rate-limit windows and circuit-breaker state",
+    )
 
     e = sub.add_parser("enqueue", parents=[common], help="enqueue one job")
     e.add_argument("name")
@@ -121,11 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _secrets(argv: Sequence[str]) -> list[str | None]:
+    """Passwords this command was given: none of them may appear in what it prints."""
+    urls = [a for a in argv if "://" in a] + [os.environ.get("JOBFLEET_REDIS_URL") or ""]
+    return [url_password(u) for u in urls] + [os.environ.get("JOBFLEET_REDIS_PASSWORD")]
+
+
+def _error(exc: BaseException, secrets: list[str | None]) -> None:
+    print(f"jobfleet: {redact_text(str(exc), *secrets)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    secrets = _secrets(argv)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
-        print(f"jobfleet: {redact_text(str(exc))}", file=sys.stderr)
+        _error(exc, secrets)
         return EXIT_USAGE
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
@@ -143,17 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(commands[args.command](args))
     except UsageError as exc:
-        print(f"jobfleet: {redact_text(str(exc))}", file=sys.stderr)
+        _error(exc, secrets)
         return EXIT_USAGE
     except JobfleetError as exc:
-        print(f"jobfleet: {redact_text(str(exc))}", file=sys.stderr)
+        _error(exc, secrets)
         return EXIT_ERROR
     except (RedisError, OSError) as exc:
         # redis-py messages name host and port but never the password.
-        print(
-            f"jobfleet: cannot reach Redis at {redact_url(_redis_url(args))}: {exc}",
-            file=sys.stderr,
-        )
+        _error(Exception(f"cannot reach Redis at {redact_url(_redis_url(args))}: {exc}"), secrets)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
@@ -174,6 +190,8 @@ async def _worker(args: argparse.Namespace) -> int:
         overrides["mode"] = args.mode
     if args.sidecar_url:
         overrides["sidecar_url"] = args.sidecar_url
+    if args.allow_volatile_eviction:
+        overrides["allow_volatile_eviction"] = True
     queue: dict[str, Any] = {}
     if args.queue:
         queue["name"] = args.queue

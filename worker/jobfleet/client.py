@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import math
 import os
 import time
 from collections.abc import Coroutine, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from .backoff import Backoff
+from .bounds import MIB, PayloadBytes, Seconds, between, check
 from .connection import connect
 from .engine import EncodedJob, Engine
 from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
-from .settings import MIB, check_queue_name, format_validation_error
+from .settings import check_queue_name, format_validation_error
 from .stats import CircuitState, QueueStats
 
 QUEUES_KEY = "jf:queues"  # names of queues ever used, for `jobfleet stats` without --queue
 DEFAULT_DEDUP_TTL = 3600.0
+PageOffset = Annotated[int, between(0, 10**9)]
+PageLimit = Annotated[int, between(1, 10_000)]
 T = TypeVar("T")
 
 
@@ -46,6 +48,8 @@ class DeadLetters:
         error_type: str | None = None,
     ) -> builtins.list[JobInfo]:
         """Newest first, optionally only those of handler `name` or error class `error_type`."""
+        offset = check("offset", PageOffset, offset)
+        limit = check("limit", PageLimit, limit)
         ids = await self._matching(name, error_type)
         page = ids[offset : offset + limit]
         eng = self._client.engine(self._queue)
@@ -127,9 +131,7 @@ class Client:
         connection: aioredis.Redis | None = None,
     ) -> None:
         self.queue = check_queue_name(queue)
-        if max_payload_bytes < 1:
-            raise ConfigError("max_payload_bytes must be positive")
-        self.max_payload_bytes = max_payload_bytes
+        self.max_payload_bytes: int = check("max_payload_bytes", PayloadBytes, max_payload_bytes)
         self.conn = connection if connection is not None else connect(redis_url)
         self._engines: dict[str, Engine] = {}
         self._registered: set[str] = set()
@@ -215,7 +217,8 @@ class Client:
         try:
             return JobSpec(**fields)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc).replace("settings", "job")) from None
+            message = format_validation_error(exc).replace("settings", "job")
+        raise ConfigError(message)  # outside the handler: no ValidationError as __context__
 
     def _encode(self, spec: JobSpec) -> EncodedJob:
         try:
@@ -238,11 +241,8 @@ class Client:
             raise ConfigError("give either delay or run_at, not both")
         if spec.dedup_ttl is not None and spec.dedup_key is None:
             raise ConfigError("dedup_ttl needs a dedup_key")
-        run_at_ms = 0
-        if spec.run_at is not None:
-            if not math.isfinite(spec.run_at):
-                raise ConfigError("run_at must be a finite Unix time")
-            run_at_ms = int(spec.run_at * 1000)
+        # JobSpec bounds every number, so these conversions cannot overflow.
+        run_at_ms = 0 if spec.run_at is None else int(spec.run_at * 1000)
         return EncodedJob(
             id=spec.job_id or os.urandom(16).hex(),
             chosen_id="1" if spec.job_id else "",
@@ -273,6 +273,8 @@ class Client:
         self, job_id: str, timeout: float | None = None, *, queue: str | None = None
     ) -> JobInfo:
         """Wait until the job is completed or dead-lettered; WaitTimeout after `timeout` s."""
+        if timeout is not None:
+            timeout = check("timeout", Seconds, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.005
         while True:

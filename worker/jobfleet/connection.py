@@ -19,9 +19,15 @@ from .errors import ConfigError, UnsafeRedisError
 from .sentinel import SENTINEL_PASSWORD_ENV, is_sentinel_url, parse_sentinel_url, sentinel_client
 from .settings import check_redis_url
 
-# Policies that never drop keys on their own: the only ones under which no job can vanish.
-SAFE_EVICTION = frozenset(
-    {"noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}
+# The one policy under which Redis never drops a key on its own.
+SAFE_EVICTION = frozenset({"noeviction"})
+# These evict only keys with a TTL: never a job, but jobfleet's dedup keys, rate-limit
+# windows and circuit state carry TTLs. Allowed only when the user accepts that loss.
+VOLATILE_EVICTION = frozenset({"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"})
+VOLATILE_LOSS = (
+    "dedup keys (a duplicate enqueue would be admitted as a new job), rate-limit windows "
+    "(more jobs would start than the limit allows) and circuit-breaker state (an open "
+    "circuit would close early)"
 )
 PASSWORD_ENV = "JOBFLEET_REDIS_PASSWORD"
 
@@ -69,7 +75,11 @@ def connect(
             client = aioredis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
             # redis-py's messages can quote the URL; never echo a password.
-            raise ConfigError(f"malformed Redis URL: {type(exc).__name__}") from None
+            problem = type(exc).__name__
+        else:
+            return direct_writes(client)
+        # Outside the handler: the ValueError must not travel along as __context__.
+        raise ConfigError(f"malformed Redis URL: {problem}")
     return direct_writes(client)
 
 
@@ -114,8 +124,12 @@ class _DirectWrite:
 _DIRECT_CLASSES: dict[type[Any], type[Any]] = {}
 
 
-async def check_eviction_policy(conn: aioredis.Redis) -> str:
-    """Refuse a Redis that may evict jobs under memory pressure; returns the policy."""
+async def check_eviction_policy(conn: aioredis.Redis, *, allow_volatile: bool = False) -> str:
+    """Refuse a Redis that may evict jobfleet's keys under memory pressure; returns the policy.
+
+    `allow_volatile` accepts the volatile-* policies (see VOLATILE_EVICTION); allkeys-* and
+    any policy this version does not know are always refused.
+    """
     try:
         raw = await conn.config_get("maxmemory-policy")
         policy = str(raw.get("maxmemory-policy", "noeviction"))
@@ -125,9 +139,17 @@ async def check_eviction_policy(conn: aioredis.Redis) -> str:
             raise
         info = await conn.info("memory")
         policy = str(info.get("maxmemory_policy", "noeviction"))
-    if policy not in SAFE_EVICTION:
+    if policy in SAFE_EVICTION or (allow_volatile and policy in VOLATILE_EVICTION):
+        return policy
+    fix = "set it to 'noeviction' (CONFIG SET maxmemory-policy noeviction)"
+    if policy in VOLATILE_EVICTION:
         raise UnsafeRedisError(
-            f"Redis maxmemory-policy is {policy!r}, which can evict job data under memory "
-            "pressure; set it to 'noeviction' (CONFIG SET maxmemory-policy noeviction)"
+            f"Redis maxmemory-policy is {policy!r}, which under memory pressure evicts keys "
+            f"with a TTL: {VOLATILE_LOSS}; {fix}, or accept that loss with "
+            "allow_volatile_eviction (JOBFLEET_ALLOW_VOLATILE_EVICTION=1, "
+            "--allow-volatile-eviction, or the Queue's redis.allowVolatileEviction)"
         )
-    return policy
+    raise UnsafeRedisError(
+        f"Redis maxmemory-policy is {policy!r}, which can evict jobs and their data under "
+        f"memory pressure; {fix}"
+    )

@@ -42,5 +42,9 @@ class RetryLater(Exception):
     """
 
     def __init__(self, message: str = "", *, delay: float | None = None) -> None:
+        from .bounds import Seconds, check  # bounds imports this module
+
         super().__init__(message)
-        self.delay = delay
+        # Checked here, in the handler that raises it: the worker turns the delay into
+        # milliseconds, which an inf or nan would crash. A bad one fails the attempt instead.
+        self.delay: float | None = None if delay is None else check("delay", Seconds, delay)

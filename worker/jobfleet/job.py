@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .backoff import Backoff
+from .bounds import PositiveSeconds, Seconds, UnixTime, between
 
 # One encoder for payloads and results: json.dumps would rebuild it on every call. Control
 # characters come out escaped, which the engine's batch records rely on.
@@ -70,14 +71,14 @@ class JobSpec(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     payload: Any = None
     priority: PriorityLike = Priority.NORMAL
-    delay: float | None = Field(default=None, ge=0)
-    run_at: float | None = Field(default=None, description="Unix time (seconds) to run at.")
+    delay: Seconds | None = None
+    run_at: UnixTime | None = Field(default=None, description="Unix time (seconds) to run at.")
     job_id: str | None = Field(default=None, min_length=1, max_length=200)
     dedup_key: str | None = Field(default=None, min_length=1, max_length=200)
-    dedup_ttl: float | None = Field(default=None, gt=0)
-    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    dedup_ttl: PositiveSeconds | None = None
+    max_attempts: Annotated[int, between(1, 1000)] | None = None
     backoff: Backoff | None = None
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: PositiveSeconds | None = None
     rate_key: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("name", "job_id", "dedup_key", "rate_key")

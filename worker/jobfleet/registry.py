@@ -6,14 +6,17 @@ import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from .bounds import DAY, AttemptTimeout, between, check
 from .context import JobContext
 from .errors import ConfigError
 
 HandlerFn = Callable[[JobContext], Any]
 BatchHandlerFn = Callable[[list[JobContext]], Any]
 F = TypeVar("F", bound=HandlerFn | BatchHandlerFn)
+BatchSize = Annotated[int, between(1, 10_000)]
+BatchWait = Annotated[float, between(0, DAY, above=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +60,12 @@ class Registry:
         """
         if not name or not isinstance(name, str):
             raise ConfigError("a handler needs a non-empty job name")
-        if timeout is not None and timeout <= 0:
-            raise ConfigError(f"handler {name!r}: timeout must be positive")
-        if batch_size is not None and not 1 <= batch_size <= 10_000:
-            raise ConfigError(f"handler {name!r}: batch_size must be between 1 and 10000")
-        if max_wait <= 0:
-            raise ConfigError(f"handler {name!r}: max_wait must be positive")
+        where = f"handler {name!r}: "
+        if timeout is not None:
+            timeout = check(where + "timeout", AttemptTimeout, timeout)
+        if batch_size is not None:
+            batch_size = check(where + "batch_size", BatchSize, batch_size)
+        max_wait = check(where + "max_wait", BatchWait, max_wait)
 
         def register(fn: F) -> F:
             existing = self._handlers.get(name)

@@ -305,9 +305,6 @@ def sentinel_client(
 
 def url_password(url: str) -> str | None:
     """The password in a Redis URL of any scheme (for redaction), or None."""
-    try:
-        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
-    except ValueError:
-        return None
-    _, colon, secret = userinfo.partition(":")
-    return unquote(secret) if at and colon and secret else None
+    from .settings import url_password as password  # settings imports this module
+
+    return password(url)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .backoff import Backoff
+from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Seconds, between
 from .errors import ConfigError
 from .sentinel import is_sentinel_url, parse_sentinel_url
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-MIB = 1024 * 1024
 
 
 def check_queue_name(name: str) -> str:
@@ -30,16 +31,43 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+# What a raw '/', '?' or '#' in a password looks like: it ends the host part early (RFC 3986,
+# and every other Redis client reads the URL the same way), leaving an '@' after it.
+RAW_PASSWORD_HINT = (
+    "malformed Redis URL: its password seems to contain a raw '/', '?' or '#', which end the "
+    "host part of a URL; percent-encode the password ('/' as %2F, '?' as %3F, '#' as %23, "
+    "'%' as %25, '@' as %40) or leave it out of the URL and set $JOBFLEET_REDIS_PASSWORD "
+    "(on Kubernetes, the Queue's redis.passwordSecretRef)"
+)
+
+
 def check_redis_url(url: str) -> str:
-    """Reject a malformed Redis URL before anything connects; never echo its password."""
+    """Reject a malformed Redis URL before anything connects; never echo any part of it."""
+    try:
+        _check_url_shape(url)
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        return url
+    _, _, rest = url.partition("://")
+    if "@" in rest and "@" not in re.split(r"[/?#]", rest, maxsplit=1)[0]:
+        message = RAW_PASSWORD_HINT
+    raise ConfigError(message)
+
+
+def _check_url_shape(url: str) -> None:
     if is_sentinel_url(url):
         parse_sentinel_url(url)
-        return url
+        return
+    # urlsplit's own messages quote the port, which may be the start of a password.
     try:
         parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError("malformed Redis URL: invalid IPv6 address") from None
+    try:
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"malformed Redis URL: {exc}") from None
+    except ValueError:
+        raise ConfigError("malformed Redis URL: port must be a number from 1 to 65535") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         given = parts.scheme + "://" if parts.scheme else "missing"
         raise ConfigError(
@@ -55,29 +83,47 @@ def check_redis_url(url: str) -> str:
     db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
     if db and not db.isdigit():
         raise ConfigError("malformed Redis URL: database must be a number")
-    return url
+
+
+def url_password(url: str) -> str | None:
+    """The password in a Redis URL of any scheme, decoded, or None; for redaction.
+
+    The userinfo is taken up to the last '@', not where a URL parser ends the host: a
+    password with a raw '/' is refused, but must still be hidden in what is said about it.
+    """
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    _, colon, secret = userinfo.partition(":")
+    return unquote(secret) if sep and at and colon and secret else None
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced, safe for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<malformed url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:" if parts.username else ":"
-    return parts._replace(netloc=f"{user}***@{netloc}").geturl()
+    return redact_text(url, url_password(url))
 
 
-# Greedy up to the token's last '@': a password with a raw '@' is hidden whole.
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S+@", re.IGNORECASE)
+# Greedy up to the token's last '@': a password with a raw '@' or '/' is hidden whole.
+_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)(\S*)@", re.IGNORECASE)
+# redis-py also takes the password as a query option.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)
 
 
-def redact_text(text: str) -> str:
-    """`text` with the password of every URL in it replaced, for messages built from input."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+def _hide_userinfo(match: re.Match[str]) -> str:
+    user, colon, _ = match[2].partition(":")
+    if not colon or re.search(r"[/?#]", user):
+        return f"{match[1]}***@"  # no telling where a user name would end: hide it all
+    return f"{match[1]}{user}:***@"
+
+
+def redact_text(text: str, *secrets: str | None) -> str:
+    """`text` without the password of any URL in it, nor any of `secrets` (as given or
+    percent-encoded); the one place that hides credentials in messages, logs and status."""
+    for secret in secrets:
+        if secret:
+            for form in (secret, quote(secret, safe="")):
+                text = text.replace(form, "***")
+    text = _URL_USERINFO.sub(_hide_userinfo, text)
+    return _QUERY_PASSWORD.sub(r"\1***", text)
 
 
 class Retention(BaseModel):
@@ -85,12 +131,12 @@ class Retention(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    completed_count: int = Field(default=10_000, ge=0, le=10_000_000)
-    completed_age: float = Field(default=86_400.0, ge=0, description="Seconds.")
-    dead_count: int | None = Field(
-        default=None, ge=0, description="None keeps dead letters until replayed or purged."
+    completed_count: Annotated[int, between(0, 10_000_000)] = 10_000
+    completed_age: Seconds = Field(default=86_400.0, description="Seconds.")
+    dead_count: Annotated[int, between(0, 1_000_000_000)] | None = Field(
+        default=None, description="None keeps dead letters until replayed or purged."
     )
-    dead_age: float | None = Field(default=None, ge=0, description="Seconds; None keeps them.")
+    dead_age: Seconds | None = Field(default=None, description="Seconds; None keeps them.")
 
 
 class RateLimit(BaseModel):
@@ -103,8 +149,8 @@ class RateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max: int = Field(ge=1, le=1_000_000)
-    period: float = Field(gt=0, le=86_400, description="Seconds.")
+    max: Annotated[int, between(1, 1_000_000)]
+    period: Annotated[float, between(0, DAY, above=True)] = Field(description="Seconds.")
     key_field: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -121,11 +167,15 @@ class CircuitBreaker(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scope: Literal["queue", "handler"] = "queue"
-    failure_threshold: int = Field(default=5, ge=1, le=100_000)
-    failure_ratio: float | None = Field(default=None, gt=0, le=1)
-    window: float = Field(default=60.0, gt=0, le=86_400, description="Seconds.")
-    reset_timeout: float = Field(default=30.0, gt=0, le=86_400, description="Seconds.")
-    half_open_probes: int = Field(default=1, ge=1, le=1000)
+    failure_threshold: Annotated[int, between(1, 100_000)] = 5
+    failure_ratio: Annotated[float, between(0, 1, above=True)] | None = None
+    window: Annotated[float, between(0, DAY, above=True)] = Field(
+        default=60.0, description="Seconds."
+    )
+    reset_timeout: Annotated[float, between(0, DAY, above=True)] = Field(
+        default=30.0, description="Seconds."
+    )
+    half_open_probes: Annotated[int, between(1, 1000)] = 1
 
 
 class CronSchedule(BaseModel):
@@ -156,15 +206,19 @@ class QueueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "default"
-    concurrency: int = Field(default=50, ge=1, le=10_000, description="Jobs in flight per worker.")
-    max_attempts: int = Field(default=5, ge=1, le=1000)
-    backoff: Backoff = Backoff()
-    job_timeout: float | None = Field(default=None, gt=0, description="Seconds per attempt.")
-    lease: float = Field(default=30.0, ge=0.2, le=3600, description="Seconds a claim lasts.")
-    poison_after: int = Field(
-        default=3, ge=1, le=100, description="Lease expiries before a job is dead-lettered."
+    concurrency: Annotated[int, between(1, 10_000)] = Field(
+        default=50, description="Jobs in flight per worker."
     )
-    max_payload_bytes: int = Field(default=MIB, ge=64, le=512 * MIB)
+    max_attempts: Annotated[int, between(1, 1000)] = 5
+    backoff: Backoff = Backoff()
+    job_timeout: AttemptTimeout | None = Field(default=None, description="Seconds per attempt.")
+    lease: Annotated[float, between(0.2, 3600)] = Field(
+        default=30.0, description="Seconds a claim lasts."
+    )
+    poison_after: Annotated[int, between(1, 100)] = Field(
+        default=3, description="Lease expiries before a job is dead-lettered."
+    )
+    max_payload_bytes: PayloadBytes = MIB
     retention: Retention = Retention()
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
@@ -185,7 +239,8 @@ class QueueSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """Everything `jobfleet worker` needs; the operator mounts it as JSON."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A validation error would otherwise quote the input: the Redis URL and its password.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     redis_url: str = DEFAULT_REDIS_URL
     queue: QueueSettings = QueueSettings()
@@ -193,20 +248,24 @@ class WorkerSettings(BaseModel):
     mode: Literal["inProcess", "sidecar"] = "inProcess"
     sidecar_url: str = "http://127.0.0.1:8000"
     http_host: str = "0.0.0.0"
-    http_port: int | None = Field(default=8080, ge=0, le=65535, description="None disables.")
-    grace_period: float = Field(
-        default=30.0, ge=0, description="Seconds between SIGTERM and SIGKILL (the pod's grace)."
+    http_port: Annotated[int, between(0, 65535)] | None = Field(
+        default=8080, description="None disables."
     )
-    shutdown_margin: float = Field(
-        default=2.0, ge=0, description="Seconds before the grace ends to release unfinished jobs."
+    grace_period: Seconds = Field(
+        default=30.0, description="Seconds between SIGTERM and SIGKILL (the pod's grace)."
     )
-    batch_size: int = Field(
-        default=50,
-        ge=1,
-        le=1000,
-        description="Max jobs claimed per call (and at most half the concurrency).",
+    shutdown_margin: Seconds = Field(
+        default=2.0, description="Seconds before the grace ends to release unfinished jobs."
     )
-    sync_threads: int = Field(default=32, ge=1, le=1024)
+    batch_size: Annotated[int, between(1, 1000)] = Field(
+        default=50, description="Max jobs claimed per call (and at most half the concurrency)."
+    )
+    sync_threads: Annotated[int, between(1, 1024)] = 32
+    allow_volatile_eviction: bool = Field(
+        default=False,
+        description="Run on a Redis whose maxmemory-policy is volatile-*, accepting that it "
+        "may evict dedup keys, rate-limit windows and circuit-breaker state.",
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -217,17 +276,28 @@ class WorkerSettings(BaseModel):
 ENV_PREFIX = "JOBFLEET_"
 
 
+def boolean(raw: str) -> bool:
+    """An environment variable's yes or no."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     """Map JOBFLEET_* variables onto the settings tree."""
     out: dict[str, Any] = {}
     queue: dict[str, Any] = {}
-    simple = {
+    simple: dict[str, tuple[str, Callable[[str], Any]]] = {
         "REDIS_URL": ("redis_url", str),
         "HTTP_PORT": ("http_port", int),
         "MODE": ("mode", str),
         "SIDECAR_URL": ("sidecar_url", str),
         "GRACE_PERIOD": ("grace_period", float),
         "BATCH_SIZE": ("batch_size", int),
+        "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
     }
     for key, (field, conv) in simple.items():
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
@@ -296,7 +366,9 @@ def load_settings(
     try:
         return WorkerSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        message = format_validation_error(exc)
+    # Raised outside the handler, so the ValidationError is not its __context__.
+    raise ConfigError(message)
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -304,7 +376,7 @@ def format_validation_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
         lines.append(f"{loc}: {msg}")

@@ -238,7 +238,9 @@ class Worker:
         delay = 1.0
         while not self._stopping:
             try:
-                await check_eviction_policy(self.conn)
+                await check_eviction_policy(
+                    self.conn, allow_volatile=self.settings.allow_volatile_eviction
+                )
                 self._redis_ok = True
                 log.info(
                     "worker %s on queue %r at %s, concurrency %d",

@@ -1,0 +1,75 @@
+"""The range of every numeric option, checked before anything is written.
+
+pydantic accepts inf and nan for a float unless something bounds it, and the engine turns
+seconds into integer milliseconds (`int(inf)` raises OverflowError; a huge value is refused
+by Redis halfway through an enqueue). So each numeric field carries `between(lo, hi)`: one
+check, finite and in range, whose message names the range. The bounds themselves live with
+their fields (or here, when several fields share one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+
+from .errors import ConfigError
+
+DAY = 86_400
+# Ten years: anything longer is a typo, and its milliseconds stay exact in a Lua number.
+MAX_DURATION = 10 * 365 * DAY
+MAX_UNIX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z, as far as datetime goes
+# The engine's resolution: a positive duration shorter than this would become 0 ms, which
+# Redis refuses as a TTL and the worker reads as "no timeout".
+MILLISECOND = 0.001
+MIB = 1024 * 1024
+
+
+def _text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def describe(lo: float, hi: float, *, above: bool = False) -> str:
+    """The allowed range, as error messages state it."""
+    if above:
+        return f"above {_text(lo)} and at most {_text(hi)}"
+    return f"from {_text(lo)} to {_text(hi)}"
+
+
+def between(lo: float, hi: float, *, above: bool = False) -> WrapValidator:
+    """A field check: finite and within [lo, hi] (or (lo, hi] with `above`)."""
+    allowed = describe(lo, hi, above=above)
+
+    def check(value: Any, parse: ValidatorFunctionWrapHandler) -> Any:
+        # Before parsing too: an int field would refuse inf without naming its range.
+        finite = not isinstance(value, float) or math.isfinite(value)
+        number = parse(value) if finite else value
+        low_ok = finite and (number > lo if above else number >= lo)
+        if not (low_ok and number <= hi):
+            kind = "a whole number" if isinstance(number, int) else "a finite number"
+            raise ValueError(f"must be {kind} {allowed}")
+        return number
+
+    return WrapValidator(check)
+
+
+# Bounds that several fields share.
+Seconds = Annotated[float, between(0, MAX_DURATION)]
+PositiveSeconds = Annotated[float, between(MILLISECOND, MAX_DURATION)]
+UnixTime = Annotated[float, between(0, MAX_UNIX_TIME)]
+# A queue's or a handler's time limit per attempt, in seconds (not milliseconds: above 0 is
+# enough, and the Queue resource allows any positive timeout).
+AttemptTimeout = Annotated[float, between(0, MAX_DURATION, above=True)]
+PayloadBytes = Annotated[int, between(64, 512 * MIB)]
+
+
+def check(name: str, kind: Any, value: Any) -> Any:
+    """`value` validated as the annotated type `kind`, or ConfigError naming `name`."""
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+    # Raised outside the handler: the ValidationError quotes the value, so it must not
+    # become this error's __context__.
+    raise ConfigError(f"{name}: {message}")
