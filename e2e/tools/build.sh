@@ -2,7 +2,9 @@
 # Build the e2e tools at the versions pinned in versions.env, once per machine.
 #
 # Every tool lands in ~/.cache/jobfleet/<tool>-<version>/bin/<tool>. A tool whose binary is
-# already there is skipped, so a warm run only checks files and prints nothing.
+# already there is skipped, so a warm run only checks files and prints nothing. A cold run
+# prints one progress line per tool (name, elapsed time, done); the Go toolchain's own output
+# goes to ~/.cache/jobfleet/logs/build-tools.log, whose path and tail are printed on failure.
 # Usage: build.sh [--kind]   (--kind also builds kind, for E2E_CLUSTER=kind)
 #        build.sh --print-env (print TOOL_<NAME>=<path> lines for the other scripts)
 set -euo pipefail
@@ -32,6 +34,44 @@ print_env() {
 
 log() { echo "build.sh: $*" >&2; }
 
+BUILD_LOG="$JOBFLEET_CACHE/logs/build-tools.log"
+STEPS=0
+
+elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# step <label> <command...>: run one tool's build with its output in BUILD_LOG and one line
+# on stderr for it — rewritten in place on a terminal, a heartbeat every minute elsewhere
+# (CI logs) — ending in "done in <time>", or in the log's path and tail on failure.
+step() {
+  local label="$1" start=$SECONDS pid beat=0 t
+  shift
+  mkdir -p "$(dirname "$BUILD_LOG")"
+  if ((!STEPS++)); then : >"$BUILD_LOG"; fi # the log holds this run's builds only
+  echo "=== $label ($(date -u +%FT%TZ))" >>"$BUILD_LOG"
+  "$@" >>"$BUILD_LOG" 2>&1 &
+  pid=$!
+  local tty=0
+  [[ -t 2 ]] && tty=1
+  ((tty)) || log "$label: building"
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    t=$((SECONDS - start))
+    if ((tty)); then
+      printf '\rbuild.sh: %s: building, %s' "$label" "$(elapsed "$t")" >&2
+    elif ((t / 60 > beat)); then
+      beat=$((t / 60))
+      log "$label: still building, $(elapsed "$t")"
+    fi
+  done
+  ((tty)) && printf '\r\033[K' >&2
+  if ! wait "$pid"; then
+    log "$label: FAILED after $(elapsed $((SECONDS - start))); the build output is in $BUILD_LOG:"
+    tail -n 25 "$BUILD_LOG" >&2
+    exit 1
+  fi
+  log "$label: done in $(elapsed $((SECONDS - start)))"
+}
+
 # Builds are CPU-heavy and the machine is shared: stay out of the way of interactive work.
 gobuild() { nice -n 10 go "$@"; }
 
@@ -47,6 +87,10 @@ install_bin() {
 # pinned <go.mod> <module> <version>: whether the wrapper module requires exactly that version.
 pinned() { grep -qE "^(require)?[[:space:]]*${2//./\\.} ${3//./\\.}( |\$)" "$1"; }
 
+kube_build() { # <out dir> <ldflags> <tool>
+  cd "$here/k8s" && gobuild build -trimpath -ldflags "-s -w$2" -o "$1/" "k8s.io/kubernetes/cmd/$3"
+}
+
 build_kube() {
   local missing=() t
   for t in "${KUBE_TOOLS[@]}"; do
@@ -57,7 +101,6 @@ build_kube() {
     log "e2e/tools/k8s/go.mod is not at ${KUBE_VERSION}; run: bash e2e/tools/gen-gomod.sh"
     exit 1
   fi
-  log "building ${missing[*]} ${KUBE_VERSION} (first run only; takes a while)"
   # The same variables Kubernetes' hack/lib/version.sh sets, so `--version` reports the
   # real release and the API server derives its binary/emulation version from it.
   local minor="${KUBE_VERSION#v1.}"
@@ -71,11 +114,17 @@ build_kube() {
   done
   local out
   out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
-  local pkgs=()
-  for t in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
-  (cd "$here/k8s" && gobuild build -trimpath -ldflags "-s -w${ld}" -o "$out/" "${pkgs[@]}")
-  for t in "${missing[@]}"; do install_bin "$out/$t" "$(tool_path "$t" "$KUBE_VERSION")"; done
+  # One tool at a time, for one progress line each; the Go build cache shares the packages
+  # they have in common, so the later ones mostly link.
+  for t in "${missing[@]}"; do
+    step "$t $KUBE_VERSION" kube_build "$out" "$ld" "$t"
+    install_bin "$out/$t" "$(tool_path "$t" "$KUBE_VERSION")"
+  done
   rm -rf "$out"
+}
+
+etcd_build() { # <out file>
+  cd "$here/etcd" && gobuild build -trimpath -ldflags "-s -w" -o "$1" go.etcd.io/etcd/server/v3
 }
 
 build_etcd() {
@@ -86,12 +135,15 @@ build_etcd() {
     log "e2e/tools/etcd/go.mod is not at ${ETCD_VERSION}; run: bash e2e/tools/gen-gomod.sh"
     exit 1
   fi
-  log "building etcd ${ETCD_VERSION}"
   local out
   out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
-  (cd "$here/etcd" && gobuild build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  step "etcd $ETCD_VERSION" etcd_build "$out/etcd"
   install_bin "$out/etcd" "$dst"
   rm -rf "$out"
+}
+
+go_install_into() { # <GOBIN> <ldflags> <package@version>
+  GOBIN="$1" gobuild install -trimpath -ldflags "-s -w $2" "$3"
 }
 
 # go_install <tool> <version> <package@version> [ldflags]: `go install` into a scratch GOBIN.
@@ -99,10 +151,9 @@ go_install() {
   local tool="$1" version="$2" pkg="$3" ldflags="${4:-}" dst
   dst="$(tool_path "$tool" "$version")"
   [[ -x "$dst" ]] && return 0
-  log "building ${tool} ${version}"
   local out
   out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
-  GOBIN="$out" gobuild install -trimpath -ldflags "-s -w ${ldflags}" "$pkg"
+  step "$tool $version" go_install_into "$out" "$ldflags" "$pkg"
   install_bin "$out/$tool" "$dst"
   rm -rf "$out"
 }
