@@ -334,10 +334,15 @@ class Worker:
 
     def _due(self) -> None:
         self._due_timer = None
-        # No reserved slots, no wait to end: the main loop's next claim looks anyway (when a
-        # job finishes) or every slot is busy and the job is another worker's to take.
-        if self._reserved and not self._stopping:
+        if self._stopping:
+            return
+        if self._reserved:
             self._cut_wait("due")
+        else:
+            # Every slot is busy (or a claim is on its way, and its reply re-plans): the job
+            # is another worker's to take, and the wake-up that told of it may have been
+            # ours, so ring the queue's bell for an idle one.
+            self._cut_wait("due", self.engine.key("wake"))
 
     async def _settle_and_claim(self, n: int) -> ClaimResult:
         """Send every finished job's outcome and claim up to `n` new jobs, in one call.
@@ -418,20 +423,21 @@ class Worker:
         finally:
             await blocking.aclose(close_connection_pool=True)
 
-    def _cut_wait(self, why: str) -> None:
-        """End the waker's wait now (a stop, a job due) rather than at its timeout: push to
-        this worker's own wake list, which the waker's BLPOP watches too."""
+    def _cut_wait(self, why: str, key: str | None = None) -> None:
+        """End a wait now (a stop, a job due) rather than at its timeout: push to this
+        worker's own wake list, which its waker's BLPOP watches too (or to `key`)."""
         if self._loop is None:
             return
-        task = self._loop.create_task(self._push_own_wake(why))
+        task = self._loop.create_task(self._push_wake(key or self._own_wake_key, why))
         self._cuts.add(task)
         task.add_done_callback(self._cuts.discard)
 
-    async def _push_own_wake(self, why: str) -> None:
+    async def _push_wake(self, key: str, why: str) -> None:
         with contextlib.suppress(RedisError, *REDIS_DOWN):
             async with self.conn.pipeline(transaction=False) as pipe:
-                pipe.rpush(self._own_wake_key, why)
-                pipe.pexpire(self._own_wake_key, 60_000)  # gone even if nobody pops it
+                pipe.rpush(key, why)
+                pipe.ltrim(key, 0, 0)  # a bell, not a count: one token wakes one waiter
+                pipe.pexpire(key, 60_000)  # gone even if nobody pops it
                 await pipe.execute()
 
     def _blocking_client(self) -> aioredis.Redis:
