@@ -123,7 +123,7 @@ redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
 
 local paused = redis.call('HGET', K_META, 'paused') == '1'
 local out = {stale, -1, -1, paused and 1 or 0, -1, recovered}
-local claimed, holds_before = 0, false  -- false: this call claimed nothing, so held nothing
+local claimed, holds_before = 0, false  -- false: this call popped no ready job, held none
 if n > 0 and not paused then
   local deadline = now + lease
   local leases = {}
