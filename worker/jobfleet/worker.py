@@ -40,7 +40,7 @@ from .settings import WorkerSettings, redact_url
 log = logging.getLogger("jobfleet.worker")
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
-IDLE_WAKE = 5.0  # seconds an idle worker blocks before looking for due or stalled jobs
+IDLE_WAKE = 5.0  # the longest an idle worker blocks before it looks again (a backstop)
 MAX_TRACEBACK = 16_384
 MAX_MESSAGE = 4_096
 CIRCUIT_LEVELS = {"closed": 0.0, "half": 0.5, "open": 1.0}
@@ -126,7 +126,6 @@ class Worker:
         self._stop_requested = asyncio.Event()
         self._drain_deadline = float("inf")
         self._tokens = itertools.count(1)
-        self._wake_after = IDLE_WAKE
         self._redis_ok = False
         self._last_loop = time.monotonic()
         self._pool = ThreadPoolExecutor(
@@ -159,8 +158,9 @@ class Worker:
         self._batches: dict[str, list[ClaimedJob]] = {}
         self._reserved = 0  # free slots the waker's pending claim may fill
         self._line_empty = False  # the waker's last claim found no more ready jobs
-        self._cutting: asyncio.Task[None] | None = None
         self._own_wake_key = self.engine.key(f"wake:{self.id}")
+        self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
+        self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -183,8 +183,9 @@ class Worker:
         )
         self._drain_deadline = time.monotonic() + max(budget, 0.0)
         self._release_buffered()
-        if self._reserved and self._loop is not None:
-            self._cutting = self._loop.create_task(self._cut_wait())
+        self._plan_wake(None)
+        if self._reserved:
+            self._cut_wait("stop")
         self._stop_requested.set()
         self._changed.set()
         self._want_wake.set()
@@ -216,9 +217,10 @@ class Worker:
             await self._main_loop()
             await self._finish()
         finally:
+            self._plan_wake(None)
             for t in helpers:
                 t.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await asyncio.gather(*helpers, *self._cuts, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
             if self._processes is not None:
                 await self._processes.close()
@@ -313,7 +315,7 @@ class Worker:
             if self._stopping:
                 await self._wait_for_change(self._drain_deadline - time.monotonic())
             else:
-                await self._wait_for_change(self._wake_after + 1.0)
+                await self._wait_for_change(IDLE_WAKE + 1.0)
 
     def _absorb(self, result: ClaimResult) -> None:
         """Take in what a claim returned: start its jobs, count, and plan the next wake-up."""
@@ -331,14 +333,37 @@ class Worker:
             else:
                 self._start(job)
         self._m_inflight.set(len(self._running))
-        hints = [IDLE_WAKE]
-        if result.next_delayed_ms is not None:
-            hints.append(result.next_delayed_ms / 1000.0)
-        if result.next_hold_release_ms is not None:
-            hints.append(result.next_hold_release_ms / 1000.0)
-        if result.next_lease_expiry_ms is not None:
-            hints.append(result.next_lease_expiry_ms / 1000.0 + 0.01)
-        self._wake_after = max(min(hints), 0.001)
+        hints = (result.next_delayed_ms, result.next_hold_release_ms, result.next_lease_expiry_ms)
+        due = [ms for ms in hints if ms is not None]
+        self._plan_wake(min(due) / 1000.0 if due else None)
+
+    def _plan_wake(self, seconds: float | None) -> None:
+        """Arm the one timer that ends the waker's wait when the next job becomes claimable,
+        `seconds` from now (None: nothing is due; only cancel it).
+
+        Every claim reply re-plans it: the reply's hints are the newest view of Redis, on
+        Redis's clock. Redis 7.0 times BLPOP in 100 ms steps (hz 10), so the BLPOP timeout
+        cannot end a wait on time; it stays as the backstop. A timer that fires a hair early
+        only costs a claim that finds nothing yet and re-plans from its fresh hint.
+        """
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        if seconds is None or seconds >= IDLE_WAKE or self._stopping or self._loop is None:
+            return
+        self._due_timer = self._loop.call_later(seconds, self._due)
+
+    def _due(self) -> None:
+        self._due_timer = None
+        if self._stopping:
+            return
+        if self._reserved:
+            self._cut_wait("due")
+        else:
+            # Every slot is busy (or a claim is on its way, and its reply re-plans): the job
+            # is another worker's to take, and the wake-up that told of it may have been
+            # ours, so ring the queue's bell for an idle one.
+            self._cut_wait("due", self.engine.key("wake"))
 
     async def _settle_and_claim(self, n: int) -> ClaimResult:
         """Send every finished job's outcome and claim up to `n` new jobs, in one call.
@@ -396,7 +421,7 @@ class Worker:
                 try:
                     result = await self.engine.claim_when_woken(
                         blocking,
-                        min(self._wake_after, IDLE_WAKE),
+                        IDLE_WAKE,  # the backstop: a due job ends the wait through _due()
                         token=f"{self.id}:{next(self._tokens)}",
                         n=n,
                         worker_id=self.id,
@@ -419,12 +444,21 @@ class Worker:
         finally:
             await blocking.aclose(close_connection_pool=True)
 
-    async def _cut_wait(self) -> None:
-        """End the waker's wait now (on stop) rather than at its timeout."""
+    def _cut_wait(self, why: str, key: str | None = None) -> None:
+        """End a wait now (a stop, a job due) rather than at its timeout: push to this
+        worker's own wake list, which its waker's BLPOP watches too (or to `key`)."""
+        if self._loop is None:
+            return
+        task = self._loop.create_task(self._push_wake(key or self._own_wake_key, why))
+        self._cuts.add(task)
+        task.add_done_callback(self._cuts.discard)
+
+    async def _push_wake(self, key: str, why: str) -> None:
         with contextlib.suppress(RedisError, *REDIS_DOWN):
             async with self.conn.pipeline(transaction=False) as pipe:
-                pipe.rpush(self._own_wake_key, "stop")
-                pipe.pexpire(self._own_wake_key, 60_000)  # gone even if nobody pops it
+                pipe.rpush(key, why)
+                pipe.ltrim(key, 0, 0)  # a bell, not a count: one token wakes one waiter
+                pipe.pexpire(key, 60_000)  # gone even if nobody pops it
                 await pipe.execute()
 
     def _blocking_client(self) -> aioredis.Redis:

@@ -65,6 +65,7 @@ local n_fail = tonumber(ARGV[a])
 a = a + 1
 local failed = 0
 local retry_seq = nil
+local any_delayed, delayed_before = false, nil
 for _ = 1, n_fail do
   local id, tok = ARGV[a], ARGV[a + 1]
   local etype, emsg, tb = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -91,6 +92,9 @@ for _ = 1, n_fail do
       end
       make_ready(key, id, f[4], retry_seq + failed, now)
     else
+      if not any_delayed then
+        any_delayed, delayed_before = true, first_score(K_DELAYED)
+      end
       redis.call('HSET', key, 'state', 'delayed', 'run_at', now + delay, 'token', '')
       redis.call('ZADD', K_DELAYED, now + delay, id)
     end
@@ -110,18 +114,23 @@ if keep_dead >= 0 or dead_age >= 0 then
   trim(K_DEAD, keep_dead, dead_age, now, 1000)
 end
 local recovered = recover(now, default_max, poison_after, 1000)
-promote(now, 1000)
+-- Jobs that became claimable by time alone; a claim of n = 0 (an ack) leaves them waiting.
+local moved = recovered + promote(now, 1000)
 if flow then
-  unhold(now, 1000)
+  moved = moved + unhold(now, 1000)
 end
 redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
 
 local paused = redis.call('HGET', K_META, 'paused') == '1'
 local out = {stale, -1, -1, paused and 1 or 0, -1, recovered}
+local claimed, holds_before = 0, false  -- false: this call popped no ready job, held none
 if n > 0 and not paused then
   local deadline = now + lease
   local leases = {}
-  local claimed, looked = 0, 0
+  local looked = 0
+  if flow then
+    holds_before = first_score(K_HOLDS)
+  end
   local popped = redis.call('ZPOPMIN', K_READY, n)
   while #popped > 0 do
     for i = 1, #popped, 2 do
@@ -161,23 +170,31 @@ if n > 0 and not paused then
   if #leases > 0 then
     redis.call('ZADD', K_ACTIVE, unpack(leases))
   end
-  -- More work than this worker took: pass the wake-up on to an idle one.
-  if claimed > 0 and redis.call('ZCARD', K_READY) > 0 then
-    wake()
-  end
 end
-local nd = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
-if #nd > 0 then
-  out[2] = math.max(0, tonumber(nd[2]) - now)
+-- More work than this worker took (or, for an ack, any): pass the wake-up on to an idle
+-- worker. Never while paused: the ready jobs stay put, and a wake-up would only spin.
+if (claimed > 0 or moved > 0) and not paused and redis.call('ZCARD', K_READY) > 0 then
+  wake()
+end
+-- The hints: when this worker should look again if nothing wakes it sooner.
+local nd = first_score(K_DELAYED)
+if nd then
+  out[2] = math.max(0, nd - now)
+end
+if any_delayed then  -- a retry this call scheduled
+  wake_if_sooner(delayed_before, nd, now)
 end
 if flow then
-  local nh = redis.call('ZRANGE', K_HOLDS, 0, 0, 'WITHSCORES')
-  if #nh > 0 then
-    out[5] = math.max(0, tonumber(nh[2]) - now)
+  local nh = first_score(K_HOLDS)
+  if nh then
+    out[5] = math.max(0, nh - now)
+  end
+  if holds_before ~= false then  -- this claim looked at ready jobs, and may have held some
+    wake_if_sooner(holds_before, nh, now)
   end
 end
-local na = redis.call('ZRANGE', K_ACTIVE, 0, 0, 'WITHSCORES')
-if #na > 0 then
-  out[3] = math.max(0, tonumber(na[2]) - now)
+local na = first_score(K_ACTIVE)
+if na then
+  out[3] = math.max(0, na - now)
 end
 return out

@@ -13,6 +13,7 @@ local out = {}
 local seq = tonumber(redis.call('HGET', K_META, 'seq') or '0')
 local written = 0
 local ready = {}
+local any_delayed, delayed_before = false, nil
 for j = 1, count do
   local f = split(records[j], '\31')
   local id, name, prio = f[1], f[3], f[4]
@@ -50,6 +51,9 @@ for j = 1, count do
       fields[#fields + 1] = 'run_at'
       fields[#fields + 1] = run_at
       redis.call('HSET', key, unpack(fields))
+      if not any_delayed then
+        any_delayed, delayed_before = true, first_score(K_DELAYED)
+      end
       redis.call('ZADD', K_DELAYED, run_at, id)
     else
       -- ready_at defaults to enqueued_at; only promotions and retries write it.
@@ -73,5 +77,8 @@ end
 if #ready > 0 then
   redis.call('ZADD', K_READY, unpack(ready))
   wake()
+end
+if any_delayed then
+  wake_if_sooner(delayed_before, first_score(K_DELAYED), now)
 end
 return out

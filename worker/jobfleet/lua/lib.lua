@@ -47,9 +47,29 @@ local function next_seq(n)
   return redis.call('HINCRBY', K_META, 'seq', n) - n
 end
 
+-- Wake one idle worker (at most one token waits: it is a doorbell, not a count).
 local function wake()
   if redis.call('LLEN', K_WAKE) == 0 then
     redis.call('RPUSH', K_WAKE, '1')
+  end
+end
+
+-- Score of a sorted set's first member, or nil when it is empty.
+local function first_score(set)
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    return nil
+  end
+  return tonumber(first[2])
+end
+
+-- Idle workers sleep until the earliest due time a claim told them of. A job this script
+-- made due sooner than that must cut one of those sleeps short; the worker woken learns the
+-- new time from its own claim's reply. `before` and `after` are a set's first score before
+-- and after this script added to it (nil: empty; a past `before`: those sleeps are ending).
+local function wake_if_sooner(before, after, now)
+  if after and (not before or before <= now or after < before) then
+    wake()
   end
 end
 
