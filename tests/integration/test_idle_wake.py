@@ -132,14 +132,15 @@ async def test_a_job_held_by_the_rate_limit_starts_when_the_window_frees(
 ):
     # Another worker takes the window's one start and holds the next job; the idle worker
     # must wake for the end of that hold, which its own claims never saw. (Paused while the
-    # jobs arrive, so that the idle worker's claim cannot take them first; resume wakes nobody.)
+    # jobs arrive, so that the idle worker's claim cannot take them first, and unpaused by a
+    # raw write: Client.resume() would wake the idle worker, which would then take them.)
     limit = jobfleet.RateLimit(max=1, period=2.0)
     await idle_worker(_recorder(started := []), rate_limit=limit.model_dump())
     await client.pause()
     first, held = await client.enqueue("x"), await client.enqueue("x")
     await until(lambda: _idle(redis_url), timeout=BOUND, what="the worker to wait again")
-    await client.resume()
     conn = jobfleet.connection.connect(redis_url)
+    await conn.hset("jf:{q}:meta", "paused", "0")
     policy = ClaimPolicy(
         lease_ms=600_000,  # the other worker keeps the first job past the end of the test
         worker_ttl_ms=600_000,
@@ -153,6 +154,26 @@ async def test_a_job_held_by_the_rate_limit_starts_when_the_window_frees(
     assert (await client.inspect()).held == 1
     await _done_in_time(client, held)
     assert started == [1]
+
+
+async def test_resume_wakes_an_idle_worker_for_the_jobs_that_waited(client, idle_worker, redis_url):
+    # Before: resume only cleared the flag, and the worker, back asleep after the wake-up the
+    # enqueue rang while the queue was paused, slept out its interval.
+    await idle_worker(_recorder(started := []))
+    await client.pause()
+    job_id = await client.enqueue("x")
+    await until(lambda: _idle(redis_url), timeout=BOUND, what="the worker to wait again")
+    assert (await client.get(job_id)).state == "waiting"
+    await client.resume()
+    await _done_in_time(client, job_id)
+    assert started == [1]
+
+
+async def test_resume_of_an_empty_queue_rings_nobody(client, idle_worker, redis_url):
+    await idle_worker(_recorder([]))
+    await client.pause()
+    await client.resume()
+    assert await _idle(redis_url)  # no wake-up left waiting: nothing to claim
 
 
 async def test_delayed_jobs_start_on_time_never_early(client, idle_worker):

@@ -343,10 +343,11 @@ class Client:
 
     async def pause(self, *, queue: str | None = None) -> None:
         """Workers stop claiming (in-flight jobs finish); enqueue keeps accepting."""
-        await self.engine(queue).set_meta(paused="1")
+        await self.engine(queue).set_paused(True)
 
     async def resume(self, *, queue: str | None = None) -> None:
-        await self.engine(queue).set_meta(paused="0")
+        """Workers claim again; idle ones are woken when jobs are waiting."""
+        await self.engine(queue).set_paused(False)
 
 
 def _circuits(raw: dict[str, str]) -> dict[str, CircuitState]:

@@ -362,6 +362,5 @@ class Engine:
                 pipe.hmget(self.job_key(job_id), list(fields))
             return list(await pipe.execute())
 
-    async def set_meta(self, **values: str) -> None:
-        self.round_trips += 1
-        await self.conn.hset(self.key("meta"), mapping=dict(values.items()))
+    async def set_paused(self, paused: bool) -> None:
+        await self._run("pause", "1" if paused else "0")

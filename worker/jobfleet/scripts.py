@@ -15,6 +15,7 @@ NAMES = (
     "inspect",
     "dead",
     "workers",
+    "pause",
 )
 # Libraries a script needs besides lib.lua, in load order.
 NEEDS = {"claim": ("flow",)}
