@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import pytest
-import redis
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 import jobfleet
+import pytest
+import redis
 from redis_server import RedisServer
 
 

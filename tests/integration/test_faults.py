@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jobfleet
 import pytest
 import redis.asyncio as aioredis
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
 pytestmark = pytest.mark.slow

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import jobfleet
@@ -13,8 +11,6 @@ import pytest
 import redis.asyncio as aioredis
 from jobfleet import metrics
 from jobfleet.worker import Worker
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,7 @@ written by the claim that started the job, against `run_at`).
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import jobfleet
@@ -20,8 +18,6 @@ import pytest
 import redis
 from jobfleet.engine import ClaimPolicy, Engine, flow_json
 from jobfleet.worker import Worker
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
 BOUND = 30.0  # seconds; the idle interval is 3600

@@ -7,15 +7,11 @@ concurrent executions of each job in Redis by itself, independently of jobfleet.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import jobfleet
 import pytest
 import redis.asyncio as aioredis
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
 MODES = ["thread", "process"]

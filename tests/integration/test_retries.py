@@ -6,13 +6,10 @@ import asyncio
 import random
 import sys
 from collections import Counter
-from pathlib import Path
 
 import jobfleet
 import pytest
 from jobfleet.worker import Worker
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
 pytestmark = pytest.mark.slow

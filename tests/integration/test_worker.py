@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,8 +12,6 @@ import jobfleet
 import pytest
 import redis
 from jobfleet.worker import Worker
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
 
 
