@@ -98,10 +98,11 @@ class JobfleetReader:
         import redis.exceptions
 
         try:
-            return await asyncio.wait_for(self.client.workers(), self.timeout)
+            found = await asyncio.wait_for(self.client.workers(), self.timeout)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
             raise RedisUnavailable(redact(detail, *self.secrets)) from None
+        return {w.id: w.in_flight for w in found.values()}
 
     async def set_paused(self, paused: bool) -> None:
         import redis.exceptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-NAMES = ("enqueue", "claim", "extend", "release", "progress", "inspect", "dead", "workers")
+NAMES = ("enqueue", "claim", "extend", "release", "progress", "inspect", "dead", "workers", "drain")
 # Libraries a script needs besides lib.lua, in load order.
 NEEDS = {"claim": ("flow",)}
 

@@ -144,6 +144,7 @@ class Worker:
         self._line_empty = False  # the waker's last claim found no more ready jobs
         self._cutting: asyncio.Task[None] | None = None
         self._own_wake_key = self.engine.key(f"wake:{self.id}")
+        self._draining = False  # drained by the operator (scale-in): claim nothing new
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -154,6 +155,11 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def draining(self) -> bool:
+        """Drained (`Client.drain_workers`): running jobs finish, nothing new is claimed."""
+        return self._draining
 
     def stop(self, grace: float | None = None) -> None:
         """Begin a graceful stop: claim nothing more, let running jobs finish for `grace`
@@ -186,7 +192,7 @@ class Worker:
                 self.settings.http_host,
                 self.settings.http_port,
                 alive=self._alive,
-                ready=lambda: self._redis_ok and not self._stopping,
+                ready=lambda: self._redis_ok and not self._stopping and not self._draining,
             )
             await self.http.start()
         await self._check_redis()
@@ -298,6 +304,13 @@ class Worker:
         """Take in what a claim returned: start its jobs, count, and plan the next wake-up."""
         self._redis_ok = True
         self.counters.claims += 1
+        if result.draining != self._draining:
+            self._draining = result.draining
+            log.info(
+                "%s: %d jobs in flight",
+                "drained, claiming nothing new" if self._draining else "drain ended, claiming",
+                len(self._running),
+            )
         if result.recovered:
             metrics.RECOVERIES.labels(self.queue.name, "recovered").inc(result.recovered)
             log.warning("recovered %d jobs whose lease expired", result.recovered)
@@ -381,6 +394,7 @@ class Worker:
                         worker_id=self.id,
                         policy=self.policy,
                         also_wake_on=self._own_wake_key,
+                        watch_queue=not self._draining,  # leave the queue's wake-ups to others
                     )
                 except (RedisError, *REDIS_DOWN) as exc:
                     error = exc
