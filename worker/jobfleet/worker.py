@@ -90,7 +90,10 @@ class Worker:
         self.settings = settings
         self.queue = settings.queue
         self.handlers: HandlerSource = handlers if handlers is not None else default_registry
-        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # $HOSTNAME first: it is the pod's name on Kubernetes (and under the e2e harness, whose
+        # pods share one host), which is how the operator finds a pod's workers on scale-in.
+        host = os.environ.get("HOSTNAME") or socket.gethostname()
+        self.id = worker_id or f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._own_conn = connection is None
         self.conn = connection if connection is not None else connect(settings.redis_url, retries=1)
         self.engine = Engine(self.conn, self.queue.name)
