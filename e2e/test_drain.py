@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jobfleet
+import pytest
 import redis as redis_sync
 from kubernetes import client
 
@@ -52,18 +53,18 @@ def drain_queue(name: str, server: RedisServer) -> dict[str, Any]:
     )
 
 
-def enqueue_mix(url: str, queue: str, shorts: int = 8) -> list[str]:
+def enqueue_mix(url: str, queue: str, shorts: int = 8, longs: int = 3) -> list[str]:
     async def go() -> list[str]:
         async with jobfleet.Client(url, queue=queue) as c:
-            longs = [
+            first = [
                 jobfleet.JobSpec(name="counted-nap", payload={"s": LONG}, priority="critical")
-                for _ in range(3)
+                for _ in range(longs)
             ]
             rest = [
                 jobfleet.JobSpec(name="counted-nap", payload={"s": SHORT}, priority="low")
                 for _ in range(shorts)
             ]
-            return await c.enqueue_many([*longs, *rest])
+            return await c.enqueue_many([*first, *rest])
 
     return asyncio.run(go())
 
@@ -271,3 +272,57 @@ def test_a_scale_up_during_a_drain_cancels_it(
     assert any(e.get("reason") == "DrainCancelled" for e in events)
     assert all(n == 1 for n in starts(redis.url, q).values())  # nothing ran twice so far
     assert set(ids + more) >= set(starts(redis.url, q))
+
+
+@pytest.mark.parametrize("drain_timeout", [0, 600], ids=["deletion-cost-only", "drained"])
+def test_the_pod_removed_is_the_idle_one(
+    kube: Kube,
+    tools: Tools,
+    operator: str,
+    redis: RedisServer,
+    drain_timeout: int,
+) -> None:
+    """The scale-in's choice of pod, made by the real ReplicaSet controller: with drains off
+    only `pod-deletion-cost` (= jobs in flight) steers it, with drains on the drained pod
+    goes. Either way the pod holding a 30 s job stays and the job keeps running."""
+    ns, q = operator, "rank"
+
+    def body(min_replicas: int) -> dict[str, Any]:
+        return queue_body(
+            q,
+            redis,
+            concurrency=1,
+            worker={"terminationGracePeriodSeconds": 5},
+            autoscaling={
+                "minReplicas": min_replicas,
+                "maxReplicas": 2,
+                "targetBacklogPerReplica": 1,
+                "scaleDown": {"stabilizationWindowSeconds": 0},
+                "scaleIn": {"drainTimeoutSeconds": drain_timeout},
+            },
+        )
+
+    apply(tools, ns, body(2))
+    wait_for("two workers", lambda: len(workers(redis.url, q)) == 2, 120)
+    [job] = enqueue_mix(redis.url, q, shorts=0, longs=1)
+
+    def busy_pod() -> str | None:
+        held = [w.hostname for w in workers(redis.url, q).values() if w.in_flight]
+        return held[0] if held else None
+
+    busy = wait_for("a pod to take the long job", busy_pod, 60)
+    apply(tools, ns, body(1))
+    wait_for(
+        "the fleet to shrink to 1",
+        lambda: replicas(kube, ns, q) == 1 and len(pods(kube, ns, q)) == 1,
+        120,
+        0.3,
+    )
+    assert pods(kube, ns, q) == {busy}
+    conn = redis_sync.Redis.from_url(redis.url, decode_responses=True)
+    try:
+        h = conn.hgetall(f"jf:{{{q}}}:job:{job}")
+    finally:
+        conn.close()
+    assert (h["state"], h.get("releases", "0")) == ("active", "0")
+    assert h["worker"].split(":", 1)[0] == busy
