@@ -326,3 +326,58 @@ def test_the_pod_removed_is_the_idle_one(
         conn.close()
     assert (h["state"], h.get("releases", "0")) == ("active", "0")
     assert h["worker"].split(":", 1)[0] == busy
+
+
+def test_a_drain_past_its_timeout_falls_back_to_the_grace_period(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer
+) -> None:
+    """drainTimeoutSeconds shorter than the job: a Warning event and the status say so,
+    replicas drop anyway, and the removed pod gives its job back at SIGTERM (counted as a
+    release on the job, not as an attempt)."""
+    ns, q = operator, "late"
+
+    def body(min_replicas: int) -> dict[str, Any]:
+        return queue_body(
+            q,
+            redis,
+            concurrency=1,
+            worker={"terminationGracePeriodSeconds": 5},
+            autoscaling={
+                "minReplicas": min_replicas,
+                "maxReplicas": 2,
+                "targetBacklogPerReplica": 2,
+                "scaleDown": {"stabilizationWindowSeconds": 0},
+                "scaleIn": {"drainTimeoutSeconds": 3},
+            },
+        )
+
+    apply(tools, ns, body(2))
+    wait_for("two workers", lambda: len(workers(redis.url, q)) == 2, 120)
+    ids = enqueue_mix(redis.url, q, shorts=0, longs=2)
+    wait_for(
+        "both pods busy",
+        lambda: sorted(w.in_flight for w in workers(redis.url, q).values()) == [1, 1],
+        60,
+    )
+    apply(tools, ns, body(1))
+
+    def timed_out() -> dict[str, Any] | None:
+        last = (get_queue(kube, ns, q).get("status") or {}).get("lastDrain") or {}
+        return last if last.get("result") == "TimedOut" else None
+
+    last = wait_for("the drain to time out", timed_out, 60)
+    assert "timed out after 3s with 1 job in flight" in last["message"]
+    wait_for("the fleet to shrink to 1", lambda: replicas(kube, ns, q) == 1, 30)
+    events = json.loads(
+        client.EventsV1Api(kube.api_client).list_namespaced_event(ns, _preload_content=False).data
+    )["items"]
+    assert any(e.get("reason") == "DrainTimedOut" and e.get("type") == "Warning" for e in events)
+
+    def released() -> bool:
+        conn = redis_sync.Redis.from_url(redis.url, decode_responses=True)
+        try:
+            return any(conn.hget(f"jf:{{{q}}}:job:{i}", "releases") == "1" for i in ids)
+        finally:
+            conn.close()
+
+    wait_for("the removed pod to give its job back at SIGTERM", released, 60)
