@@ -196,7 +196,11 @@ class Scaler:
         self.status: dict[str, Any] = dict(body.get("status") or {})
         # A drain a previous operator began: resumed (or cancelled) on the first tick.
         self.drain = dr.Drain.from_status(self.status.get("drain"))
-        self.drain_message = ""
+        self.drain_message = (
+            f"draining {', '.join(self.drain.pods)} (resumed after an operator restart)"
+            if self.drain is not None
+            else ""
+        )
         self.last_status_write = 0.0
         self.last_apply = 0.0
         self.force_apply = False
