@@ -181,8 +181,8 @@ def test_scale_in_drains_the_least_busy_pods_and_interrupts_no_job(
 ) -> None:
     """3 -> 1 as the backlog falls while 30 s jobs run: the pods removed are exactly the
     drained ones, chosen by fewest jobs in flight, and no job starts twice. (On a build
-    without drains replicas drop at once; a removed pod's 30 s job is released at SIGTERM,
-    5 s into it, and runs again elsewhere: starts 2.)"""
+    without drains replicas drop at once; a removed pod's 30 s job is released 3 s after
+    SIGTERM (grace 5 s less the worker's 2 s margin) and runs again elsewhere: starts 2.)"""
     ns, q = operator, "drain"
     ids, before = grow_to_three(kube, tools, ns, redis, q)
     watch = Watch()
