@@ -278,6 +278,11 @@ def stats(redis_url: str, queue: str) -> Any:
         ({"worker": {"mode": "sidecar"}}, "worker.sidecar is required when worker.mode is sidecar"),
         ({"sla": {"targetWaitSeconds": 0}}, "spec.sla.targetWaitSeconds"),
         (
+            {"autoscaling": {"scaleIn": {"drainTimeoutSeconds": -1}}},
+            "spec.autoscaling.scaleIn.drainTimeoutSeconds in body should be greater than or "
+            "equal to 0",
+        ),
+        (
             {"redis": {"sentinel": {"masterName": "mymaster", "nodes": ["sentinel:26379"]}}},
             "set exactly one of redis.url, redis.urlSecretRef and redis.sentinel",
         ),

@@ -30,6 +30,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Backlog", "type": "integer", "jsonPath": ".status.backlog"},
     {
+        "name": "Draining",
+        "type": "integer",
+        "jsonPath": ".status.drainingPods",
+        "description": "Pods finishing their jobs before a scale-in removes them.",
+    },
+    {
         "name": "Oldest Wait",
         "type": "number",
         "jsonPath": ".status.oldestWaitSeconds",

@@ -15,7 +15,8 @@ import aiohttp
 from jobfleet.settings import redact_text
 
 from . import conditions as cond
-from .autoscaler import Decision, Load, Memory, Policy, decide, forget, scale_direction
+from . import drain as dr
+from .autoscaler import Decision, Load, Memory, Policy, decide, forget
 from .deployment import (
     QueueRef,
     child_name,
@@ -30,6 +31,7 @@ from .spec import QueueSpec, SecretKeyRef
 log = logging.getLogger(__name__)
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+DRAINED_COST = str(-(2**31))  # int32 minimum: drained pods go before any other
 RESYNC_SECONDS = 60.0  # re-apply children this often even without a change (drift repair)
 STATUS_MIN_INTERVAL = 5.0  # numbers-only status writes at most this often per Queue
 SECRET_TTL = 30.0  # Redis URL/password Secrets are re-read this often (and after a failure)
@@ -37,7 +39,9 @@ SECRET_TTL = 30.0  # Redis URL/password Secrets are re-read this often (and afte
 
 class StatsReader(Protocol):
     async def read(self) -> Load: ...
-    async def workers(self) -> dict[str, int]: ...
+    async def workers(self) -> list[dr.Worker]: ...
+    async def drain(self, worker_ids: list[str], ttl: float) -> None: ...
+    async def undrain(self, worker_ids: list[str]) -> None: ...
     async def set_paused(self, paused: bool) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -91,12 +95,31 @@ class JobfleetReader:
             raise RedisUnavailable(redact(detail, *self.secrets)) from None
         return Load.from_stats(stats)
 
-    async def workers(self) -> dict[str, int]:
-        """Jobs in flight per live worker (worker ids start with the pod's name)."""
+    async def workers(self) -> list[dr.Worker]:
+        """Live workers (ids start with the pod's name), their jobs in flight, drained or not."""
         import redis.exceptions
 
         try:
-            return await asyncio.wait_for(self.client.workers(), self.timeout)
+            found = await asyncio.wait_for(self.client.workers(), self.timeout)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise RedisUnavailable(redact(detail, *self.secrets)) from None
+        return [dr.Worker(w.id, w.in_flight, w.draining) for w in found.values()]
+
+    async def drain(self, worker_ids: list[str], ttl: float) -> None:
+        import redis.exceptions
+
+        try:
+            await asyncio.wait_for(self.client.drain_workers(worker_ids, ttl=ttl), self.timeout)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise RedisUnavailable(redact(detail, *self.secrets)) from None
+
+    async def undrain(self, worker_ids: list[str]) -> None:
+        import redis.exceptions
+
+        try:
+            await asyncio.wait_for(self.client.undrain_workers(worker_ids), self.timeout)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
             raise RedisUnavailable(redact(detail, *self.secrets)) from None
@@ -149,12 +172,14 @@ class Scaler:
         identity: str,
         reader_factory: ReaderFactory = JobfleetReader,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
         self.identity = identity
         self.reader_factory = reader_factory
         self.clock = clock
+        self.wall = wall  # drain deadlines: kept in the status, so they must survive a restart
         self.memory = Memory()
         # Seed the scaler's memory with the live size on its first tick: after an operator
         # restart (or a policy change) the stabilization window must still hold the fleet.
@@ -167,6 +192,13 @@ class Scaler:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.status: dict[str, Any] = dict(body.get("status") or {})
+        # A drain a previous operator began: resumed (or cancelled) on the first tick.
+        self.drain = dr.Drain.from_status(self.status.get("drain"))
+        self.drain_message = (
+            f"draining {', '.join(self.drain.pods)} (resumed after an operator restart)"
+            if self.drain is not None
+            else ""
+        )
         self.last_status_write = 0.0
         self.last_apply = 0.0
         self.force_apply = False
@@ -282,19 +314,27 @@ class Scaler:
             self.next_decision = now + self.spec.autoscaling.poll_interval_seconds
             current = int((deployment.get("spec") or {}).get("replicas") or 0)
             if self.seed:
+                # A drain in progress was the last decision: seeding with its target resumes
+                # it instead of holding the fleet for a whole window and cancelling it.
+                seed = self.drain.to_replicas if self.drain is not None else current
                 self.memory = Memory(
-                    recommendations=((now, self.policy.clamp(current)),),
+                    recommendations=((now, self.policy.clamp(seed)),),
                     last_busy=self.memory.last_busy,
                 )
                 self.seed = False
             load, redis_error = await self.read_load()
             decision = decide(self.policy, current, load, self.memory, now)
             self.memory = decision.memory
+            replicas = decision.replicas
+            if redis_error is not None:
+                replicas = current if self.drain is not None else replicas
+            elif self.drain is not None or replicas < current:
+                replicas = await self.scale_in(current, replicas)
             scaled = False
-            if decision.replicas != current:
-                await self.scale(current, decision)
+            if replicas != current:
+                await self.scale(current, decision, replicas)
                 scaled = True
-            await self.report(deployment, current, load, decision, redis_error, scaled)
+            await self.report(deployment, current, load, decision, redis_error, scaled, replicas)
 
     async def queue_alive(self) -> bool:
         queue = await self.kube.get(queue_path(self.ref.namespace, self.ref.name))
@@ -328,17 +368,15 @@ class Scaler:
             log.info("created Deployment %s/%s", self.ref.namespace, child_name(self.ref))
         return applied
 
-    async def scale(self, current: int, decision: Decision) -> None:
+    async def scale(self, current: int, decision: Decision, replicas: int) -> None:
         ref = self.ref
-        if 0 < decision.replicas < current:
-            await self.prefer_idle_pods()
-        result = await self.kube.scale(ref.namespace, child_name(ref), decision.replicas)
+        result = await self.kube.scale(ref.namespace, child_name(ref), replicas)
         # The scale subresource bumps the Deployment's generation: that one was us.
         dep = await self.kube.get(deployment_path(ref.namespace, child_name(ref)))
         if dep is not None:
             self.applied_generation = dep.get("metadata", {}).get("generation")
         del result
-        direction = scale_direction(current, decision)
+        direction = "up" if replicas > current else "down"
         self.metrics.scale_events.labels(ref.namespace, ref.name, direction).inc()
         self.status["lastScaleTime"] = now_rfc3339()
         self.status["lastScaleReason"] = decision.reason
@@ -347,37 +385,96 @@ class Scaler:
             ref.namespace,
             ref.name,
             current,
-            decision.replicas,
+            replicas,
             decision.reason,
         )
         await self.kube.event(
             self.body,
             type="Normal",
             reason="ScaledUp" if direction == "up" else "ScaledDown",
-            note=f"{current} -> {decision.replicas}: {decision.reason}",
+            note=f"{current} -> {replicas}: {decision.reason}",
             action="Scale",
             instance=self.identity,
         )
 
-    async def prefer_idle_pods(self) -> None:
-        """Before a scale-in, tell the ReplicaSet controller which pods are cheapest to lose:
-        `pod-deletion-cost` = jobs in flight, so idle workers go first and busy ones keep
-        working (those removed still drain on SIGTERM). Best effort: a failure here must
-        not stop the scale-in, it only makes the choice of pods arbitrary."""
+    async def scale_in(self, current: int, desired: int) -> int:
+        """Drain before delete (`drain.step` decides; this does the reads and writes).
+
+        Returns the replicas to set now: `current` while the chosen pods still finish their
+        jobs. Any failure holds the fleet this tick; the drain state stays as it was."""
+        timeout = self.spec.autoscaling.scale_in.drain_timeout_seconds
+        ref = self.ref
         if self.reader is None:
-            return
+            return current
         try:
-            load = await self.reader.workers()
-            pods = await self.kube.list_pods(self.ref.namespace, selector_labels(self.ref))
-            for pod in pods:
-                name = pod["metadata"]["name"]
-                in_flight = sum(n for w, n in load.items() if w.split(":", 1)[0] == name)
-                cost = str(in_flight)
-                annotations = pod["metadata"].get("annotations") or {}
-                if annotations.get(DELETION_COST) != cost:
-                    await self.kube.annotate_pod(self.ref.namespace, name, DELETION_COST, cost)
+            workers = await self.reader.workers()
+            raw = await self.kube.list_pods(ref.namespace, selector_labels(ref))
+            live = [p for p in raw if not p["metadata"].get("deletionTimestamp")]
+            pods = dr.by_pod([p["metadata"]["name"] for p in live], workers)
+            st = dr.step(
+                self.drain,
+                current=current,
+                desired=desired,
+                pods=pods,
+                now=self.wall(),
+                timeout=timeout,
+            )
+            # Renewed every tick, with a TTL of a few ticks: a drain whose operator went
+            # away lapses on its own and the workers claim again.
+            ttl = max(60.0, 10 * self.spec.autoscaling.poll_interval_seconds)
+            if st.drain:
+                await self.reader.drain(list(st.drain), ttl)
+            if st.undrain:
+                await self.reader.undrain(list(st.undrain))
+            if st.replicas is not None and st.replicas < current:
+                await self.rank_pods(live, workers, frozenset(st.gone))
         except (RedisUnavailable, KubeError) as exc:
-            log.warning("could not rank pods for scale-in of %s: %s", self.ref.name, exc)
+            log.warning("scale-in of %s/%s held: %s", ref.namespace, ref.name, exc)
+            return current
+        self.drain, self.drain_message = st.state, st.message
+        if st.outcome in ("drained", "timed_out", "cancelled"):
+            result = {"drained": "Drained", "timed_out": "TimedOut", "cancelled": "Cancelled"}
+            self.status["lastDrain"] = {
+                "result": result[st.outcome],
+                "message": st.message,
+                "time": now_rfc3339(),
+            }
+        if st.outcome != "waiting" and st.outcome != "none":
+            log.info("%s/%s: %s", ref.namespace, ref.name, st.message)
+            reason = {
+                "started": "Draining",
+                "drained": "Drained",
+                "timed_out": "DrainTimedOut",
+                "cancelled": "DrainCancelled",
+            }[st.outcome]
+            await self.kube.event(
+                self.body,
+                type="Warning" if st.outcome == "timed_out" else "Normal",
+                reason=reason,
+                note=st.message,
+                action="Drain",
+                instance=self.identity,
+            )
+        return st.replicas if st.replicas is not None else current
+
+    async def rank_pods(
+        self, pods: list[dict[str, Any]], workers: list[dr.Worker], gone: frozenset[str]
+    ) -> None:
+        """Before lowering replicas, tell the ReplicaSet controller which pods to remove:
+        the drained ones (lowest `pod-deletion-cost`), then by jobs in flight, so that with
+        drains off or timed out idle workers still go first. Best effort: a failure here
+        only makes the choice of pods arbitrary (those removed still drain on SIGTERM)."""
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            in_flight = sum(w.in_flight for w in workers if w.pod == name)
+            cost = DRAINED_COST if name in gone else str(in_flight)
+            annotations = pod["metadata"].get("annotations") or {}
+            if annotations.get(DELETION_COST) != cost:
+                try:
+                    await self.kube.annotate_pod(self.ref.namespace, name, DELETION_COST, cost)
+                except KubeError as exc:
+                    if exc.status != 404:  # a pod that went meanwhile needs no cost
+                        log.warning("could not rank pod %s: %s", name, exc)
 
     # -- Redis ----------------------------------------------------------------------------
 
@@ -450,13 +547,14 @@ class Scaler:
         decision: Decision,
         redis_error: str | None,
         scaled: bool,
+        applied: int,
     ) -> None:
         ref, gen, now = self.ref, self.generation, now_rfc3339()
         if self.problem is not None:
             gen = self.problem[2]  # the status speaks of the generation that was refused
         dep_status = deployment.get("status") or {}
         ready = int(dep_status.get("readyReplicas") or 0)
-        replicas = decision.replicas if scaled else current
+        replicas = applied if scaled else current
         m = self.metrics
         m.desired.labels(ref.namespace, ref.name).set(decision.replicas)
         m.replicas.labels(ref.namespace, ref.name).set(replicas)
@@ -499,7 +597,13 @@ class Scaler:
             ready_c = ("False", "WorkersNotReady", f"0/{replicas} workers ready")
         updates.append(cond.condition(cond.READY, *ready_c, gen, now))  # type: ignore[arg-type]
 
-        if decision.replicas != int(dep_status.get("replicas") or 0) or decision.replicas != ready:
+        if self.drain is not None:
+            updates.append(
+                cond.condition(cond.SCALING, "True", "Draining", self.drain_message, gen, now)
+            )
+        elif decision.replicas != int(dep_status.get("replicas") or 0) or (
+            decision.replicas != ready
+        ):
             verb = "up" if decision.replicas > ready else "down"
             updates.append(
                 cond.condition(
@@ -544,6 +648,9 @@ class Scaler:
             "readyReplicas": ready,
             "desiredReplicas": decision.replicas,
             "deployment": child_name(ref),
+            # None removes the field (merge patch): no drain, nothing to resume.
+            "drain": self.drain.to_status() if self.drain is not None else None,
+            "drainingPods": len(self.drain.pods) if self.drain is not None else 0,
         }
         if load is not None:
             waiting = load.waiting
@@ -575,6 +682,8 @@ class Scaler:
             "readyReplicas",
             "desiredReplicas",
             "lastScaleTime",
+            "drain",
+            "lastDrain",
         )
         important = not cond.same(old_conditions, status["conditions"]) or any(
             self.status.get(k) != status.get(k) for k in structural

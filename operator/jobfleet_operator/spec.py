@@ -505,6 +505,19 @@ class ScaleDownSpec(SpecModel):
     )
 
 
+class ScaleInSpec(SpecModel):
+    """How pods leave: drained first, so that scale-in never interrupts a job."""
+
+    drain_timeout_seconds: float = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description="Before a scale-in, the pods to remove stop claiming and the operator "
+        "waits up to this long for their jobs to finish; then it lowers replicas anyway "
+        "(those pods get SIGTERM and the grace period). 0 turns draining off.",
+    )
+
+
 class AutoscalingSpec(SpecModel):
     """Fleet size from backlog and SLA, between minReplicas and maxReplicas."""
 
@@ -531,6 +544,7 @@ class AutoscalingSpec(SpecModel):
     )
     scale_up: ScaleUpSpec = Field(default_factory=ScaleUpSpec)
     scale_down: ScaleDownSpec = Field(default_factory=ScaleDownSpec)
+    scale_in: ScaleInSpec = Field(default_factory=ScaleInSpec)
     cooldown_seconds: float = Field(
         default=120,
         ge=0,
@@ -686,6 +700,27 @@ class Condition(SpecModel):
     observed_generation: int | None = Field(default=None, ge=0)
 
 
+class DrainStatus(SpecModel):
+    """A scale-in in progress: these pods claim nothing and are removed once idle."""
+
+    pods: list[str] = Field(description="Pods being drained (the ones the scale-in removes).")
+    from_replicas: int = Field(description="Replicas when the drain began.")
+    to_replicas: int = Field(description="Replicas once the drained pods are idle.")
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    deadline: str = Field(
+        description="When the scale-in proceeds even if jobs are still running.",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
+class LastDrain(SpecModel):
+    """How the last drain ended."""
+
+    result: Literal["Drained", "TimedOut", "Cancelled"]
+    message: str = ""
+    time: str = Field(json_schema_extra={"format": "date-time"})
+
+
 class QueueStatus(SpecModel):
     """What the operator last saw and did."""
 
@@ -714,6 +749,13 @@ class QueueStatus(SpecModel):
     )
     last_scale_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     last_scale_reason: str | None = None
+    draining_pods: int | None = Field(
+        default=None, description="Pods draining before a scale-in removes them."
+    )
+    drain: DrainStatus | None = Field(
+        default=None, description="The scale-in drain in progress (a restart resumes it)."
+    )
+    last_drain: LastDrain | None = None
     deployment: str | None = Field(default=None, description="Name of the worker Deployment.")
 
 

@@ -224,7 +224,9 @@ async def test_workers_reports_each_live_worker_and_its_jobs(client, run_worker)
     await until(lambda: _active(client, 3), what="three jobs on the busy worker")
     idle = run_worker(registry)
     await until(lambda: _registered(client, 2), what="the idle worker to register")
-    assert await client.workers() == {busy.id: 3, idle.id: 0}
+    workers = await client.workers()
+    assert {w.id: w.in_flight for w in workers.values()} == {busy.id: 3, idle.id: 0}
+    assert not any(w.draining for w in workers.values())
     release.set()
 
 

@@ -47,7 +47,7 @@ def test_crd_identity() -> None:
     assert version["name"] == "v1alpha1" and version["storage"] and version["served"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert columns == ["Ready", "Replicas", "Desired", "Backlog", "Oldest Wait", "Age"]
+    assert columns == ["Ready", "Replicas", "Desired", "Backlog", "Draining", "Oldest Wait", "Age"]
 
 
 def test_schema_is_structural() -> None:

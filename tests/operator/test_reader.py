@@ -9,6 +9,7 @@ from pathlib import Path
 import jobfleet
 import pytest
 import redis
+import redis.asyncio
 from jobfleet_operator.scaler import JobfleetReader, RedisUnavailable
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -51,6 +52,27 @@ async def test_pause_and_resume(redis_url: str) -> None:
         assert not (await reader.read()).paused
     finally:
         await reader.aclose()
+
+
+async def test_drains_workers_through_the_client(redis_url: str) -> None:
+    """The reader's drain calls are jobfleet's public ones, seen by a real Redis."""
+    from jobfleet.engine import ClaimPolicy, Engine
+
+    policy = ClaimPolicy(lease_ms=30_000, worker_ttl_ms=30_000, max_attempts=3, poison_after=3)
+    reader = JobfleetReader(redis_url, None, None, "mail", timeout=2.0)
+    engine = Engine(redis.asyncio.Redis.from_url(redis_url, decode_responses=True), "mail")
+    try:
+        await engine.claim(token="t", n=0, worker_id="pod-a:1:x", policy=policy)  # registers
+        await reader.drain(["pod-a:1:x"], ttl=60)
+        [w] = await reader.workers()
+        assert (w.id, w.pod, w.in_flight, w.draining) == ("pod-a:1:x", "pod-a", 0, True)
+        claim = await engine.claim(token="t2", n=1, worker_id="pod-a:1:x", policy=policy)
+        assert claim.draining
+        await reader.undrain(["pod-a:1:x"])
+        assert not (await reader.workers())[0].draining
+    finally:
+        await reader.aclose()
+        await engine.conn.aclose()
 
 
 async def test_password_from_the_secret(protected: RedisServer) -> None:

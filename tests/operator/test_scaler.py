@@ -1,4 +1,6 @@
-"""One Queue's control loop against an in-memory stand-in for the API (e2e uses a real one)."""
+"""One Queue's control loop against in-memory stand-ins for the API and Redis: the wiring of
+pure decisions to their writes. e2e (e2e/test_operator.py, e2e/test_drain.py) runs the same
+paths against a real API server, real workers and a real Redis."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from typing import Any
 
 import pytest
 from jobfleet_operator.autoscaler import Load
+from jobfleet_operator.drain import Worker
 from jobfleet_operator.metrics import Metrics
-from jobfleet_operator.scaler import DELETION_COST, RedisUnavailable, Scaler
+from jobfleet_operator.scaler import DELETION_COST, DRAINED_COST, RedisUnavailable, Scaler
 from jobfleet_operator.spec import QueueSpec
 
 PASSWORD = "hunter2-s3cret"
@@ -92,6 +95,9 @@ class FakeReader:
         self.opened: list[tuple[str, str | None, str | None, str]] = []
         self.paused: list[bool] = []
         self.in_flight: dict[str, int] = {}
+        self.drained: set[str] = set()
+        self.drain_calls: list[tuple[str, ...]] = []
+        self.undrain_calls: list[tuple[str, ...]] = []
 
     def factory(
         self,
@@ -109,8 +115,16 @@ class FakeReader:
             raise self.load
         return self.load
 
-    async def workers(self) -> dict[str, int]:
-        return dict(self.in_flight)
+    async def workers(self) -> list[Worker]:
+        return [Worker(w, n, w in self.drained) for w, n in self.in_flight.items()]
+
+    async def drain(self, worker_ids: list[str], ttl: float) -> None:
+        self.drain_calls.append(tuple(worker_ids))
+        self.drained.update(worker_ids)
+
+    async def undrain(self, worker_ids: list[str]) -> None:
+        self.undrain_calls.append(tuple(worker_ids))
+        self.drained.difference_update(worker_ids)
 
     async def set_paused(self, paused: bool) -> None:
         self.paused.append(paused)
@@ -120,8 +134,8 @@ class FakeReader:
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
 
     def __call__(self) -> float:
         return self.t
@@ -152,6 +166,9 @@ def body(spec: dict[str, Any] = SPEC, generation: int = 1) -> dict[str, Any]:
     }
 
 
+WALL = Clock(1_800_000_000.0)
+
+
 @pytest.fixture
 def env() -> tuple[Scaler, FakeKube, FakeReader, Clock]:
     kube, reader, clock = FakeKube(), FakeReader(), Clock()
@@ -163,6 +180,7 @@ def env() -> tuple[Scaler, FakeKube, FakeReader, Clock]:
         identity="op-0",
         reader_factory=reader.factory,
         clock=clock,
+        wall=lambda: WALL.t + clock.t,
     )
     return scaler, kube, reader, clock
 
@@ -386,21 +404,132 @@ async def test_configmap_edit_is_repaired_on_its_event(
     assert json.loads(kube.objects[path]["data"]["settings.json"])["queue"]["name"] == "emails"
 
 
-async def test_scale_in_ranks_pods_by_jobs_in_flight(
-    env: tuple[Scaler, FakeKube, FakeReader, Clock],
-) -> None:
-    """Before shrinking, each pod's deletion cost is its workers' jobs in flight, so the
-    ReplicaSet controller removes idle pods first."""
-    scaler, kube, reader, clock = env
+async def grown_to_five(scaler: Scaler, kube: FakeKube, reader: FakeReader, clock: Clock) -> None:
     await scaler.tick()
     reader.load = Load(waiting=45, in_flight=10)
     clock.t += 2
     await scaler.tick()
     assert kube.scales == [5]
     kube.pods = {f"emails-jobfleet-{i}": {} for i in "abcde"}
-    reader.in_flight = {"emails-jobfleet-a:7:x1": 3, "emails-jobfleet-c:7:x2": 1}
-    reader.load = Load(waiting=0, in_flight=4)
+    reader.in_flight = {
+        "emails-jobfleet-a:7:x1": 3,
+        "emails-jobfleet-b:7:x2": 0,
+        "emails-jobfleet-c:7:x3": 1,
+        "emails-jobfleet-d:7:x4": 0,
+        "emails-jobfleet-e:7:x5": 2,
+    }
+    reader.load = Load(waiting=0, in_flight=6)  # needs 1 at 10 per replica
     clock.t += 31  # past the stabilization window
+
+
+async def test_scale_in_drains_the_least_busy_pods_then_removes_exactly_them(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    """Drain before delete: the 4 pods with the fewest jobs stop claiming, replicas stay
+    until they are idle, then their deletion cost is the lowest and replicas drop."""
+    scaler, kube, reader, clock = env
+    await grown_to_five(scaler, kube, reader, clock)
+    await scaler.tick()
+    assert kube.scales == [5]  # nothing removed yet
+    chosen = ["emails-jobfleet-b", "emails-jobfleet-c", "emails-jobfleet-d", "emails-jobfleet-e"]
+    assert reader.drained == {f"{p}:7:x{i}" for p, i in zip(chosen, (2, 3, 4, 5), strict=True)}
+    status = kube.status_writes[-1]
+    assert status["drain"]["pods"] == chosen
+    assert (status["drain"]["fromReplicas"], status["drain"]["toReplicas"]) == (5, 1)
+    assert status["drainingPods"] == 4
+    assert conditions(status)["Scaling"] == ("True", "Draining")
+    assert kube.events[-1]["reason"] == "Draining"
+    assert "3 jobs in flight" in kube.events[-1]["note"]
+
+    clock.t += 2
+    await scaler.tick()  # c and e still busy
+    assert kube.scales == [5]
+    reader.in_flight = {
+        **reader.in_flight,
+        "emails-jobfleet-c:7:x3": 0,
+        "emails-jobfleet-e:7:x5": 0,
+    }
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5, 1]
+    cost = {name: ann.get(DELETION_COST) for name, ann in kube.pods.items()}
+    assert cost == {"emails-jobfleet-a": "3", **{p: DRAINED_COST for p in chosen}}
+    status = kube.status_writes[-1]
+    assert status["drain"] is None and status["drainingPods"] == 0  # None clears the field
+    assert status["lastDrain"]["result"] == "Drained"
+    assert [e["reason"] for e in kube.events[-2:]] == ["Drained", "ScaledDown"]
+    assert reader.undrain_calls == []  # the drained pods stay drained until they are gone
+
+
+async def test_a_drain_past_its_timeout_scales_in_anyway_and_warns(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await grown_to_five(scaler, kube, reader, clock)
+    await scaler.tick()
+    clock.t += 599
+    await scaler.tick()
+    assert kube.scales == [5]
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5, 1]
+    warning = next(e for e in kube.events if e["reason"] == "DrainTimedOut")
+    assert warning["type"] == "Warning"
+    assert "3 jobs in flight" in warning["note"]
+    assert kube.status_writes[-1]["lastDrain"]["result"] == "TimedOut"
+
+
+async def test_a_scale_up_during_a_drain_undrains_its_workers(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await grown_to_five(scaler, kube, reader, clock)
+    await scaler.tick()
+    assert len(reader.drained) == 4
+    reader.load = Load(waiting=100, in_flight=6)
+    clock.t += 2
+    await scaler.tick()
+    assert reader.drained == set()
+    assert kube.scales == [5, 6]
+    assert kube.status_writes[-1]["lastDrain"]["result"] == "Cancelled"
+    assert "DrainCancelled" in [e["reason"] for e in kube.events]
+
+
+async def test_a_restarted_operator_resumes_the_drain_from_the_status(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    await grown_to_five(scaler, kube, reader, clock)
+    await scaler.tick()
+    status = kube.status_writes[-1]
+    fresh = Scaler(
+        kube,  # type: ignore[arg-type]
+        Metrics(),
+        {**body(), "status": status},
+        QueueSpec.model_validate(SPEC),
+        identity="op-1",
+        reader_factory=reader.factory,
+        clock=Clock(5.0),  # a new process: another monotonic origin
+        wall=lambda: WALL.t + clock.t,
+    )
+    await fresh.tick()
+    assert kube.scales == [5]  # the window is seeded with the drain's target: no cancel
+    assert reader.undrain_calls == []
+    reader.in_flight = dict.fromkeys(reader.in_flight, 0)
+    fresh.next_decision = 0.0
+    await fresh.tick()
+    assert kube.scales == [5, 1]
+
+
+async def test_with_drains_off_idle_pods_still_go_first(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    """drainTimeoutSeconds 0: today's path, replicas drop at once and the deletion cost is
+    each pod's jobs in flight."""
+    scaler, kube, reader, clock = env
+    spec = {**SPEC, "autoscaling": {**SPEC["autoscaling"], "scaleIn": {"drainTimeoutSeconds": 0}}}
+    scaler.set(body(spec), QueueSpec.model_validate(spec))
+    await grown_to_five(scaler, kube, reader, clock)
     await scaler.tick()
     assert kube.scales[-1] < 5
     cost = {name: ann.get(DELETION_COST) for name, ann in kube.pods.items()}
@@ -409,8 +538,9 @@ async def test_scale_in_ranks_pods_by_jobs_in_flight(
         "emails-jobfleet-b": "0",
         "emails-jobfleet-c": "1",
         "emails-jobfleet-d": "0",
-        "emails-jobfleet-e": "0",
+        "emails-jobfleet-e": "2",
     }
+    assert reader.drain_calls == []
 
 
 async def test_scale_up_does_not_touch_pods(

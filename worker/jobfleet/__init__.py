@@ -24,7 +24,7 @@ from .settings import (
     WorkerSettings,
     load_settings,
 )
-from .stats import QueueStats
+from .stats import QueueStats, WorkerInfo
 
 __version__ = "0.1.0"
 
@@ -54,6 +54,7 @@ __all__ = [
     "SyncClient",
     "UnsafeRedisError",
     "WaitTimeout",
+    "WorkerInfo",
     "WorkerSettings",
     "handler",
     "load_settings",

@@ -19,7 +19,7 @@ from .engine import EncodedJob, Engine
 from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
 from .settings import check_queue_name, format_validation_error
-from .stats import CircuitState, QueueStats
+from .stats import CircuitState, QueueStats, WorkerInfo
 
 QUEUES_KEY = "jf:queues"  # names of queues ever used, for `jobfleet stats` without --queue
 DEFAULT_DEDUP_TTL = 3600.0
@@ -323,11 +323,35 @@ class Client:
             circuits=_circuits(raw),
         )
 
-    async def workers(self, *, queue: str | None = None) -> dict[str, int]:
-        """Live workers of a queue (ids are ``<hostname>:<pid>:<nonce>``; on Kubernetes the
-        hostname is the pod's name) and how many jobs each holds right now. The operator
-        uses it to remove idle pods first when it scales in."""
-        return await self.engine(queue).workers()
+    async def workers(self, *, queue: str | None = None) -> dict[str, WorkerInfo]:
+        """Live workers of a queue by id (``<hostname>:<pid>:<nonce>``; on Kubernetes the
+        hostname is the pod's name): how many jobs each holds right now and whether it is
+        drained. The operator uses it to choose and drain the pods it removes on a scale-in.
+
+        (Before drains existed the values were the bare in-flight counts: that number is
+        now `WorkerInfo.in_flight`.)"""
+        return {
+            w.id: WorkerInfo(id=w.id, in_flight=w.in_flight, draining=w.draining)
+            for w in await self.engine(queue).workers()
+        }
+
+    async def drain_workers(
+        self, worker_ids: Iterable[str], *, ttl: float = 300.0, queue: str | None = None
+    ) -> int:
+        """Drain workers: each finishes and renews the jobs it holds but claims nothing new
+        (an idle one learns it at once), until `undrain_workers` or `ttl` seconds pass.
+        Repeat the call to keep a drain beyond `ttl`: a drain whose owner went away lapses
+        instead of idling a worker forever. Returns how many were not drained before."""
+        ids = list(worker_ids)
+        if not 0 < ttl <= 86_400:
+            raise ConfigError(f"ttl must be in (0, 86400] seconds, got {ttl!r}")
+        return await self.engine(queue).drain(ids, ttl_ms=int(ttl * 1000)) if ids else 0
+
+    async def undrain_workers(self, worker_ids: Iterable[str], *, queue: str | None = None) -> int:
+        """End the drain of these workers: they claim again at once. Returns how many were
+        drained."""
+        ids = list(worker_ids)
+        return await self.engine(queue).undrain(ids) if ids else 0
 
     async def queues(self) -> list[str]:
         """Names of the queues this Redis has seen jobs for."""

@@ -30,6 +30,7 @@ KEY_NAMES = (
     "workers",
     "holds",
     "cb",
+    "drain",  # worker id -> expiry (ms): workers told to claim nothing (scale-in drains)
 )
 
 
@@ -140,6 +141,16 @@ class ClaimResult:
     paused: bool
     next_hold_release_ms: int | None = None
     recovered: int = 0  # expired leases of other (dead) workers put back in line by this call
+    draining: bool = False  # this worker is drained: the claim took nothing, by request
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoad:
+    """One live worker as the `workers` script sees it."""
+
+    id: str
+    in_flight: int
+    draining: bool
 
 
 @dataclass
@@ -215,17 +226,22 @@ class Engine:
         worker_id: str,
         policy: ClaimPolicy,
         also_wake_on: str | None = None,
+        watch_queue: bool = True,
     ) -> ClaimResult:
         """Wait up to `timeout` seconds for the queue's wake-up signal, then claim, in one
         round trip on `conn` (a connection of its own: it blocks).
 
         The claim is pipelined behind a BLPOP, so Redis runs it the moment a job arrives:
         an idle worker's pickup costs one round trip, not two. `also_wake_on` is a list key
-        that ends the wait too (the worker's own, pushed to when it stops).
+        that ends the wait too (the worker's own, pushed to when it stops or is drained).
+        A drained worker passes `watch_queue=False`: it must not take the queue's wake-ups,
+        which are meant for a worker that can claim.
         """
         args = self._claim_args(token, n, worker_id, policy, (), ())
         script = self._scripts["claim"]
-        wake = [self.key("wake")] if also_wake_on is None else [self.key("wake"), also_wake_on]
+        wake = [self.key("wake")] if watch_queue else []
+        if also_wake_on is not None:
+            wake.append(also_wake_on)
         self.round_trips += 1
         async with conn.pipeline(transaction=False) as pipe:
             pipe.blpop(wake, timeout=timeout)
@@ -290,7 +306,7 @@ class Engine:
                 backoff=reply[i + 6] or None,
                 token=token,
             )
-            for i in range(6, len(reply), 7)
+            for i in range(7, len(reply), 7)
         ]
         return ClaimResult(
             jobs=jobs,
@@ -300,6 +316,7 @@ class Engine:
             paused=bool(int(reply[3])),
             next_hold_release_ms=None if int(reply[4]) < 0 else int(reply[4]),
             recovered=int(reply[5]),
+            draining=bool(int(reply[6])),
         )
 
     async def extend(
@@ -333,10 +350,22 @@ class Engine:
         reply = await self._run("inspect", len(Priority), TP_WINDOW_BUCKETS)
         return {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}
 
-    async def workers(self) -> dict[str, int]:
-        """Live workers and the number of jobs each holds."""
+    async def workers(self) -> list[WorkerLoad]:
+        """Live workers, the number of jobs each holds, and whether each is drained."""
         reply = await self._run("workers")
-        return {str(reply[i]): int(reply[i + 1]) for i in range(0, len(reply), 2)}
+        return [
+            WorkerLoad(str(reply[i]), int(reply[i + 1]), bool(int(reply[i + 2])))
+            for i in range(0, len(reply), 3)
+        ]
+
+    async def drain(self, worker_ids: Sequence[str], *, ttl_ms: int) -> int:
+        """Tell these workers to claim nothing for `ttl_ms` (renewable); returns how many
+        were not drained before. Each newly drained worker is woken to learn it at once."""
+        return int(await self._run("drain", "drain", ttl_ms, *worker_ids))
+
+    async def undrain(self, worker_ids: Sequence[str]) -> int:
+        """Let these workers claim again (woken at once); returns how many were drained."""
+        return int(await self._run("drain", "undrain", 0, *worker_ids))
 
     async def dead_letters(self, action: str, ids: Sequence[str]) -> int:
         """Replay or purge the given dead letters; returns how many were dead letters."""

@@ -16,6 +16,7 @@ NAMES = (
     "dead",
     "workers",
     "pause",
+    "drain",
 )
 # Libraries a script needs besides lib.lua, in load order.
 NEEDS = {"claim": ("flow",)}

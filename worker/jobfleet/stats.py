@@ -1,10 +1,11 @@
-"""A queue's vital signs, as `Client.inspect` reads them in one call (the autoscaler's input)."""
+"""A queue's vital signs, as `Client.inspect` reads them in one call (the autoscaler's input),
+and its workers, as `Client.workers` does (the scale-in's input)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CircuitState(BaseModel):
@@ -59,3 +60,24 @@ class QueueStats(BaseModel):
         if self.workers <= 0 or self.throughput <= 0:
             return None
         return self.throughput / self.workers
+
+
+class WorkerInfo(BaseModel):
+    """One live worker of a queue (registered and renewed recently)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(
+        description="`<hostname>:<pid>:<nonce>`; on Kubernetes the hostname is the pod's name."
+    )
+    in_flight: int = Field(description="Jobs it holds right now.")
+    draining: bool = Field(
+        default=False,
+        description="Drained (`Client.drain_workers`): it finishes and renews what it holds "
+        "but claims nothing new.",
+    )
+
+    @property
+    def hostname(self) -> str:
+        """The host (pod) the worker runs on."""
+        return self.id.split(":", 1)[0]

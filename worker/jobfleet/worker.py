@@ -95,7 +95,10 @@ class Worker:
         self.settings = settings
         self.queue = settings.queue
         self.handlers: HandlerSource = handlers if handlers is not None else default_registry
-        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # $HOSTNAME first: it is the pod's name on Kubernetes (and under the e2e harness, whose
+        # pods share one host), which is how the operator finds a pod's workers on scale-in.
+        host = os.environ.get("HOSTNAME") or socket.gethostname()
+        self.id = worker_id or f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._own_conn = connection is None
         self.conn = connection if connection is not None else connect(settings.redis_url, retries=1)
         self.engine = Engine(self.conn, self.queue.name)
@@ -161,6 +164,7 @@ class Worker:
         self._own_wake_key = self.engine.key(f"wake:{self.id}")
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
+        self._draining = False  # drained by the operator (scale-in): claim nothing new
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -171,6 +175,11 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def draining(self) -> bool:
+        """Drained (`Client.drain_workers`): running jobs finish, nothing new is claimed."""
+        return self._draining
 
     def stop(self, grace: float | None = None) -> None:
         """Begin a graceful stop: claim nothing more, let running jobs finish for `grace`
@@ -204,7 +213,7 @@ class Worker:
                 self.settings.http_host,
                 self.settings.http_port,
                 alive=self._alive,
-                ready=lambda: self._redis_ok and not self._stopping,
+                ready=lambda: self._redis_ok and not self._stopping and not self._draining,
             )
             await self.http.start()
         await self._check_redis()
@@ -321,6 +330,13 @@ class Worker:
         """Take in what a claim returned: start its jobs, count, and plan the next wake-up."""
         self._redis_ok = True
         self.counters.claims += 1
+        if result.draining != self._draining:
+            self._draining = result.draining
+            log.info(
+                "%s: %d jobs in flight",
+                "drained, claiming nothing new" if self._draining else "drain ended, claiming",
+                len(self._running),
+            )
         if result.recovered:
             metrics.RECOVERIES.labels(self.queue.name, "recovered").inc(result.recovered)
             log.warning("recovered %d jobs whose lease expired", result.recovered)
@@ -427,6 +443,7 @@ class Worker:
                         worker_id=self.id,
                         policy=self.policy,
                         also_wake_on=self._own_wake_key,
+                        watch_queue=not self._draining,  # leave the queue's wake-ups to others
                     )
                 except (RedisError, *REDIS_DOWN) as exc:
                     error = exc

@@ -6,7 +6,7 @@
 --       completions (records of id, token, result; '' for none),
 --       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
 -- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
---           paused, ms_until_next_hold_release (-1 none), leases_recovered,
+--           paused, ms_until_next_hold_release (-1 none), leases_recovered, draining,
 --           id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
 local token, lease, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local worker, worker_ttl = ARGV[5], tonumber(ARGV[6])
@@ -122,9 +122,12 @@ end
 redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
 
 local paused = redis.call('HGET', K_META, 'paused') == '1'
-local out = {stale, -1, -1, paused and 1 or 0, -1, recovered}
+-- A drained worker (scale-in) settles and renews but takes nothing new; an expired flag
+-- counts as none, so a drain its operator forgot lapses on its own.
+local drained = tonumber(redis.call('ZSCORE', K_DRAIN, worker) or '0') > now
+local out = {stale, -1, -1, paused and 1 or 0, -1, recovered, drained and 1 or 0}
 local claimed, holds_before = 0, false  -- false: this call popped no ready job, held none
-if n > 0 and not paused then
+if n > 0 and not paused and not drained then
   local deadline = now + lease
   local leases = {}
   local looked = 0

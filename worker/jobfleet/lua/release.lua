@@ -8,6 +8,8 @@ for a = 3, #ARGV, 2 do
   local f = redis.call('HMGET', key, 'token', 'priority', 'seq')
   if f[1] == tok then
     redis.call('HINCRBY', key, 'attempt', -1)
+    -- The attempt does not count, but it happened: kept so an interruption stays visible.
+    redis.call('HINCRBY', key, 'releases', 1)
     -- Back to its old place in line, ahead of jobs enqueued after it.
     make_ready(key, id, f[2], tonumber(f[3]) or next_seq(1), now)
     released[#released + 1] = id
