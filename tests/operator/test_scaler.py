@@ -1,5 +1,5 @@
 """One Queue's control loop against in-memory stand-ins for the API and Redis: the wiring of
-pure decisions to their writes. e2e (e2e/test_operator.py, e2e/test_drain.py) runs the same
+pure decisions to their writes. e2e (e2e/test_operator.py, e2e/test_scale_in_drain.py) runs the same
 paths against a real API server, real workers and a real Redis."""
 
 from __future__ import annotations
