@@ -119,18 +119,26 @@ class Elector:
             await asyncio.sleep(self.cfg.retry_period)
 
     async def hold(self) -> None:
-        """Renew until a renewal could not succeed within `renew_deadline`; then return."""
+        """Renew until a renewal could not succeed within `renew_deadline`; then return.
+
+        Each attempt gets only the time left until that deadline: a renewal is a GET and a PUT,
+        and each may take the client's whole request timeout, so attempts checked only between
+        them could keep a leader acting after its Lease expired and another replica took it.
+        """
         last_renew = self.clock()
         while True:
             await asyncio.sleep(self.cfg.retry_period)
+            left = self.cfg.renew_deadline - (self.clock() - last_renew)
             try:
-                if await self.try_acquire_or_renew():
+                async with asyncio.timeout(max(left, 0.001)):
+                    renewed = await self.try_acquire_or_renew()
+                if renewed:
                     last_renew = self.clock()
                     continue
                 log.error("lease %s was taken by another replica", self.cfg.name)
                 break
             except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("lease renewal failed: %s", exc)
+                log.warning("lease renewal failed: %s", str(exc) or type(exc).__name__)
             if self.clock() - last_renew >= self.cfg.renew_deadline:
                 log.error("could not renew the lease for %.0fs", self.cfg.renew_deadline)
                 break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -89,3 +90,50 @@ async def test_release_hands_over_at_once() -> None:
     await a.release()
     assert store.holder is None
     assert await b.try_acquire_or_renew()
+
+
+class HangingLeaseStore(LeaseStore):
+    """A Lease API that stops answering once `hang` is set: each call waits until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang = False
+        self.cancelled_calls = 0
+
+    async def _wait_if_hanging(self) -> None:
+        if self.hang:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled_calls += 1
+                raise
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        await self._wait_if_hanging()
+        return await super().get(path)
+
+    async def request(
+        self, method: str, path: str, *, body: Any = None, **kw: Any
+    ) -> dict[str, Any]:
+        await self._wait_if_hanging()
+        return await super().request(method, path, body=body, **kw)
+
+
+async def test_hold_gives_up_within_the_renew_deadline_when_the_api_hangs() -> None:
+    # The defaults' proportions (15/10/2 s), scaled down. A renewal is a GET and a PUT, each of
+    # which may take the client's whole request timeout; if hold() only looked at the deadline
+    # between attempts, a hanging API would keep this replica leading past its Lease's expiry,
+    # when another replica may take the Lease and act too. Here the calls never answer at all.
+    cfg = LeaseConfig(
+        namespace="ops", identity="a", lease_duration=3.0, renew_deadline=0.5, retry_period=0.1
+    )
+    store = HangingLeaseStore()
+    a = Elector(store, cfg)  # type: ignore[arg-type]
+    await a.acquire()
+    store.hang = True
+    # The bound is the property itself: leadership ends before the Lease can expire for others
+    # (before the fix, hold() waited on the hung call forever and this raised TimeoutError).
+    await asyncio.wait_for(a.hold(), timeout=cfg.lease_duration)
+    assert not a.leading
+    assert store.cancelled_calls >= 1  # the hung renewal was abandoned, not waited out
+    assert store.holder == "a"  # nothing was written after the API stopped answering
