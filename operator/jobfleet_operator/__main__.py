@@ -129,12 +129,15 @@ async def run(opts: Options) -> int:
     import kopf
 
     from .handlers import Fleet, build_registry
-    from .kube import Kube, load_credentials
+    from .kube import Kube, KubeConfigError, load_credentials
     from .leader import Elector, LeaseConfig
     from .metrics import Metrics, serve
 
     log = logging.getLogger("jobfleet_operator")
-    creds = load_credentials()
+    try:
+        creds = load_credentials()
+    except KubeConfigError as exc:
+        raise SystemExit(f"jobfleet-operator: {exc}") from None
     kube = Kube(creds)
     metrics = Metrics()
     fleet = Fleet(kube, metrics, opts.identity)

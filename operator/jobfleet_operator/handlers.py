@@ -141,6 +141,7 @@ def login_info(creds: Credentials) -> kopf.ConnectionInfo:
         token=token,
         certificate_path=creds.cert_path,
         private_key_path=creds.key_path,
+        proxy_url=creds.proxy,
     )
 
 

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -35,6 +35,10 @@ class KubeError(Exception):
         self.message = message
 
 
+class KubeConfigError(ValueError):
+    """The kubeconfig asks for something this client cannot do; says what, never a secret."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Where the API server is and how to authenticate; built once at start."""
@@ -46,6 +50,8 @@ class Credentials:
     key_path: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # The kubeconfig's proxy-url (http:// or https://); it may carry a user and password.
+    proxy: str | None = field(default=None, repr=False)
     # kubernetes.client.Configuration: refreshes rotated tokens; holds secrets, so no repr.
     config: Any = field(default=None, repr=False)
 
@@ -76,6 +82,32 @@ def load_credentials() -> Credentials:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:
         config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return credentials_from(cfg)
+
+
+PROXY_SCHEMES = ("http", "https")
+
+
+def credentials_from(cfg: Any) -> Credentials:
+    """Our Credentials from a kubernetes.client.Configuration the kubernetes loader filled.
+
+    A kubeconfig's `proxy-url` (the loader's `proxy`) goes to every request, ours and kopf's.
+    Its `tls-server-name` (the loader's `tls_server_name`) is refused rather than dropped: kopf,
+    which makes the watch connections, has no way to send it, so the operator would reach the
+    API server with half its connections failing certificate verification.
+    """
+    if getattr(cfg, "tls_server_name", None):
+        raise KubeConfigError(
+            "the kubeconfig's tls-server-name is not supported (kopf's connections cannot send "
+            "it): use a server address that the API server's certificate names"
+        )
+    proxy = getattr(cfg, "proxy", None) or None
+    if proxy is not None and urlsplit(proxy).scheme.lower() not in PROXY_SCHEMES:
+        # Nothing of the URL itself: it may hold the proxy's password.
+        raise KubeConfigError(
+            "the kubeconfig's proxy-url must start with http:// or https:// "
+            "(aiohttp, which both the operator and kopf use, has no SOCKS proxies)"
+        )
     return Credentials(
         server=str(cfg.host).rstrip("/"),
         ca_path=cfg.ssl_ca_cert,
@@ -84,6 +116,7 @@ def load_credentials() -> Credentials:
         key_path=cfg.key_file,
         username=cfg.username or None,
         password=cfg.password or None,
+        proxy=proxy,
         config=cfg,
     )
 
@@ -171,7 +204,13 @@ class Kube:
         if self.creds.username and self.creds.password:
             auth = aiohttp.BasicAuth(self.creds.username, self.creds.password)
         async with self.session().request(
-            method, self.creds.server + path, json=body, params=params, headers=headers, auth=auth
+            method,
+            self.creds.server + path,
+            json=body,
+            params=params,
+            headers=headers,
+            auth=auth,
+            proxy=self.creds.proxy,
         ) as resp:
             try:
                 data = await resp.json(content_type=None)
