@@ -35,8 +35,8 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-unit: venv  ## pure-logic tests, no I/O
-	$(PYTEST) -q tests/unit tests/operator
+unit: venv  ## pure-logic tests, no I/O (no redis-server: a test that would start one fails)
+	JOBFLEET_REDIS_SERVER=/nonexistent/redis-server $(PYTEST) -q tests/unit tests/operator
 
 integration: venv  ## tests against a real redis-server
 	$(PYTEST) -q tests/integration
