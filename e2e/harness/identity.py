@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from .podenv import ContainerConfigError
+
 Obj = dict[str, Any]
 
 
@@ -57,9 +59,12 @@ class PodIdentity:
                 ),
             )
         )
-        token = self._core.create_namespaced_service_account_token(
+        issued = self._core.create_namespaced_service_account_token(
             name=sa, namespace=meta["namespace"], body=request
-        ).status.token
+        ).status
+        if issued is None or not issued.token:
+            raise ContainerConfigError(f"no token issued for service account {sa!r} yet")
+        token = issued.token
         user = f"system:serviceaccount:{meta['namespace']}:{sa}"
         kubeconfig = {
             "apiVersion": "v1",

@@ -10,20 +10,20 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import urllib3
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
+from .cluster import Cluster
+from .config import HarnessConfig
+from .identity import PodIdentity
 from .logs import PodLog
 from .podenv import LOOPBACK, ContainerConfigError, command_line, container_env
+from .ports import Ports
 from .probes import Prober
 from .proc import ProcessGroup
 from .status import Conditions, merge_conditions, rfc3339
-
-if TYPE_CHECKING:
-    from .kubelet import Harness
 
 Obj = dict[str, Any]
 log = logging.getLogger("e2e.harness")
@@ -99,11 +99,20 @@ class PodRunner(threading.Thread):
     """A kubelet for one pod; pods that are not `process` pods only get a simulated status."""
 
     def __init__(
-        self, harness: Harness, pod: Obj, process: bool, on_exit: Callable[[str], None]
+        self,
+        cluster: Cluster,
+        cfg: HarnessConfig,
+        ports: Ports,
+        pod: Obj,
+        process: bool,
+        on_exit: Callable[[str], None],
     ) -> None:
         meta = pod["metadata"]
         super().__init__(name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True)
-        self.h = harness
+        self.cluster = cluster
+        self.config = cfg
+        self.ports = ports
+        self._identity: PodIdentity | None = None  # the service account's token, when asked
         self.process = process
         self.key = f"{meta['namespace']}_{meta['name']}"
         self.uid: str = meta["uid"]
@@ -116,7 +125,7 @@ class PodRunner(threading.Thread):
         self._conditions = Conditions()
         self._last_status: Obj | None = None
         self._started_at = time.time()
-        self.dir = harness.config.pods_dir / self.key
+        self.dir = cfg.pods_dir / self.key
         self.log: PodLog | None = None  # opened when the first process starts
         spec = pod["spec"]
         self.init = [
@@ -183,7 +192,7 @@ class PodRunner(threading.Thread):
             self._on_exit(self.uid)
 
     def _port(self) -> int:
-        return self.h.ports.allocate()
+        return self.ports.allocate()
 
     # -- starting and supervising ---------------------------------------------------------
 
@@ -230,27 +239,30 @@ class PodRunner(threading.Thread):
         try:
             c.env = self._env(pod, c)
             argv = [
-                self._map_path(c, a) for a in command_line(c.spec, c.env, self.h.config.entrypoints)
+                self._map_path(c, a) for a in command_line(c.spec, c.env, self.config.entrypoints)
             ]
             if self.log is None:
-                self.log = PodLog(self.h.config.logs_dir, self.key)
-                self.h.publish_logs(pod, self.log, [x.name for x in self.init + self.main])
-            c.proc = ProcessGroup(argv, c.env, self.dir, self.log, c.name, self.h.config.procs_dir)
+                self.log = PodLog(self.config.logs_dir, self.key)
+                self.cluster.publish_logs(pod, self.log, [x.name for x in self.init + self.main])
+            c.proc = ProcessGroup(argv, c.env, self.dir, self.log, c.name, self.config.procs_dir)
         except (ContainerConfigError, ApiException, urllib3.exceptions.HTTPError) as e:
             # Missing ConfigMap keys, a service account without a token yet...: the container
             # waits (no restart counted) and the harness retries, as kubelet does.
-            message = (
-                str(e) if isinstance(e, ContainerConfigError) else f"API: {e.status} {e.reason}"
-            )
+            if isinstance(e, ContainerConfigError):
+                message = str(e)
+            elif isinstance(e, ApiException):
+                message = f"API: {e.status} {e.reason}"
+            else:  # no answer at all (the API server restarting, say)
+                message = f"API unreachable: {e}"
             if c.waiting != ("CreateContainerConfigError", message):
-                self.h.event(pod, c.name, "Failed", f"Error: {message}", warning=True)
+                self.cluster.event(pod, c.name, "Failed", f"Error: {message}", warning=True)
             c.waiting = ("CreateContainerConfigError", message)
             c.next_start_at = time.time() + 1.0
             return
         except OSError as e:
             # A missing executable is a start error: reported, then retried with back-off.
             log.warning("pod %s/%s: cannot start: %s", self.key, c.name, e)
-            self.h.event(pod, c.name, "Failed", f"Error: {e}", warning=True)
+            self.cluster.event(pod, c.name, "Failed", f"Error: {e}", warning=True)
             c.last_terminated = {
                 "exitCode": 128,
                 "reason": "StartError",
@@ -260,7 +272,7 @@ class PodRunner(threading.Thread):
             }
             self._schedule_restart(c, ran_for=0.0)
             return
-        cfg, started = self.h.config, c.proc.started_at
+        cfg, started = self.config, c.proc.started_at
         if "startupProbe" in c.spec:
             c.startup = Prober(c.spec["startupProbe"], cfg.max_probe_period, started, initial=False)
         if "livenessProbe" in c.spec:
@@ -272,7 +284,7 @@ class PodRunner(threading.Thread):
                 c.spec["readinessProbe"], cfg.max_probe_period, started, initial=False
             )
         log.info("pod %s/%s: started pid %d (port %d)", self.key, c.name, c.proc.pid, c.port)
-        self.h.event(pod, c.name, "Started", f"Started container {c.name}")
+        self.cluster.event(pod, c.name, "Started", f"Started container {c.name}")
 
     def _exited(self, pod: Obj, c: Container, code: int, reason: str) -> None:
         """Record an exit and decide, by restart policy, whether the container runs again."""
@@ -299,12 +311,12 @@ class PodRunner(threading.Thread):
             self._schedule_restart(c, ran_for)
             if code != 0:
                 msg = f"Back-off restarting failed container {c.name} (exit code {code})"
-                self.h.event(pod, c.name, "BackOff", msg, warning=True)
+                self.cluster.event(pod, c.name, "BackOff", msg, warning=True)
         else:
             c.terminated = state
 
     def _schedule_restart(self, c: Container, ran_for: float) -> None:
-        cfg = self.h.config
+        cfg = self.config
         # Like kubelet, a container that ran for a while starts its back-off afresh.
         if ran_for > 10 * cfg.restart_backoff_max or c.backoff == 0:
             c.backoff = cfg.restart_backoff_initial
@@ -317,14 +329,14 @@ class PodRunner(threading.Thread):
     def _kill(self, pod: Obj, c: Container, why: str) -> None:
         assert c.proc is not None
         log.info("pod %s/%s: %s, restarting", self.key, c.name, why)
-        self.h.event(pod, c.name, "Killing", f"Container {c.name} {why}, will be restarted")
+        self.cluster.event(pod, c.name, "Killing", f"Container {c.name} {why}, will be restarted")
         code = c.proc.stop(self._grace(pod))
         self._exited(pod, c, code, "Error")
 
     # -- environment ----------------------------------------------------------------------
 
     def _env(self, pod: Obj, c: Container) -> dict[str, str]:
-        cfg = self.h.config
+        cfg = self.config
         home = self.dir / "home"
         home.mkdir(parents=True, exist_ok=True)
         self._materialize_volumes(pod)
@@ -338,7 +350,9 @@ class PodRunner(threading.Thread):
             # Line-buffered logs, so a test reading a pod's log sees what happened.
             "PYTHONUNBUFFERED": "1",
         }
-        env = container_env(pod, c.spec, base, self.h.configmap_data, self.h.secret_data)
+        env = container_env(
+            pod, c.spec, base, self.cluster.configmap_data, self.cluster.secret_data
+        )
         # Only what the pod spec set is a path inside the container. The harness's own values
         # (PATH, PYTHONPATH, HOME) are host paths: in a checkout under a mounted directory
         # (/tmp, say) mapping them would point them into the volume.
@@ -348,7 +362,9 @@ class PodRunner(threading.Thread):
         # holding a token of the pod's service account.
         env["JOBFLEET_HTTP_PORT"] = str(c.port)
         if pod["spec"].get("automountServiceAccountToken", True) is not False:
-            env["KUBECONFIG"] = str(self.h.identity(self).ensure(pod))
+            if self._identity is None:
+                self._identity = self.cluster.identity(self.dir / "kubeconfig")
+            env["KUBECONFIG"] = str(self._identity.ensure(pod))
         return env
 
     def _materialize_volumes(self, pod: Obj) -> None:
@@ -358,16 +374,16 @@ class PodRunner(threading.Thread):
             path = self.dir / "volumes" / vol["name"]
             sources: list[tuple[Callable[[str, str], Any], Obj]] = []
             if "configMap" in vol:
-                sources.append((self.h.configmap_data, vol["configMap"]))
+                sources.append((self.cluster.configmap_data, vol["configMap"]))
             elif "secret" in vol:
                 ref = dict(vol["secret"], name=vol["secret"].get("secretName"))
-                sources.append((self.h.secret_data, ref))
+                sources.append((self.cluster.secret_data, ref))
             elif "projected" in vol:
                 for src in vol["projected"].get("sources") or []:
                     if "configMap" in src:
-                        sources.append((self.h.configmap_data, src["configMap"]))
+                        sources.append((self.cluster.configmap_data, src["configMap"]))
                     elif "secret" in src:
-                        sources.append((self.h.secret_data, src["secret"]))
+                        sources.append((self.cluster.secret_data, src["secret"]))
             elif "emptyDir" not in vol:
                 continue
             path.mkdir(parents=True, exist_ok=True)
@@ -408,19 +424,15 @@ class PodRunner(threading.Thread):
             log.info("pod %s: deleting, grace %.0fs", self.key, grace)
             for c in self.main + self.init:
                 if c.proc is not None:
-                    self.h.event(pod, c.name, "Killing", f"Stopping container {c.name}")
+                    self.cluster.event(pod, c.name, "Killing", f"Stopping container {c.name}")
             self._stop_all(grace_cap=grace, pre_stop=True)
         if self._gone:
             return
-        meta = pod["metadata"]
         # The grace-0 delete is what lets the API server drop the object: until now the
         # pod stayed visible as Terminating while its processes shut down.
-        body = client.V1DeleteOptions(
-            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)
-        )
         for _ in range(60):
             try:
-                self.h.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=body)
+                self.cluster.delete_pod(pod, self.uid)
                 break
             except ApiException as e:
                 if e.status in (404, 409):  # already gone, or a new pod of the same name
@@ -495,9 +507,7 @@ class PodRunner(threading.Thread):
                 ),
             )
             try:
-                self.h.core.replace_namespaced_pod_status(
-                    current["metadata"]["name"], current["metadata"]["namespace"], body
-                )
+                self.cluster.replace_pod_status(body)
                 self._last_status = status
                 return
             except ApiException as e:
@@ -506,9 +516,8 @@ class PodRunner(threading.Thread):
                 if e.status != 409:
                     log.warning("pod %s: status update failed: %s", self.key, e.reason)
                     return
-                self.update(
-                    self.h.read_pod(current["metadata"]["namespace"], current["metadata"]["name"])
-                )
+                meta = current["metadata"]
+                self.update(self.cluster.read_pod(meta["namespace"], meta["name"]))
 
     def _render(self, pod: Obj) -> Obj:
         now = time.time()

@@ -32,7 +32,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, text)
 
 
-def decode_secret(data: Mapping[str, str] | None) -> dict[str, str]:
+def decode_secret(data: Mapping[str, str | bytes] | None) -> dict[str, str]:
     """Secret .data values are base64; processes see them decoded, as a kubelet gives them."""
     return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
 
