@@ -11,7 +11,6 @@ from jobfleet.backoff import Backoff
 from jobfleet.sentinel import SENTINEL_PASSWORD_ENV
 from jobfleet.settings import (
     CircuitBreaker,
-    CronSchedule,
     QueueSettings,
     RateLimit,
     Retention,
@@ -144,19 +143,7 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
         ),
         rate_limit=_rate_limit(spec),
         circuit_breaker=_circuit_breaker(spec),
-        schedules=[
-            CronSchedule(
-                name=s.name,
-                cron=s.cron,
-                timezone=s.timezone,
-                job=s.job,
-                payload=s.payload,
-                priority=s.priority,
-                enabled=s.enabled,
-                missed="run_once" if s.missed == "runOnce" else "skip",
-            )
-            for s in spec.schedules
-        ],
+        schedules=[s.settings() for s in spec.schedules],
     )
     extra: dict[str, Any] = {}
     if (url := settings_redis_url(spec)) is not None:

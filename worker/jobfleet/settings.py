@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,6 +27,13 @@ from .sentinel import (
     option_names,
     parse_sentinel_url,
 )
+
+# The names of the priority levels (job.Priority), highest first.
+PriorityName = Literal["critical", "high", "normal", "low", "batch"]
+PRIORITY_NAMES: tuple[str, ...] = get_args(PriorityName)
+BreakerScope = Literal["queue", "handler"]
+Isolation = Literal["thread", "process"]
+WorkerMode = Literal["inProcess", "sidecar"]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -140,7 +147,7 @@ class CircuitBreaker(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    scope: Literal["queue", "handler"] = "queue"
+    scope: BreakerScope = "queue"
     failure_threshold: Annotated[int, between(1, 100_000)] = 5
     failure_ratio: Annotated[float, between(0, 1, above=True)] | None = None
     window: Annotated[float, between(0, DAY, above=True)] = Field(
@@ -167,7 +174,7 @@ class CronSchedule(BaseModel):
     timezone: str = "UTC"
     job: str = Field(min_length=1, max_length=200, description="Handler name of each job.")
     payload: Any = None
-    priority: Literal["critical", "high", "normal", "low", "batch"] = "normal"
+    priority: PriorityName = "normal"
     enabled: bool = True
     missed: Literal["skip", "run_once"] = Field(
         default="skip", description="After downtime: skip missed ticks, or run the last once."
@@ -197,7 +204,7 @@ class QueueSettings(BaseModel):
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
     schedules: list[CronSchedule] = Field(default_factory=list)
-    isolation: Literal["thread", "process"] = Field(
+    isolation: Isolation = Field(
         default="thread",
         description="Where sync handlers run: 'thread', a thread pool (a thread past its "
         "timeout cannot be stopped: its job waits for it), or 'process', child processes "
@@ -219,7 +226,7 @@ class WorkerSettings(BaseModel):
     redis_url: str = DEFAULT_REDIS_URL
     queue: QueueSettings = QueueSettings()
     handlers: list[str] = Field(default_factory=list, description="Modules to import.")
-    mode: Literal["inProcess", "sidecar"] = "inProcess"
+    mode: WorkerMode = "inProcess"
     sidecar_url: str = "http://127.0.0.1:8000"
     http_host: str = "0.0.0.0"
     http_port: Annotated[int, between(0, 65535)] | None = Field(
