@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
@@ -69,6 +70,14 @@ QUEUE_NAME_STABLE = (
 MAX_NAME = 54  # "<name>-jobfleet" must stay a valid DNS label (63)
 
 
+@dataclass(frozen=True)
+class EngineField:
+    """Marks a spec field as the engine's field `name` of `model` (for `engine_values`)."""
+
+    model: type[BaseModel]
+    name: str
+
+
 def engine_field(model: type[BaseModel], name: str, **spec_only: Any) -> Any:
     """Field `name` of the engine's `model`, for a spec field of another name: its default,
     bounds, checks and their messages come from the engine (and so do the CRD's), the spec
@@ -86,8 +95,18 @@ def engine_field(model: type[BaseModel], name: str, **spec_only: Any) -> Any:
         for meta in arg.__metadata__
     ]
     field = FieldInfo.merge_field_infos(info, Field(**spec_only))
-    field.metadata = [*field.metadata, *inner]
+    field.metadata = [*field.metadata, *inner, EngineField(model, name)]
     return field
+
+
+def engine_values(part: BaseModel, model: type[BaseModel]) -> dict[str, Any]:
+    """The values of `part`'s fields that are `model`'s fields, under the engine's names."""
+    out = {}
+    for attr, info in type(part).model_fields.items():
+        for meta in info.metadata:
+            if isinstance(meta, EngineField) and meta.model is model:
+                out[meta.name] = getattr(part, attr)
+    return out
 
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -643,13 +662,8 @@ class ScheduleSpec(SpecModel):
     def settings(self) -> CronSchedule:
         """The schedule as the worker reads it."""
         return CronSchedule(
+            **engine_values(self, CronSchedule),
             name=self.name,
-            cron=self.cron,
-            timezone=self.timezone,
-            job=self.job,
-            payload=self.payload,
-            priority=self.priority,
-            enabled=self.enabled,
             missed="run_once" if self.missed == "runOnce" else "skip",
         )
 
