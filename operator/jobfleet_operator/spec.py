@@ -406,16 +406,14 @@ class WorkerSpec(SpecModel):
         return self
 
 
+RETRY_DELAYS = "retry.maxDelaySeconds must be >= retry.baseDelaySeconds"
+
+
 class RetrySpec(SpecModel):
     """How often and how late a failed job is retried before it becomes a dead letter."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
-            cel(
-                "self.maxDelaySeconds >= self.baseDelaySeconds",
-                "retry.maxDelaySeconds must be >= retry.baseDelaySeconds",
-            )
-        )
+        json_schema_extra=_rules(cel("self.maxDelaySeconds >= self.baseDelaySeconds", RETRY_DELAYS))
     )
 
     max_attempts: int = engine_field(
@@ -434,8 +432,10 @@ class RetrySpec(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> RetrySpec:
-        if self.max_delay_seconds < self.base_delay_seconds:
-            raise ValueError("retry.maxDelaySeconds must be >= retry.baseDelaySeconds")
+        try:
+            Backoff(**engine_values(self, Backoff))  # its one rule left: cap >= base
+        except ValidationError:
+            raise ValueError(RETRY_DELAYS) from None  # in the Queue's names, as CEL says it
         return self
 
 
