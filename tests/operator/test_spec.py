@@ -147,3 +147,13 @@ def test_crd_defaults_equal_model_defaults() -> None:
                 check(sub, value[name], f"{path}.{name}")
 
     check(root, parsed, "spec")
+
+
+def test_priority_names_are_the_engines_everywhere() -> None:
+    """The Queue's per-priority SLA and the schedules' priorities name the engine's levels."""
+    from jobfleet.job import Priority
+    from jobfleet.settings import PRIORITY_NAMES
+    from jobfleet_operator.spec import PrioritySLA
+
+    assert tuple(p.name.lower() for p in Priority) == PRIORITY_NAMES
+    assert tuple(PrioritySLA.model_fields) == PRIORITY_NAMES
