@@ -7,28 +7,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .spec import PRIORITY_NAMES
+from .spec import PRIORITY_NAMES, AutoscalingSpec, QueueSpec, ScaleDownSpec, ScaleUpSpec
 
 if TYPE_CHECKING:
     from jobfleet.stats import QueueStats
 
-    from .spec import QueueSpec
+
+_AUTO = AutoscalingSpec.model_fields
+_UP = ScaleUpSpec.model_fields
+_DOWN = ScaleDownSpec.model_fields
+_QUEUE = QueueSpec.model_fields
 
 
 @dataclass(frozen=True)
 class Policy:
     """The scaling rules of one Queue (from `spec.autoscaling` and `spec.sla`)."""
 
-    min_replicas: int = 1
-    max_replicas: int = 10
-    target_backlog_per_replica: int = 50
+    # The defaults are the Queue's (spec.py), so that a Policy() scales as a default Queue.
+    min_replicas: int = _AUTO["min_replicas"].default
+    max_replicas: int = _AUTO["max_replicas"].default
+    target_backlog_per_replica: int = _QUEUE["concurrency"].default
     sla_seconds: float | None = None
     sla_by_priority: Mapping[str, float] = field(default_factory=dict)
-    scale_up_step: int = 4
-    scale_up_percent: int = 100
-    stabilization_window: float = 60.0
-    cooldown: float = 120.0
-    enabled: bool = True
+    scale_up_step: int = _UP["max_step_replicas"].default
+    scale_up_percent: int = _UP["max_step_percent"].default
+    stabilization_window: float = _DOWN["stabilization_window_seconds"].default
+    cooldown: float = _AUTO["cooldown_seconds"].default
+    enabled: bool = _AUTO["enabled"].default
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:

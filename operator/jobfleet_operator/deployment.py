@@ -11,14 +11,22 @@ from jobfleet.backoff import Backoff
 from jobfleet.sentinel import SENTINEL_PASSWORD_ENV
 from jobfleet.settings import (
     CircuitBreaker,
-    CronSchedule,
     QueueSettings,
     RateLimit,
     Retention,
     WorkerSettings,
 )
 
-from .spec import GROUP, KIND, VERSION, EnvVar, QueueSpec, Resources, SecretKeyRef
+from .spec import (
+    GROUP,
+    KIND,
+    VERSION,
+    EnvVar,
+    QueueSpec,
+    Resources,
+    SecretKeyRef,
+    engine_values,
+)
 
 SETTINGS_KEY = "settings.json"
 WORKER_CONTAINER = "worker"
@@ -96,67 +104,29 @@ def settings_redis_url(spec: QueueSpec) -> str | None:
     return parts.geturl()
 
 
-def _rate_limit(spec: QueueSpec) -> RateLimit | None:
-    r = spec.rate_limit
-    if r is None:
-        return None
-    return RateLimit(max=r.max, period=r.period_seconds, key_field=r.key)
-
-
-def _circuit_breaker(spec: QueueSpec) -> CircuitBreaker | None:
-    c = spec.circuit_breaker
-    if c is None:
-        return None
-    return CircuitBreaker(
-        scope=c.scope,
-        failure_threshold=c.failure_threshold,
-        failure_ratio=c.failure_ratio,
-        window=c.window_seconds,
-        reset_timeout=c.reset_timeout_seconds,
-        half_open_probes=c.half_open_probes,
-    )
-
-
 def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
-    """What `jobfleet worker` reads from `JOBFLEET_SETTINGS`."""
-    retry = spec.retry
-    retention = spec.retention
+    """What `jobfleet worker` reads from `JOBFLEET_SETTINGS`.
+
+    The engine-facing fields of the spec are the engine's own (`spec.engine_field`), so they
+    go over by the engine's names (`engine_values`); only what the spec spells its own way
+    (the queue name, jitter, a schedule's `missed`) is converted here.
+    """
+    retry, retention = spec.retry, spec.retention
+    limit, breaker = spec.rate_limit, spec.circuit_breaker
     queue_settings = QueueSettings(
+        **engine_values(spec, QueueSettings),
+        **engine_values(retry, QueueSettings),
         name=spec.queue(queue.name),
-        concurrency=spec.concurrency,
-        max_attempts=retry.max_attempts,
-        backoff=Backoff(
-            kind=retry.backoff,
-            base=retry.base_delay_seconds,
-            cap=retry.max_delay_seconds,
-            jitter="full" if retry.jitter else "none",
-        ),
-        job_timeout=spec.job_timeout_seconds,
-        isolation=spec.isolation,
-        lease=spec.lease_seconds,
-        poison_after=spec.max_stalls,
-        max_payload_bytes=spec.max_payload_bytes,
+        backoff=Backoff(**engine_values(retry, Backoff), jitter="full" if retry.jitter else "none"),
         retention=Retention(
-            completed_count=retention.completed.max_count,
-            completed_age=retention.completed.max_age_seconds,
-            dead_count=retention.dead_letters.max_count,
-            dead_age=retention.dead_letters.max_age_seconds,
+            **engine_values(retention.completed, Retention),
+            **engine_values(retention.dead_letters, Retention),
         ),
-        rate_limit=_rate_limit(spec),
-        circuit_breaker=_circuit_breaker(spec),
-        schedules=[
-            CronSchedule(
-                name=s.name,
-                cron=s.cron,
-                timezone=s.timezone,
-                job=s.job,
-                payload=s.payload,
-                priority=s.priority,
-                enabled=s.enabled,
-                missed="run_once" if s.missed == "runOnce" else "skip",
-            )
-            for s in spec.schedules
-        ],
+        rate_limit=None if limit is None else RateLimit(**engine_values(limit, RateLimit)),
+        circuit_breaker=(
+            None if breaker is None else CircuitBreaker(**engine_values(breaker, CircuitBreaker))
+        ),
+        schedules=[s.settings() for s in spec.schedules],
     )
     extra: dict[str, Any] = {}
     if (url := settings_redis_url(spec)) is not None:
@@ -165,11 +135,10 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
         extra["sidecar_url"] = f"http://127.0.0.1:{spec.worker.sidecar.port}"
     return WorkerSettings(
         queue=queue_settings,
+        **engine_values(spec.worker, WorkerSettings),
         handlers=list(spec.worker.handlers),
-        mode=spec.worker.mode,
         http_port=HTTP_PORT,
         grace_period=float(spec.worker.termination_grace_period_seconds),
-        batch_size=spec.worker.batch_size,
         allow_volatile_eviction=spec.redis.allow_volatile_eviction,
         **extra,
     )

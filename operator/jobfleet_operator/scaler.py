@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
-from jobfleet.settings import redact_text
+from jobfleet.redaction import redact_text as redact
 
 from . import conditions as cond
 from . import drain as dr
@@ -48,10 +48,6 @@ class StatsReader(Protocol):
 
 class RedisUnavailable(Exception):
     """Redis could not be read; the message is safe to show (no password)."""
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    return redact_text(text, *secrets)  # jobfleet's one place that hides credentials
 
 
 class JobfleetReader:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import re
-import zoneinfo
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from croniter import croniter
+from jobfleet.backoff import Backoff, BackoffKind
+from jobfleet.cron import compile_schedule
 from jobfleet.errors import ConfigError
 from jobfleet.sentinel import MASTER_NAME_PATTERN
-from jobfleet.settings import QueueSettings, Retention, WorkerSettings, check_redis_url
+from jobfleet.settings import PRIORITY_NAMES as PRIORITY_NAMES
+from jobfleet.settings import (
+    QUEUE_NAME,
+    BreakerScope,
+    CircuitBreaker,
+    CronSchedule,
+    Isolation,
+    PriorityName,
+    QueueSettings,
+    RateLimit,
+    Retention,
+    WorkerMode,
+    WorkerSettings,
+    check_redis_url,
+)
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
 GROUP = "jobfleet.dev"
 VERSION = "v1alpha1"
@@ -40,13 +56,11 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # host[:port] of a Sentinel: a DNS name or an address ([brackets] for IPv6), port 1-65535.
 SENTINEL_NODE = (
     r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)"
     r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
 )
-PRIORITY_NAMES = ("critical", "high", "normal", "low", "batch")
 # The Redis queue name (spec.queueName, else metadata.name) must never change: the jobs of
 # the old queue would be stranded. A root rule, since only the root sees metadata.name.
 QUEUE_NAME_STABLE = (
@@ -55,9 +69,44 @@ QUEUE_NAME_STABLE = (
 )
 MAX_NAME = 54  # "<name>-jobfleet" must stay a valid DNS label (63)
 
-_QD = QueueSettings.model_fields  # defaults come from the engine so the two never disagree
-_WD = WorkerSettings.model_fields
-_RD = Retention.model_fields
+
+@dataclass(frozen=True)
+class EngineField:
+    """Marks a spec field as the engine's field `name` of `model` (for `engine_values`)."""
+
+    model: type[BaseModel]
+    name: str
+
+
+def engine_field(model: type[BaseModel], name: str, **spec_only: Any) -> Any:
+    """Field `name` of the engine's `model`, for a spec field of another name: its default,
+    bounds, checks and their messages come from the engine (and so do the CRD's), the spec
+    adding only `spec_only` (a description for `kubectl explain`, a Kubernetes-only limit).
+
+    The spec field's annotation is the engine field's without its bounds (`float | None`
+    for `Annotated[float, between(...)] | None`); the bounds of an optional field move
+    outside the `| None`, where they let None through.
+    """
+    info = model.model_fields[name]
+    inner = [
+        meta
+        for arg in get_args(info.annotation)
+        if get_origin(arg) is Annotated
+        for meta in arg.__metadata__
+    ]
+    field = FieldInfo.merge_field_infos(info, Field(**spec_only))
+    field.metadata = [*field.metadata, *inner, EngineField(model, name)]
+    return field
+
+
+def engine_values(part: BaseModel, model: type[BaseModel]) -> dict[str, Any]:
+    """The values of `part`'s fields that are `model`'s fields, under the engine's names."""
+    out = {}
+    for attr, info in type(part).model_fields.items():
+        for meta in info.metadata:
+            if isinstance(meta, EngineField) and meta.model is model:
+                out[meta.name] = getattr(part, attr)
+    return out
 
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -296,8 +345,9 @@ class WorkerSpec(SpecModel):
     image_pull_secrets: list[Annotated[str, Field(max_length=253)]] = Field(
         default_factory=list, max_length=16, description="Names of image pull Secrets."
     )
-    mode: Literal["inProcess", "sidecar"] = Field(
-        default="inProcess",
+    mode: WorkerMode = engine_field(
+        WorkerSettings,
+        "mode",
         description="inProcess: Python handlers in the worker image; sidecar: any language, "
         "served over HTTP by the sidecar container.",
     )
@@ -305,8 +355,8 @@ class WorkerSpec(SpecModel):
         default_factory=list, max_length=64, description="Python modules the worker imports."
     )
     sidecar: SidecarSpec | None = None
-    batch_size: int = Field(
-        default=_WD["batch_size"].default, ge=1, le=1000, description="Max jobs claimed per call."
+    batch_size: int = engine_field(
+        WorkerSettings, "batch_size", description="Max jobs claimed per call."
     )
     resources: Resources | None = None
     env: list[EnvVar] = Field(
@@ -356,50 +406,49 @@ class WorkerSpec(SpecModel):
         return self
 
 
+RETRY_DELAYS = "retry.maxDelaySeconds must be >= retry.baseDelaySeconds"
+
+
 class RetrySpec(SpecModel):
     """How often and how late a failed job is retried before it becomes a dead letter."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
-            cel(
-                "self.maxDelaySeconds >= self.baseDelaySeconds",
-                "retry.maxDelaySeconds must be >= retry.baseDelaySeconds",
-            )
-        )
+        json_schema_extra=_rules(cel("self.maxDelaySeconds >= self.baseDelaySeconds", RETRY_DELAYS))
     )
 
-    max_attempts: int = Field(
-        default=_QD["max_attempts"].default,
-        ge=1,
-        le=1000,
+    max_attempts: int = engine_field(
+        QueueSettings,
+        "max_attempts",
         description="Attempts before a failing job becomes a dead letter.",
     )
-    backoff: Literal["exponential", "fixed"] = Field(
-        default="exponential", description="exponential: base * 2^(retry-1); fixed: base."
+    backoff: BackoffKind = engine_field(
+        Backoff, "kind", description="exponential: base * 2^(retry-1); fixed: base."
     )
-    base_delay_seconds: float = Field(
-        default=1.0, ge=0, le=86_400, description="Delay before the first retry."
+    base_delay_seconds: float = engine_field(
+        Backoff, "base", description="Delay before the first retry."
     )
-    max_delay_seconds: float = Field(
-        default=300.0, ge=0, le=7 * 86_400, description="Cap of any retry delay."
-    )
+    max_delay_seconds: float = engine_field(Backoff, "cap", description="Cap of any retry delay.")
     jitter: bool = Field(default=True, description="Full jitter: spread retries of a fleet.")
 
     @model_validator(mode="after")
     def _check(self) -> RetrySpec:
-        if self.max_delay_seconds < self.base_delay_seconds:
-            raise ValueError("retry.maxDelaySeconds must be >= retry.baseDelaySeconds")
+        try:
+            Backoff(**engine_values(self, Backoff))  # its one rule left: cap >= base
+        except ValidationError:
+            raise ValueError(RETRY_DELAYS) from None  # in the Queue's names, as CEL says it
         return self
 
 
 class RateLimitSpec(SpecModel):
     """At most `max` job starts per `periodSeconds`, fleet-wide, optionally per key."""
 
-    max: int = Field(ge=1, le=1_000_000, description="Job starts allowed per period.")
-    period_seconds: float = Field(gt=0, le=86_400, description="Length of the sliding window.")
-    key: str | None = Field(
-        default=None,
-        max_length=200,
+    max: int = engine_field(RateLimit, "max", description="Job starts allowed per period.")
+    period_seconds: float = engine_field(
+        RateLimit, "period", description="Length of the sliding window."
+    )
+    key: str | None = engine_field(
+        RateLimit,
+        "key_field",
         description="Payload field whose value keys the limit (e.g. tenant); jobs may also set "
         "a key at enqueue.",
     )
@@ -408,45 +457,45 @@ class RateLimitSpec(SpecModel):
 class CircuitBreakerSpec(SpecModel):
     """Fleet-wide breaker: stop starting jobs of a failing dependency, probe, recover."""
 
-    scope: Literal["queue", "handler"] = Field(
-        default="queue", description="One breaker for the queue, or one per handler name."
+    scope: BreakerScope = engine_field(
+        CircuitBreaker, "scope", description="One breaker for the queue, or one per handler name."
     )
-    failure_threshold: int = Field(
-        default=5, ge=1, le=100_000, description="Failed attempts within the window that trip it."
+    failure_threshold: int = engine_field(
+        CircuitBreaker,
+        "failure_threshold",
+        description="Failed attempts within the window that trip it.",
     )
-    failure_ratio: float | None = Field(
-        default=None, gt=0, le=1, description="Trip on this failure ratio instead of a count."
+    failure_ratio: float | None = engine_field(
+        CircuitBreaker,
+        "failure_ratio",
+        description="Trip on this failure ratio instead of a count.",
     )
-    window_seconds: float = Field(
-        default=60, gt=0, le=86_400, description="Window the failures are counted in."
+    window_seconds: float = engine_field(
+        CircuitBreaker, "window", description="Window the failures are counted in."
     )
-    reset_timeout_seconds: float = Field(
-        default=30, gt=0, le=86_400, description="How long an open breaker holds jobs."
+    reset_timeout_seconds: float = engine_field(
+        CircuitBreaker, "reset_timeout", description="How long an open breaker holds jobs."
     )
-    half_open_probes: int = Field(
-        default=1, ge=1, le=1000, description="Jobs let through to test the dependency."
+    half_open_probes: int = engine_field(
+        CircuitBreaker, "half_open_probes", description="Jobs let through to test the dependency."
     )
 
 
 class CompletedRetention(SpecModel):
     """Finished jobs kept so `get` can still report them."""
 
-    max_count: int = Field(
-        default=_RD["completed_count"].default, ge=0, le=10_000_000, description="Jobs kept."
-    )
-    max_age_seconds: float = Field(
-        default=_RD["completed_age"].default, ge=0, le=365 * 86_400, description="Age kept."
-    )
+    max_count: int = engine_field(Retention, "completed_count", description="Jobs kept.")
+    max_age_seconds: float = engine_field(Retention, "completed_age", description="Age kept.")
 
 
 class DeadLetterRetention(SpecModel):
     """Dead letters kept for inspection and replay; unset limits keep them until purged."""
 
-    max_count: int | None = Field(
-        default=None, ge=0, le=10_000_000, description="Dead letters kept; all when unset."
+    max_count: int | None = engine_field(
+        Retention, "dead_count", description="Dead letters kept; all when unset."
     )
-    max_age_seconds: float | None = Field(
-        default=None, ge=0, le=365 * 86_400, description="Age kept; forever when unset."
+    max_age_seconds: float | None = engine_field(
+        Retention, "dead_age", description="Age kept; forever when unset."
     )
 
 
@@ -565,9 +614,9 @@ class ScheduleSpec(SpecModel):
     name: str = Field(
         min_length=1, max_length=63, pattern=DNS_LABEL, description="Unique within the Queue."
     )
-    cron: str = Field(
-        min_length=1,
-        max_length=128,
+    cron: str = engine_field(
+        CronSchedule,
+        "cron",
         description="Five-field cron expression (minute hour day month weekday) or @hourly etc.",
         json_schema_extra=_rules(
             cel(
@@ -578,15 +627,21 @@ class ScheduleSpec(SpecModel):
             )
         ),
     )
-    timezone: str = Field(
-        default="UTC", min_length=1, max_length=64, description="IANA name, e.g. Europe/Berlin."
+    timezone: str = engine_field(
+        CronSchedule,
+        "timezone",
+        min_length=1,
+        max_length=64,
+        description="IANA name, e.g. Europe/Berlin.",
     )
-    job: str = Field(min_length=1, max_length=200, description="The handler name to enqueue.")
-    payload: Any = Field(default=None, description="JSON payload of each job.")
-    priority: Literal["critical", "high", "normal", "low", "batch"] = Field(
-        default="normal", description="Priority of each job."
+    job: str = engine_field(CronSchedule, "job", description="The handler name to enqueue.")
+    payload: Any = engine_field(CronSchedule, "payload", description="JSON payload of each job.")
+    priority: PriorityName = engine_field(
+        CronSchedule, "priority", description="Priority of each job."
     )
-    enabled: bool = Field(default=True, description="Disabled schedules enqueue nothing.")
+    enabled: bool = engine_field(
+        CronSchedule, "enabled", description="Disabled schedules enqueue nothing."
+    )
     missed: Literal["skip", "runOnce"] = Field(
         default="skip", description="After downtime: skip missed ticks, or run once."
     )
@@ -596,26 +651,30 @@ class ScheduleSpec(SpecModel):
     def _cron(cls, v: str) -> str:
         return check_cron(v)
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleSpec:
         try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {v!r}; use an IANA name like Europe/Berlin"
-            ) from None
-        return v
+            compile_schedule(self.settings())  # the worker's own check: cron and time zone
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def settings(self) -> CronSchedule:
+        """The schedule as the worker reads it."""
+        return CronSchedule(
+            **engine_values(self, CronSchedule),
+            name=self.name,
+            missed="run_once" if self.missed == "runOnce" else "skip",
+        )
 
 
 def check_cron(expr: str) -> str:
-    """Validate a five-field cron expression (or @-macro); the message says what is wrong."""
+    """The shape the CRD's CEL rule checks (five fields or an @-macro, where the worker also
+    takes a sixth for seconds); what the fields mean, the worker checks (`compile_schedule`)."""
     if not re.match(CRON_SHAPE, expr):
         raise ValueError(
             f"cron {expr!r} must have five fields (minute hour day-of-month month day-of-week)"
         )
-    if not croniter.is_valid(expr.strip()):
-        raise ValueError(f"cron {expr!r} is not a valid schedule")
     return expr
 
 
@@ -625,41 +684,39 @@ class QueueSpec(SpecModel):
     queue_name: str | None = Field(
         default=None,
         max_length=100,
-        pattern=QUEUE_NAME,
+        pattern=QUEUE_NAME.pattern,
         description="Queue name in Redis; defaults to the Queue's metadata.name. Immutable: "
         "renaming would strand the jobs of the old queue.",
     )
     redis: RedisSpec
     worker: WorkerSpec
-    concurrency: int = Field(
-        default=_QD["concurrency"].default, ge=1, le=10_000, description="Jobs in flight per pod."
+    concurrency: int = engine_field(
+        QueueSettings, "concurrency", description="Jobs in flight per pod."
     )
     retry: RetrySpec = Field(default_factory=RetrySpec)
-    job_timeout_seconds: float | None = Field(
-        default=None, gt=0, le=7 * 86_400, description="Time limit of one attempt."
+    job_timeout_seconds: float | None = engine_field(
+        QueueSettings, "job_timeout", description="Time limit of one attempt."
     )
-    isolation: Literal["thread", "process"] = Field(
-        default=_QD["isolation"].default,
+    isolation: Isolation = engine_field(
+        QueueSettings,
+        "isolation",
         description="Where sync (plain-function) handlers run: thread, in a thread pool (past "
         "its timeout a thread cannot be stopped, so its job waits for it), or process, in "
         "child processes killed at the timeout. Async handlers always run on the event loop.",
     )
-    lease_seconds: float = Field(
-        default=_QD["lease"].default,
-        ge=0.2,
-        le=3600,
+    lease_seconds: float = engine_field(
+        QueueSettings,
+        "lease",
         description="A claim expires unless renewed this often; stalled jobs are recovered.",
     )
-    max_stalls: int = Field(
-        default=_QD["poison_after"].default,
-        ge=1,
-        le=100,
+    max_stalls: int = engine_field(
+        QueueSettings,
+        "poison_after",
         description="Lease expiries before a job is dead-lettered as poison.",
     )
-    max_payload_bytes: int = Field(
-        default=_QD["max_payload_bytes"].default,
-        ge=64,
-        le=512 << 20,
+    max_payload_bytes: int = engine_field(
+        QueueSettings,
+        "max_payload_bytes",
         description="Larger payloads are refused at enqueue.",
     )
     rate_limit: RateLimitSpec | None = None

@@ -46,7 +46,7 @@ def test_minimal_spec_defaults() -> None:
             {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
             "minReplicas must be <= autoscaling.maxReplicas",
         ),
-        ({"concurrency": -1}, "greater than or equal to 1"),
+        ({"concurrency": -1}, "concurrency\n  Value error, must be a whole number from 1 to 10000"),
         ({"worker": {"image": "x", "mode": "lambda"}}, "'inProcess' or 'sidecar'"),
         ({"worker": {"image": "x", "mode": "sidecar"}}, "worker.sidecar is required"),
         ({"worker": {"image": "x"}}, "worker.handlers must name at least one"),
@@ -76,7 +76,7 @@ def test_minimal_spec_defaults() -> None:
         ({"schedules": [{"name": "nightly", "cron": "0 3 * *", "job": "x"}]}, "five fields"),
         (
             {"schedules": [{"name": "nightly", "cron": "0 25 * * *", "job": "x"}]},
-            "not a valid schedule",
+            "schedule 'nightly': cron '0 25 * * *' is not valid",
         ),
         (
             {
@@ -147,3 +147,13 @@ def test_crd_defaults_equal_model_defaults() -> None:
                 check(sub, value[name], f"{path}.{name}")
 
     check(root, parsed, "spec")
+
+
+def test_priority_names_are_the_engines_everywhere() -> None:
+    """The Queue's per-priority SLA and the schedules' priorities name the engine's levels."""
+    from jobfleet.job import Priority
+    from jobfleet.settings import PRIORITY_NAMES
+    from jobfleet_operator.spec import PrioritySLA
+
+    assert tuple(p.name.lower() for p in Priority) == PRIORITY_NAMES
+    assert tuple(PrioritySLA.model_fields) == PRIORITY_NAMES

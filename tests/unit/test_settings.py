@@ -98,3 +98,42 @@ def test_redact_text_hides_every_password_in_a_message():
     )
     assert not any(p in text for p in ("one", "tw@o", "three")), text
     assert "s1,s2/m" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://h:6379/0?sokcet_timeout=1", "unknown option 'sokcet_timeout' in the query"),
+        ("unix:///run/redis.sock?colour=blue", "unknown option 'colour' in the query"),
+        ("redis://h:6379?db=x", "Invalid value for 'db' in the query"),
+        ("rediss://h:6380/0?socket_timeout=x", "Invalid value for 'socket_timeout' in the query"),
+        (
+            "redis://h/0?health_check_interval=soon",
+            "Invalid value for 'health_check_interval' in the query",
+        ),
+    ],
+)
+def test_query_options_are_redis_pys_with_valid_values(url, message):
+    with pytest.raises(ConfigError) as err:
+        check_redis_url(url)
+    assert str(err.value) == f"malformed Redis URL: {message}"  # never the value
+
+
+def test_unknown_options_that_could_be_a_password_are_not_quoted():
+    with pytest.raises(ConfigError) as err:
+        check_redis_url("redis://h/0?s3cret%3D=1")
+    assert "s3cret" not in str(err.value)
+    assert "unknown option with that name in the query" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://h:6379/0?socket_timeout=2.5&health_check_interval=10",
+        "rediss://h:6380/0?ssl_cert_reqs=none",
+        "unix:///run/redis.sock?db=3",
+        "redis://h:6379?db=2&client_name=app",
+    ],
+)
+def test_known_query_options_pass(url):
+    assert check_redis_url(url) == url

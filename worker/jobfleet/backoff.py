@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .bounds import DAY, between
 
+BackoffKind = Literal["exponential", "fixed"]
+
 
 class Backoff(BaseModel):
     """How long to wait before retry number `attempt` (1 = the first retry).
@@ -20,7 +22,7 @@ class Backoff(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["exponential", "fixed"] = "exponential"
+    kind: BackoffKind = "exponential"
     base: Annotated[float, between(0, DAY)] = Field(default=1.0, description="Seconds.")
     cap: Annotated[float, between(0, 7 * DAY)] = Field(default=300.0, description="Seconds.")
     jitter: Literal["full", "none"] = "full"

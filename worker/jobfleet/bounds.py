@@ -10,9 +10,19 @@ their fields (or here, when several fields share one).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from .errors import ConfigError
 
@@ -37,21 +47,51 @@ def describe(lo: float, hi: float, *, above: bool = False) -> str:
     return f"from {_text(lo)} to {_text(hi)}"
 
 
-def between(lo: float, hi: float, *, above: bool = False) -> WrapValidator:
-    """A field check: finite and within [lo, hi] (or (lo, hi] with `above`)."""
-    allowed = describe(lo, hi, above=above)
+@dataclass(frozen=True)
+class Between:
+    """A field check: finite and within [lo, hi] (or (lo, hi] with `above`).
 
-    def check(value: Any, parse: ValidatorFunctionWrapHandler) -> Any:
+    Its JSON Schema states the same bounds (`minimum`/`exclusiveMinimum`, `maximum`), so that
+    a schema generated from a model (the Queue CRD) enforces exactly what the model does.
+    An optional field may carry it outside the `| None`: None passes unchecked.
+    """
+
+    lo: float
+    hi: float
+    above: bool = False
+
+    def check(self, value: Any, parse: ValidatorFunctionWrapHandler) -> Any:
+        if value is None:
+            return parse(value)
         # Before parsing too: an int field would refuse inf without naming its range.
         finite = not isinstance(value, float) or math.isfinite(value)
         number = parse(value) if finite else value
-        low_ok = finite and (number > lo if above else number >= lo)
-        if not (low_ok and number <= hi):
+        low_ok = finite and (number > self.lo if self.above else number >= self.lo)
+        if not (low_ok and number <= self.hi):
             kind = "a whole number" if isinstance(number, int) else "a finite number"
-            raise ValueError(f"must be {kind} {allowed}")
+            raise ValueError(f"must be {kind} {describe(self.lo, self.hi, above=self.above)}")
         return number
 
-    return WrapValidator(check)
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return WrapValidator(self.check).__get_pydantic_core_schema__(source, handler)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        # On an optional field, the bounds are the number's: `anyOf: [{number...}, {null}]`.
+        branches = [b for b in out.get("anyOf", ()) if b.get("type") != "null"]
+        target = branches[0] if len(branches) == 1 else out
+        target["exclusiveMinimum" if self.above else "minimum"] = self.lo
+        target["maximum"] = self.hi
+        return out
+
+
+def between(lo: float, hi: float, *, above: bool = False) -> Between:
+    """A field check: finite and within [lo, hi] (or (lo, hi] with `above`)."""
+    return Between(lo, hi, above)
 
 
 # Bounds that several fields share.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -24,6 +24,7 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .errors import ConfigError
+from .redaction import url_password as url_password  # re-exported
 
 SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
 DEFAULT_PORT = 26379
@@ -145,18 +146,42 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
 
 
 def _check_query(address: SentinelAddress) -> None:
-    names = [name for name, _ in parse_qsl(address.query, keep_blank_values=True)]
+    names = option_names(address.query)
     if "db" in names:
         raise _bad("put the database in the path (/<master-name>/<db>), not in ?db=")
-    for name in names:
-        if name not in OPTIONS:
-            raise _bad(f"unknown option {name!r} in the query")
+    check_option_names(names, OPTIONS)
     if not address.tls and any(n.startswith("ssl_") for n in names):
         raise _bad("ssl_* options need rediss+sentinel://")
+    check_option_values(address.options)
+
+
+_OPTION_NAME = re.compile(r"^[a-z_]{1,64}$")
+_INVALID_VALUE = re.compile(r"Invalid value for '[a-z_]{1,64}'")
+
+
+def option_names(query: str) -> list[str]:
+    """The option names of a URL's query, in order."""
+    return [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+
+
+def check_option_names(names: Iterable[str], allowed: frozenset[str]) -> None:
+    """ConfigError naming the first query option not in `allowed` (redis-py's names)."""
+    for name in names:
+        if name not in allowed:
+            # Only a plain name is quoted: anything else might be part of a password.
+            shown = repr(name) if _OPTION_NAME.match(name) else "with that name"
+            raise _bad(f"unknown option {shown} in the query")
+
+
+def check_option_values(parse: Callable[[], object]) -> None:
+    """Run redis-py's parsing of a URL's query options (`parse`); a bad value becomes a
+    ConfigError with redis-py's "Invalid value for '<option>'" alone, never the value."""
     try:
-        address.options()
+        parse()
     except ValueError as exc:
-        raise _bad(str(exc)) from None  # names the option, never its value
+        found = _INVALID_VALUE.search(str(exc))
+        problem = f"{found[0]} in the query" if found else "invalid query options"
+        raise _bad(problem) from None
 
 
 def _describe(exc: RedisError) -> str:
@@ -301,10 +326,3 @@ def sentinel_client(
         **options,
     )
     return client
-
-
-def url_password(url: str) -> str | None:
-    """The password in a Redis URL of any scheme (for redaction), or None."""
-    from .settings import url_password as password  # settings imports this module
-
-    return password(url)

@@ -7,18 +7,38 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from redis.asyncio.connection import parse_url
 
 from .backoff import Backoff
 from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Seconds, between
 from .errors import ConfigError
-from .sentinel import is_sentinel_url, parse_sentinel_url
+from .redaction import redact_text as redact_text  # re-exported: still public here
+from .redaction import redact_url as redact_url
+from .redaction import url_password as url_password
+from .sentinel import (
+    OPTIONS,
+    check_option_names,
+    check_option_values,
+    is_sentinel_url,
+    option_names,
+    parse_sentinel_url,
+)
+
+# The names of the priority levels (job.Priority), highest first.
+PriorityName = Literal["critical", "high", "normal", "low", "batch"]
+PRIORITY_NAMES: tuple[str, ...] = get_args(PriorityName)
+BreakerScope = Literal["queue", "handler"]
+Isolation = Literal["thread", "process"]
+WorkerMode = Literal["inProcess", "sidecar"]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The query options of redis://, rediss:// and unix://: a Sentinel URL's, and the database.
+URL_OPTIONS = OPTIONS | {"db"}
 
 
 def check_queue_name(name: str) -> str:
@@ -83,47 +103,8 @@ def _check_url_shape(url: str) -> None:
     db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
     if db and not db.isdigit():
         raise ConfigError("malformed Redis URL: database must be a number")
-
-
-def url_password(url: str) -> str | None:
-    """The password in a Redis URL of any scheme, decoded, or None; for redaction.
-
-    The userinfo is taken up to the last '@', not where a URL parser ends the host: a
-    password with a raw '/' is refused, but must still be hidden in what is said about it.
-    """
-    _, sep, rest = url.partition("://")
-    userinfo, at, _ = rest.rpartition("@")
-    _, colon, secret = userinfo.partition(":")
-    return unquote(secret) if sep and at and colon and secret else None
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe for logs and errors."""
-    return redact_text(url, url_password(url))
-
-
-# Greedy up to the token's last '@': a password with a raw '@' or '/' is hidden whole.
-_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)(\S*)@", re.IGNORECASE)
-# redis-py also takes the password as a query option.
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)
-
-
-def _hide_userinfo(match: re.Match[str]) -> str:
-    user, colon, _ = match[2].partition(":")
-    if not colon or re.search(r"[/?#]", user):
-        return f"{match[1]}***@"  # no telling where a user name would end: hide it all
-    return f"{match[1]}{user}:***@"
-
-
-def redact_text(text: str, *secrets: str | None) -> str:
-    """`text` without the password of any URL in it, nor any of `secrets` (as given or
-    percent-encoded); the one place that hides credentials in messages, logs and status."""
-    for secret in secrets:
-        if secret:
-            for form in (secret, quote(secret, safe="")):
-                text = text.replace(form, "***")
-    text = _URL_USERINFO.sub(_hide_userinfo, text)
-    return _QUERY_PASSWORD.sub(r"\1***", text)
+    check_option_names(option_names(parts.query), URL_OPTIONS)
+    check_option_values(lambda: parse_url(url))
 
 
 class Retention(BaseModel):
@@ -166,7 +147,7 @@ class CircuitBreaker(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    scope: Literal["queue", "handler"] = "queue"
+    scope: BreakerScope = "queue"
     failure_threshold: Annotated[int, between(1, 100_000)] = 5
     failure_ratio: Annotated[float, between(0, 1, above=True)] | None = None
     window: Annotated[float, between(0, DAY, above=True)] = Field(
@@ -193,7 +174,7 @@ class CronSchedule(BaseModel):
     timezone: str = "UTC"
     job: str = Field(min_length=1, max_length=200, description="Handler name of each job.")
     payload: Any = None
-    priority: Literal["critical", "high", "normal", "low", "batch"] = "normal"
+    priority: PriorityName = "normal"
     enabled: bool = True
     missed: Literal["skip", "run_once"] = Field(
         default="skip", description="After downtime: skip missed ticks, or run the last once."
@@ -223,7 +204,7 @@ class QueueSettings(BaseModel):
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
     schedules: list[CronSchedule] = Field(default_factory=list)
-    isolation: Literal["thread", "process"] = Field(
+    isolation: Isolation = Field(
         default="thread",
         description="Where sync handlers run: 'thread', a thread pool (a thread past its "
         "timeout cannot be stopped: its job waits for it), or 'process', child processes "
@@ -245,7 +226,7 @@ class WorkerSettings(BaseModel):
     redis_url: str = DEFAULT_REDIS_URL
     queue: QueueSettings = QueueSettings()
     handlers: list[str] = Field(default_factory=list, description="Modules to import.")
-    mode: Literal["inProcess", "sidecar"] = "inProcess"
+    mode: WorkerMode = "inProcess"
     sidecar_url: str = "http://127.0.0.1:8000"
     http_host: str = "0.0.0.0"
     http_port: Annotated[int, between(0, 65535)] | None = Field(
