@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -29,23 +29,13 @@ _PR_SET_PDEATHSIG = 1
 MAX_TRACEBACK = 16_384
 
 
-@dataclass(frozen=True, slots=True)
-class ChildJob:
-    """What a child needs to rebuild one job's context."""
+# What a child needs to rebuild one job's context: the context's own fields, less the sink
+# and loop, which belong to the process that made them (and do not pickle).
+ChildJob = dict[str, Any]
 
-    id: str
-    name: str
-    queue: str
-    payload: Any
-    attempt: int
-    max_attempts: int
-    token: str
 
-    @classmethod
-    def of(cls, ctx: JobContext) -> ChildJob:
-        return cls(
-            ctx.id, ctx.name, ctx.queue, ctx.payload, ctx.attempt, ctx.max_attempts, ctx.token
-        )
+def child_job(ctx: JobContext) -> ChildJob:
+    return {f.name: getattr(ctx, f.name) for f in fields(ctx) if not f.name.startswith("_")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +184,7 @@ class ProcessPool:
         timeout: float | None,
     ) -> tuple[str, Any]:
         by_id = {ctx.id: ctx for ctx in contexts}
-        child.conn.send(("run", handler, batch, [ChildJob.of(ctx) for ctx in contexts]))
+        child.conn.send(("run", handler, batch, [child_job(ctx) for ctx in contexts]))
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
@@ -302,20 +292,7 @@ def _call(
             raise RuntimeError(f"progress not recorded: {error}")
         return True
 
-    ctxs = [
-        JobContext(
-            id=j.id,
-            name=j.name,
-            queue=j.queue,
-            payload=j.payload,
-            attempt=j.attempt,
-            max_attempts=j.max_attempts,
-            token=j.token,
-            _sink=sink,
-            _loop=loop,
-        )
-        for j in jobs
-    ]
+    ctxs = [JobContext(**job, _sink=sink, _loop=loop) for job in jobs]
     try:
         result = handler.fn(ctxs if batch else ctxs[0])
     except BaseException as exc:  # SystemExit too: it fails the job, not the child
