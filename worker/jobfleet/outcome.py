@@ -27,6 +27,10 @@ class Verdict(NamedTuple):
     failure: Failure | None = None
 
 
+# Most handlers return nothing: one shared verdict spares building one per job (hot path).
+COMPLETED_NULL = Verdict("completed", "null")
+
+
 def classify(
     job: ClaimedJob,
     queue: QueueSettings,
@@ -41,8 +45,10 @@ def classify(
     job's (else the queue's) backoff until its attempts run out.
     """
     if error is None:
+        if result is None:
+            return COMPLETED_NULL
         try:
-            encoded = "null" if result is None else encode_json(result)
+            encoded = encode_json(result)
         except (TypeError, ValueError) as exc:
             error = PermanentError(f"handler returned a result that is not JSON: {exc}")
         else:
