@@ -16,6 +16,7 @@ from jobfleet.redaction import redact_text as redact
 
 from . import conditions as cond
 from . import drain as dr
+from . import status as st
 from .autoscaler import Decision, Load, Memory, Policy, decide, forget
 from .deployment import (
     QueueRef,
@@ -545,128 +546,50 @@ class Scaler:
         scaled: bool,
         applied: int,
     ) -> None:
-        ref, gen, now = self.ref, self.generation, now_rfc3339()
-        if self.problem is not None:
-            gen = self.problem[2]  # the status speaks of the generation that was refused
-        dep_status = deployment.get("status") or {}
-        ready = int(dep_status.get("readyReplicas") or 0)
+        """Render the status (`status.render`, pure), then do its writes: metrics, the Events
+        it asks for, and the status itself."""
+        ref = self.ref
         replicas = applied if scaled else current
+        report = st.render(
+            spec=self.spec,
+            queue_name=self.queue_name,
+            deployment_name=child_name(ref),
+            generation=self.generation,
+            problem=self.problem,
+            deployment_status=deployment.get("status") or {},
+            replicas=replicas,
+            load=load,
+            decision=decision,
+            redis_error=redis_error,
+            drain=self.drain,
+            drain_message=self.drain_message,
+            seen=st.Seen(status=self.status, redis_ok=self.redis_ok, breached=self.breached),
+            now=now_rfc3339(),
+        )
         m = self.metrics
         m.desired.labels(ref.namespace, ref.name).set(decision.replicas)
         m.replicas.labels(ref.namespace, ref.name).set(replicas)
         m.redis_up.labels(ref.namespace, ref.name).set(0 if load is None else 1)
-
-        updates = []
-        if redis_error is None:
-            updates.append(cond.condition(cond.REDIS_REACHABLE, "True", "Connected", "", gen, now))
-        else:
-            message = (
-                f"cannot read queue {self.queue_name}: {redis_error}; holding {replicas} replicas"
+        for event in report.events:
+            await self.kube.event(
+                self.body,
+                type=event.type,
+                reason=event.reason,
+                note=event.note,
+                action=event.action,
+                instance=self.identity,
             )
-            updates.append(
-                cond.condition(cond.REDIS_REACHABLE, "False", "RedisUnreachable", message, gen, now)
-            )
-            if self.redis_ok is not False:
-                await self.kube.event(
-                    self.body,
-                    type="Warning",
-                    reason="RedisUnreachable",
-                    note=message,
-                    action="Inspect",
-                    instance=self.identity,
-                )
-        self.redis_ok = redis_error is None
-
-        if self.problem is not None:
-            ready_c = ("False", self.problem[0], self.problem[1])
-        elif redis_error is not None:
-            ready_c = ("False", "RedisUnreachable", "workers cannot reach Redis")
-        elif decision.replicas == 0 and replicas == 0:
-            ready_c = (
-                "True",
-                "ScaledToZero",
-                "no work: the fleet is at zero and wakes on the next job",
-            )
-        elif ready >= 1:
-            ready_c = ("True", "WorkersReady", f"{ready}/{replicas} workers ready")
-        else:
-            ready_c = ("False", "WorkersNotReady", f"0/{replicas} workers ready")
-        updates.append(cond.condition(cond.READY, *ready_c, gen, now))  # type: ignore[arg-type]
-
-        if self.drain is not None:
-            updates.append(
-                cond.condition(cond.SCALING, "True", "Draining", self.drain_message, gen, now)
-            )
-        elif decision.replicas != int(dep_status.get("replicas") or 0) or (
-            decision.replicas != ready
-        ):
-            verb = "up" if decision.replicas > ready else "down"
-            updates.append(
-                cond.condition(
-                    cond.SCALING,
-                    "True",
-                    f"Scaling{verb.capitalize()}",
-                    f"{ready} ready, {decision.replicas} wanted",
-                    gen,
-                    now,
-                )
-            )
-        elif decision.recommendation < decision.replicas:
-            updates.append(
-                cond.condition(cond.SCALING, "True", "Stabilizing", decision.reason, gen, now)
-            )
-        else:
-            updates.append(
-                cond.condition(cond.SCALING, "False", "Stable", decision.reason, gen, now)
-            )
-
-        drop: tuple[str, ...] = ()
-        if self.spec.sla is not None and load is not None:
-            target = self.spec.sla.target_wait_seconds
-            if decision.sla_breached:
-                msg = f"oldest wait {load.oldest_wait:.1f}s exceeds the {target:g}s target"
-                updates.append(cond.condition(cond.SLA_MET, "False", "SLABreached", msg, gen, now))
-                if not self.breached:
-                    m.sla_breaches.labels(ref.namespace, ref.name).inc()
-            else:
-                msg = f"oldest wait {load.oldest_wait:.1f}s within the {target:g}s target"
-                updates.append(cond.condition(cond.SLA_MET, "True", "WithinTarget", msg, gen, now))
-            self.breached = decision.sla_breached
-        elif self.spec.sla is None:
-            drop += (cond.SLA_MET,)
-
-        old_conditions = list(self.status.get("conditions") or [])
-        status: dict[str, Any] = {
-            **self.status,
-            "observedGeneration": gen,
-            "conditions": cond.merge(old_conditions, updates, drop),
-            "replicas": replicas,
-            "readyReplicas": ready,
-            "desiredReplicas": decision.replicas,
-            "deployment": child_name(ref),
-            # None removes the field (merge patch): no drain, nothing to resume.
-            "drain": self.drain.to_status() if self.drain is not None else None,
-            "drainingPods": len(self.drain.pods) if self.drain is not None else 0,
-        }
+        self.redis_ok = report.redis_ok
+        if report.new_breach:
+            m.sla_breaches.labels(ref.namespace, ref.name).inc()
+        self.breached = report.breached
         if load is not None:
-            waiting = load.waiting
-            status.update(
-                backlog=waiting + load.in_flight,
-                waiting=waiting,
-                inFlight=load.in_flight,
-                oldestWaitSeconds=round(load.oldest_wait, 1),
-                throughput=round(load.throughput, 2),
-                workers=load.workers,
-                held=load.held,
-                paused=load.paused,
-                circuits=dict(load.circuits),
-            )
-            m.backlog.labels(ref.namespace, ref.name).set(waiting + load.in_flight)
-            m.waiting.labels(ref.namespace, ref.name).set(waiting)
+            m.backlog.labels(ref.namespace, ref.name).set(load.waiting + load.in_flight)
+            m.waiting.labels(ref.namespace, ref.name).set(load.waiting)
             m.in_flight.labels(ref.namespace, ref.name).set(load.in_flight)
             m.oldest_wait.labels(ref.namespace, ref.name).set(load.oldest_wait)
             m.throughput.labels(ref.namespace, ref.name).set(load.throughput)
-        await self.write_status(status, old_conditions)
+        await self.write_status(report.status, list(self.status.get("conditions") or []))
 
     async def write_status(
         self, status: dict[str, Any], old_conditions: list[dict[str, Any]]

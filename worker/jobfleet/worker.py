@@ -12,9 +12,7 @@ import random
 import signal
 import socket
 import time
-import traceback
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,43 +22,33 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
-from .backoff import Backoff
+from . import outcome as oc
+from .batches import Batches
 from .client import Client
 from .connection import check_eviction_policy, connect
 from .context import JobContext
 from .cron import Scheduler
-from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, Failure, flow_json
-from .errors import ConfigError, PermanentError, RetryLater
+from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
+from .errors import ConfigError
 from .health import HealthServer
-from .job import encode_json
-from .process_pool import ChildError, Killed, ProcessPool
+from .outbox import Outbox
+from .process_pool import Killed, ProcessPool
 from .registry import Handler, default_registry
 from .settings import WorkerSettings, redact_url
+from .slots import Running, Slots
+from .threads import Threads
 
 log = logging.getLogger("jobfleet.worker")
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 IDLE_WAKE = 5.0  # the longest an idle worker blocks before it looks again (a backstop)
-MAX_TRACEBACK = 16_384
-MAX_MESSAGE = 4_096
 CIRCUIT_LEVELS = {"closed": 0.0, "half": 0.5, "open": 1.0}
-THREAD_RUNS_ON = (
-    "; its sync handler cannot be interrupted in a thread, so the job keeps its slot and lease "
-    "and fails once it returns (isolation: process kills it instead)"
-)
 
 
 class HandlerSource(Protocol):
     """Where a worker finds the handler of a job name (a Registry, or the sidecar)."""
 
     def get(self, name: str) -> Handler | None: ...
-
-
-@dataclass(slots=True)
-class _Running:
-    job: ClaimedJob
-    task: asyncio.Task[None] | None  # None while the job waits for its batch to fill
-    lost: bool = False
 
 
 @dataclass
@@ -117,24 +105,19 @@ class Worker:
         )
         # At most half the slots per claim: the next claim then travels to Redis while the
         # jobs of the last one run, instead of Redis and the handlers taking turns.
-        self._per_claim = min(settings.batch_size, max(1, (self.queue.concurrency + 1) // 2))
+        per_claim = min(settings.batch_size, max(1, (self.queue.concurrency + 1) // 2))
+        self.slots = Slots(self.queue.concurrency, per_claim)
+        self.outbox = Outbox()
+        self.batches = Batches(self.slots, self._execute_batch)
         self.counters = WorkerCounters()
-        self._running: dict[str, _Running] = {}
-        self._completions: list[tuple[str, str, str]] = []
-        self._failures: list[Failure] = []
-        self._release: list[tuple[str, str]] = []
-        self._changed = asyncio.Event()
-        self._want_wake = asyncio.Event()
-        self._stopping = False
         self._stop_requested = asyncio.Event()
         self._drain_deadline = float("inf")
         self._tokens = itertools.count(1)
         self._redis_ok = False
         self._last_loop = time.monotonic()
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.sync_threads, thread_name_prefix="jobfleet-job"
+        self.threads = Threads(
+            settings.sync_threads, mark_overdue=self.engine.mark_overdue, timed_out=self._timed_out
         )
-        self._threads: dict[Future[Any], list[ClaimedJob]] = {}  # sync handlers running
         self._processes: ProcessPool | None = None
         if self.queue.isolation == "process" and settings.mode == "inProcess":
             if not settings.handlers:
@@ -145,8 +128,6 @@ class Worker:
             # each child is a whole interpreter with the handlers' imports.
             size = min(self.queue.concurrency, settings.sync_threads)
             self._processes = ProcessPool(list(settings.handlers), size)
-        self._abandoning = False  # exit is giving up on threads that are still running
-        self._backoffs: dict[str, Backoff] = {}
         # Every worker runs the queue's schedules; tick ids make the fleet enqueue each once.
         # Built here so a bad schedule stops the worker at startup with a clear message.
         self.scheduler = Scheduler(
@@ -158,9 +139,6 @@ class Worker:
         self.http: HealthServer | None = None
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._batches: dict[str, list[ClaimedJob]] = {}
-        self._reserved = 0  # free slots the waker's pending claim may fill
-        self._line_empty = False  # the waker's last claim found no more ready jobs
         self._own_wake_key = self.engine.key(f"wake:{self.id}")
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
@@ -170,11 +148,11 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._running)
+        return len(self.slots.running)
 
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self.slots.stopping
 
     @property
     def draining(self) -> bool:
@@ -184,21 +162,19 @@ class Worker:
     def stop(self, grace: float | None = None) -> None:
         """Begin a graceful stop: claim nothing more, let running jobs finish for `grace`
         seconds (default: the settings' grace period less its margin), release the rest."""
-        if self._stopping:
+        if self.slots.stopping:
             return
-        self._stopping = True
+        self.slots.stop()  # wakes the main loop, and the waker to hand back its slots
         budget = (
             self.settings.grace_period - self.settings.shutdown_margin if grace is None else grace
         )
         self._drain_deadline = time.monotonic() + max(budget, 0.0)
-        self._release_buffered()
+        self.batches.release_all(self.outbox)
         self._plan_wake(None)
-        if self._reserved:
-            self._cut_wait("stop")
+        if self.slots.reserved:
+            self._cut_wait("stop")  # the waker's BLPOP would otherwise wait out its timeout
         self._stop_requested.set()
-        self._changed.set()
-        self._want_wake.set()
-        log.info("stopping: %d jobs in flight, %.1f s to finish them", len(self._running), budget)
+        log.info("stopping: %d jobs in flight, %.1f s to finish them", self.in_flight, budget)
 
     def install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -213,7 +189,7 @@ class Worker:
                 self.settings.http_host,
                 self.settings.http_port,
                 alive=self._alive,
-                ready=lambda: self._redis_ok and not self._stopping and not self._draining,
+                ready=lambda: self._redis_ok and not self.stopping and not self._draining,
             )
             await self.http.start()
         await self._check_redis()
@@ -230,7 +206,7 @@ class Worker:
             for t in helpers:
                 t.cancel()
             await asyncio.gather(*helpers, *self._cuts, return_exceptions=True)
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self.threads.shutdown()
             if self._processes is not None:
                 await self._processes.close()
             if self.http is not None:
@@ -247,7 +223,7 @@ class Worker:
 
     async def _check_redis(self) -> None:
         delay = 1.0
-        while not self._stopping:
+        while not self.stopping:
             try:
                 await check_eviction_policy(
                     self.conn, allow_volatile=self.settings.allow_volatile_eviction
@@ -287,20 +263,15 @@ class Worker:
     # -- the loop -----------------------------------------------------------------------
 
     async def _main_loop(self) -> None:
+        slots, outbox = self.slots, self.outbox
         delay = 1.0
         while True:
             self._last_loop = time.monotonic()
-            free = self.queue.concurrency - len(self._running) - self._reserved
-            want = 0 if self._stopping else min(free, self._per_claim)
-            has_acks = bool(self._completions or self._failures)
-            if self._line_empty:  # the waker just found it so: no need to look again yet
-                self._line_empty = False
-                want = 0
-            elif self._reserved and not has_acks:
-                want = 0  # the waker is watching for new work; acks are a reason to call
-            if self._stopping and not (self._running or has_acks or self._reserved):
+            has_acks = outbox.has_acks
+            want = slots.to_claim(has_acks=has_acks)
+            if slots.stopping and not (slots.running or has_acks or slots.reserved):
                 return
-            if self._stopping and time.monotonic() >= self._drain_deadline:
+            if slots.stopping and time.monotonic() >= self._drain_deadline:
                 return
             if want > 0 or has_acks:
                 try:
@@ -310,21 +281,18 @@ class Worker:
                     continue
                 delay = 1.0
                 self._absorb(result)
-                if self._stopping or (len(result.jobs) == want and want > 0):
+                if slots.stopping or (len(result.jobs) == want and want > 0):
                     continue
-                if self._completions or self._failures:
+                if outbox.has_acks:
                     continue
             # Nothing to take now. Free slots go to the waker, which waits for new work with
             # a claim for them queued right behind its wait; then sleep until a job finishes,
             # the waker returns, or a stop begins.
-            idle = self.queue.concurrency - len(self._running) - self._reserved
-            if not self._stopping and self._reserved == 0 and idle > 0:
-                self._reserved = min(idle, self._per_claim)
-                self._want_wake.set()
-            if self._stopping:
-                await self._wait_for_change(self._drain_deadline - time.monotonic())
+            slots.reserve_for_waker()
+            if slots.stopping:
+                await slots.wait(self._drain_deadline - time.monotonic())
             else:
-                await self._wait_for_change(IDLE_WAKE + 1.0)
+                await slots.wait(IDLE_WAKE + 1.0)
 
     def _absorb(self, result: ClaimResult) -> None:
         """Take in what a claim returned: start its jobs, count, and plan the next wake-up."""
@@ -335,7 +303,7 @@ class Worker:
             log.info(
                 "%s: %d jobs in flight",
                 "drained, claiming nothing new" if self._draining else "drain ended, claiming",
-                len(self._running),
+                self.in_flight,
             )
         if result.recovered:
             metrics.RECOVERIES.labels(self.queue.name, "recovered").inc(result.recovered)
@@ -344,11 +312,11 @@ class Worker:
             self.counters.stale_acks += result.stale_acks
             metrics.STALE_ACKS.labels(self.queue.name).inc(result.stale_acks)
         for job in result.jobs:
-            if self._stopping:  # claimed by a wait for work that stop() cut short
-                self._release.append((job.id, job.token))
+            if self.slots.stopping:  # claimed by a wait for work that stop() cut short
+                self.outbox.release(job)
             else:
                 self._start(job)
-        self._m_inflight.set(len(self._running))
+        self._m_inflight.set(len(self.slots.running))
         hints = (result.next_delayed_ms, result.next_hold_release_ms, result.next_lease_expiry_ms)
         due = [ms for ms in hints if ms is not None]
         self._plan_wake(min(due) / 1000.0 if due else None)
@@ -365,15 +333,15 @@ class Worker:
         if self._due_timer is not None:
             self._due_timer.cancel()
             self._due_timer = None
-        if seconds is None or seconds >= IDLE_WAKE or self._stopping or self._loop is None:
+        if seconds is None or seconds >= IDLE_WAKE or self.slots.stopping or self._loop is None:
             return
         self._due_timer = self._loop.call_later(seconds, self._due)
 
     def _due(self) -> None:
         self._due_timer = None
-        if self._stopping:
+        if self.slots.stopping:
             return
-        if self._reserved:
+        if self.slots.reserved:
             self._cut_wait("due")
         else:
             # Every slot is busy (or a claim is on its way, and its reply re-plans): the job
@@ -387,8 +355,7 @@ class Worker:
         On failure the outcomes go back to the outbox to be sent again; the lease token makes
         a resend of an outcome Redis already applied a harmless no-op.
         """
-        completions, failures = self._completions, self._failures
-        self._completions, self._failures = [], []
+        completions, failures = self.outbox.take_acks()
         try:
             return await self.engine.claim(
                 token=f"{self.id}:{next(self._tokens)}",
@@ -399,19 +366,8 @@ class Worker:
                 failures=failures,
             )
         except BaseException:
-            self._completions[:0] = completions
-            self._failures[:0] = failures
+            self.outbox.restore_acks(completions, failures)
             raise
-
-    async def _wait_for_change(self, timeout: float) -> None:
-        """Sleep until a job finishes, work is signalled or a stop begins (or `timeout`)."""
-        if timeout == float("inf"):
-            await self._changed.wait()
-        else:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(timeout, 0.0)):
-                    await self._changed.wait()
-        self._changed.clear()
 
     async def _waker(self) -> None:
         """Wait for new work on behalf of the main loop's free slots, without polling.
@@ -424,15 +380,9 @@ class Worker:
         delay = 1.0
         try:
             while True:
-                await self._want_wake.wait()
-                self._want_wake.clear()
-                n = self._reserved
-                if self._stopping or n == 0:
-                    self._reserved = 0
-                    self._changed.set()
-                    if self._stopping:
-                        return
-                    continue
+                n = await self.slots.lent_to_waker()
+                if n == 0:  # a stop began
+                    return
                 error: BaseException | None = None
                 try:
                     result = await self.engine.claim_when_woken(
@@ -450,13 +400,12 @@ class Worker:
                 finally:
                     # The slots are the main loop's again, before any backoff: on an error it
                     # retries on its own schedule.
-                    self._reserved = 0
-                    self._changed.set()
+                    self.slots.return_reserved()
                 if error is not None:
                     delay = await self._redis_down(error, delay)
                     continue
                 self._absorb(result)  # here, not in the main loop: a loop turn sooner
-                self._line_empty = len(result.jobs) < n
+                self.slots.waker_claimed(len(result.jobs), n)
                 delay = 1.0
         finally:
             await blocking.aclose(close_connection_pool=True)
@@ -494,7 +443,7 @@ class Worker:
         interval = self.queue.lease / 3
         while True:
             await asyncio.sleep(interval)
-            held = [(r.job.id, r.job.token) for r in self._running.values() if not r.lost]
+            held = [(r.job.id, r.job.token) for r in self.slots.running.values() if not r.lost]
             try:
                 lost = await self.engine.extend(
                     held,
@@ -506,7 +455,7 @@ class Worker:
                 metrics.REDIS_ERRORS.labels(self.queue.name).inc()
                 continue
             for job_id in lost:
-                running = self._running.get(job_id)
+                running = self.slots.running.get(job_id)
                 if running is not None:
                     self._lose(running)
             if self.queue.circuit_breaker is not None:
@@ -524,33 +473,29 @@ class Worker:
                 level = CIRCUIT_LEVELS.get(str(value), 0.0)
                 metrics.CIRCUIT.labels(self.queue.name, scope).set(level)
 
-    def _lose(self, running: _Running) -> None:
+    def _lose(self, running: Running) -> None:
         """Another worker may be running this job now; our outcome would be rejected."""
         running.lost = True
         metrics.RECOVERIES.labels(self.queue.name, "lost").inc()
         log.warning("lease of job %s was lost; abandoning this attempt", running.job.id)
-        job = running.job
-        batch = self._batches.get(job.name)
-        if running.task is None and batch is not None:
-            batch.remove(job)  # never started: just forget it
-            self._running.pop(job.id, None)
+        if self.batches.forget_lost(running):  # never started: just forget it
             self.counters.lost += 1
         elif running.task is not None and len(self._jobs_of(running.task)) == 1:
             running.task.cancel()
         # A started batch runs on for its other jobs; the token check drops this one's outcome.
 
     def _jobs_of(self, task: asyncio.Task[None]) -> list[ClaimedJob]:
-        return [r.job for r in self._running.values() if r.task is task]
+        return [r.job for r in self.slots.running.values() if r.task is task]
 
     # -- running one job ----------------------------------------------------------------
 
     def _start(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.name)
         if handler is not None and handler.batch_size:
-            self._buffer(handler, job)
+            self.batches.add(handler, job)
             return
         task = asyncio.create_task(self._execute(handler, job))
-        self._running[job.id] = _Running(job, task)
+        self.slots.occupy(Running(job, task))
 
     async def _execute(self, handler: Handler | None, job: ClaimedJob) -> None:
         name = job.name if handler is not None else "<unknown>"
@@ -558,13 +503,7 @@ class Worker:
         outcome = "released"
         try:
             if handler is None:
-                outcome = self._fail(
-                    job,
-                    "UnknownHandler",
-                    f"no handler registered for job name {job.name!r}",
-                    "",
-                    permanent=f"unknown handler {job.name!r}",
-                )
+                outcome = self._record(job, oc.unknown_handler(job, self.queue))
                 return
             try:
                 result = await self._call(handler, [job])
@@ -572,39 +511,13 @@ class Worker:
                 outcome = self._cancelled(job)
                 raise
             except Exception as exc:
-                outcome = self._settle_error(job, exc)
+                outcome = self._record(job, oc.classify(job, self.queue, error=exc))
             else:
-                outcome = self._settle(job, result)
+                outcome = self._record(job, oc.classify(job, self.queue, result=result))
         finally:
             self._finished(job, name, outcome, time.perf_counter() - started)
 
-    # -- batch handlers -------------------------------------------------------------------
-
-    def _buffer(self, handler: Handler, job: ClaimedJob) -> None:
-        """Hold a job of a batch handler until its batch is full or the oldest waited long
-        enough. Its lease is renewed meanwhile like any running job's."""
-        batch = self._batches.setdefault(handler.name, [])
-        batch.append(job)
-        self._running[job.id] = _Running(job, None)
-        if len(batch) >= (handler.batch_size or 1):
-            self._flush(handler)
-        elif len(batch) == 1:
-            loop = asyncio.get_running_loop()
-            first = job.id
-            loop.call_later(handler.max_wait, self._flush_if_waiting, handler, first)
-
-    def _flush_if_waiting(self, handler: Handler, first: str) -> None:
-        batch = self._batches.get(handler.name)
-        if batch and batch[0].id == first:
-            self._flush(handler)
-
-    def _flush(self, handler: Handler) -> None:
-        jobs = self._batches.pop(handler.name, [])
-        if not jobs:
-            return
-        task = asyncio.create_task(self._execute_batch(handler, jobs))
-        for job in jobs:
-            self._running[job.id].task = task
+    # -- batch handlers (held in `self.batches` until full) -----------------------------
 
     async def _execute_batch(self, handler: Handler, jobs: list[ClaimedJob]) -> None:
         started = time.perf_counter()
@@ -624,10 +537,17 @@ class Worker:
                 outcomes = [self._cancelled(job) for job in jobs]
                 raise
             except Exception as exc:
-                outcomes = [self._settle_error(job, exc) for job in jobs]
+                outcomes = [
+                    self._record(job, oc.classify(job, self.queue, error=exc)) for job in jobs
+                ]
             else:
                 outcomes = [
-                    self._settle_error(job, r) if isinstance(r, Exception) else self._settle(job, r)
+                    self._record(
+                        job,
+                        oc.classify(job, self.queue, error=r)
+                        if isinstance(r, Exception)
+                        else oc.classify(job, self.queue, result=r),
+                    )
                     for job, r in zip(jobs, results, strict=True)
                 ]
         finally:
@@ -635,33 +555,15 @@ class Worker:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 self._finished(job, handler.name, outcome, seconds)
 
-    def _release_buffered(self) -> None:
-        """On stop: jobs still waiting for their batch never started; give them back now."""
-        for jobs in self._batches.values():
-            for job in jobs:
-                self._running.pop(job.id, None)
-                self._release.append((job.id, job.token))
-        self._batches.clear()
-
     # -- outcomes -------------------------------------------------------------------------
 
-    def _settle(self, job: ClaimedJob, result: Any) -> str:
-        try:
-            encoded = "null" if result is None else encode_json(result)
-        except (TypeError, ValueError) as exc:
-            err = PermanentError(f"handler returned a result that is not JSON: {exc}")
-            return self._settle_error(job, err)
-        self._completions.append((job.id, job.token, encoded))
-        return "completed"
-
-    def _settle_error(self, job: ClaimedJob, exc: Exception) -> str:
-        if isinstance(exc, PermanentError):
-            return self._fail_exc(job, exc, permanent=f"permanent failure: {exc}"[:MAX_MESSAGE])
-        if isinstance(exc, RetryLater):
-            return self._fail_exc(job, exc, delay=exc.delay)
-        if isinstance(exc, TimeoutError):
-            return self._fail_exc(job, exc, error_type="JobTimeout")
-        return self._fail_exc(job, exc)
+    def _record(self, job: ClaimedJob, verdict: oc.Verdict) -> str:
+        """Put an attempt's outcome in the outbox, for the next claim; returns its name."""
+        if verdict.failure is None:
+            self.outbox.complete(job, verdict.result_json)
+        else:
+            self.outbox.fail(verdict.failure)
+        return verdict.outcome
 
     async def _call(self, handler: Handler, jobs: list[ClaimedJob]) -> Any:
         """Run the handler on one job, or on a list of them for a batch handler."""
@@ -686,7 +588,7 @@ class Worker:
         if not handler.is_async and self._processes is not None:
             return await self._in_process(handler, ctxs, jobs, timeout)
         if not handler.is_async:
-            return await self._in_thread(handler, arg, jobs, timeout)
+            return await self.threads.run(handler, arg, jobs, timeout)
         coro = handler.fn(arg)
         if timeout is None:
             return await coro
@@ -696,41 +598,6 @@ class Worker:
         except TimeoutError:
             self._timed_out(handler, jobs, timeout)
             raise TimeoutError(f"job exceeded its timeout of {timeout:g} s") from None
-
-    async def _in_thread(
-        self, handler: Handler, arg: Any, jobs: list[ClaimedJob], timeout: float | None
-    ) -> Any:
-        """Run a sync handler in the thread pool.
-
-        A thread cannot be stopped, so past the timeout, or when cancelled (stop, lost
-        lease), the job waits for it to return before it is failed or handed back: until
-        then its slot stays taken and its lease renewed, and it never runs twice at once.
-        """
-        thread = self._pool.submit(handler.fn, arg)
-        returned = asyncio.wrap_future(thread)
-        self._threads[thread] = jobs
-        deadline = asyncio.timeout(timeout)
-        try:
-            async with deadline:
-                return await asyncio.shield(returned)
-        except TimeoutError:
-            if not deadline.expired() or timeout is None:
-                raise  # the handler's own
-            message = f"job exceeded its timeout of {timeout:g} s"
-            if not thread.cancel():  # it started: it runs on
-                started = time.monotonic()
-                self._timed_out(handler, jobs, timeout, THREAD_RUNS_ON)
-                marks = [self.engine.mark_overdue(job.id, job.token) for job in jobs]
-                # A cancel meanwhile changes nothing: the attempt ran and timed out.
-                await self._outlive(asyncio.gather(returned, *marks, return_exceptions=True))
-                message += f"; its thread ran on for {time.monotonic() - started:.1f} s"
-            raise TimeoutError(message) from None
-        except asyncio.CancelledError:
-            if not thread.cancel():
-                await self._outlive(returned)
-            raise
-        finally:
-            self._threads.pop(thread, None)
 
     async def _in_process(
         self,
@@ -750,18 +617,6 @@ class Worker:
             message = f"job exceeded its timeout of {exc.timeout:g} s; its process was killed"
             raise TimeoutError(message) from None
 
-    async def _outlive(self, running: asyncio.Future[Any]) -> None:
-        """Wait for a handler thread to return, however often this task is cancelled
-        meanwhile, until the exit gives up on it (`_finish`)."""
-        while not running.done():
-            try:
-                await asyncio.shield(running)
-            except asyncio.CancelledError:
-                if self._abandoning:
-                    raise
-            except Exception:  # the handler's: the caller decides the outcome
-                return
-
     def _timed_out(
         self, handler: Handler, jobs: list[ClaimedJob], timeout: float, detail: str = ""
     ) -> None:
@@ -770,65 +625,17 @@ class Worker:
         ids = ", ".join(job.id for job in jobs)
         log.warning("job %s exceeded its timeout of %g s%s", ids, timeout, detail)
 
-    def _fail_exc(
-        self,
-        job: ClaimedJob,
-        exc: BaseException,
-        *,
-        permanent: str = "",
-        delay: float | None = None,
-        error_type: str | None = None,
-    ) -> str:
-        if isinstance(exc, ChildError):  # raised in a child process: its type, its traceback
-            tb, error_type = exc.traceback_text[-MAX_TRACEBACK:], error_type or exc.type_name
-        else:
-            tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
-        return self._fail(
-            job,
-            error_type or type(exc).__qualname__,
-            str(exc)[:MAX_MESSAGE],
-            tb,
-            permanent=permanent,
-            delay=delay,
-        )
-
-    def _fail(
-        self,
-        job: ClaimedJob,
-        error_type: str,
-        message: str,
-        tb: str,
-        *,
-        permanent: str = "",
-        delay: float | None = None,
-    ) -> str:
-        if delay is None:
-            delay = self._backoff(job).delay(job.attempt)
-        self._failures.append(
-            Failure(job.id, job.token, error_type, message, tb, int(delay * 1000), permanent)
-        )
-        max_attempts = job.max_attempts or self.queue.max_attempts
-        return "dead" if permanent or job.attempt >= max_attempts else "retried"
-
-    def _backoff(self, job: ClaimedJob) -> Backoff:
-        if not job.backoff:
-            return self.queue.backoff
-        policy = self._backoffs.get(job.backoff)
-        if policy is None:
-            policy = self._backoffs[job.backoff] = Backoff.model_validate_json(job.backoff)
-        return policy
-
     def _cancelled(self, job: ClaimedJob) -> str:
-        running = self._running.get(job.id)
+        running = self.slots.running.get(job.id)
         if running is not None and running.lost:
             return "lost"
-        if self._abandoning:  # its thread may still run: another worker must not start it
+        if self.threads.abandoning:  # its thread may still run: another worker must not start it
             return "abandoned"
-        self._release.append((job.id, job.token))
+        self.outbox.release(job)
         return "released"
 
     def _finished(self, job: ClaimedJob, name: str, outcome: str, seconds: float) -> None:
-        self._running.pop(job.id, None)
+        self.slots.free_slot(job.id)
         key = (name, outcome)
         series = self._series.get(key)
         if series is None:
@@ -849,26 +656,30 @@ class Worker:
             c.lost += 1
         elif outcome == "abandoned":
             c.abandoned += 1
-        self._changed.set()
 
     # -- shutdown -----------------------------------------------------------------------
 
     async def _finish(self) -> None:
         """After the drain: release what still runs, then flush every outcome."""
-        tasks = {r.task for r in self._running.values() if r.task is not None}
+        tasks = {r.task for r in self.slots.running.values() if r.task is not None}
         for task in tasks:
             task.cancel()
         if tasks:
-            await self._outlive_threads(tasks)
+            await self.threads.outlive(tasks, self.settings.shutdown_margin / 2)
         hard_deadline = time.monotonic() + max(self.settings.shutdown_margin, 1.0)
         delay = 0.2
-        while self._release or self._completions or self._failures:
+        outbox = self.outbox
+        while outbox:
             try:
-                if self._release:
-                    released = await self.engine.release(self._release, worker_id=self.id)
+                if outbox.releases:
+                    releases = outbox.take_releases()
+                    try:
+                        released = await self.engine.release(releases, worker_id=self.id)
+                    except BaseException:
+                        outbox.restore_releases(releases)
+                        raise
                     self.counters.released += released
-                    self._release = []
-                if self._completions or self._failures:
+                if outbox.has_acks:
                     await self._settle_and_claim(0)
             except (RedisError, *REDIS_DOWN) as exc:
                 if time.monotonic() >= hard_deadline:
@@ -878,39 +689,6 @@ class Worker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-
-    async def _outlive_threads(self, tasks: set[asyncio.Task[None]]) -> None:
-        """Wait for the cancelled jobs; those whose sync handler thread still runs get the
-        grace period's last half margin. Releasing such a job would let another worker start
-        it beside our thread: left running at exit, its lease expires instead."""
-        await asyncio.sleep(0)  # let every task take its cancellation
-        running = [jobs for thread, jobs in self._threads.items() if thread.running()]
-        budget = self.settings.shutdown_margin / 2 if running else None
-        if running:
-            log.warning(
-                "waiting for %d sync handlers that cannot be interrupted (%.1f s at most): "
-                "their jobs are handed back only once their threads return: %s",
-                len(running),
-                budget,
-                ", ".join(job.id for jobs in running for job in jobs),
-            )
-        _, pending = await asyncio.wait(tasks, timeout=budget)
-        if pending:
-            self._abandon(pending)
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _abandon(self, pending: set[asyncio.Task[None]]) -> None:
-        self._abandoning = True
-        left = [jobs for thread, jobs in self._threads.items() if not thread.done()]
-        log.error(
-            "%d sync handlers still running at the end of the grace period; not releasing "
-            "their jobs (another worker would start them while these threads run): their "
-            "leases expire and other workers run them again: %s",
-            len(left),
-            ", ".join(job.id for jobs in left for job in jobs),
-        )
-        for task in pending:
-            task.cancel()
 
 
 async def run_worker(
