@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jobfleet
 import pytest
+from jobfleet.worker import Worker
 
 HERE = Path(__file__).parent
 
@@ -82,3 +85,28 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     for w in started:
         if w.proc.poll() is None:
             w.kill()
+
+
+@pytest.fixture
+async def run_worker(redis_url: str) -> AsyncIterator[Callable[..., Worker]]:
+    """Start in-process workers on queue "q"; all are stopped after the test."""
+    started: list[tuple[Worker, asyncio.Task[Any]]] = []
+
+    def start(registry: jobfleet.Registry, **settings: Any) -> Worker:
+        queue = {"name": "q", **settings.pop("queue", {})}
+        worker = Worker(
+            jobfleet.WorkerSettings(
+                redis_url=redis_url,
+                http_port=settings.pop("http_port", None),
+                queue=queue,
+                **settings,
+            ),
+            registry,
+        )
+        started.append((worker, asyncio.create_task(worker.run())))
+        return worker
+
+    yield start
+    for worker, task in started:
+        worker.stop()
+        await task

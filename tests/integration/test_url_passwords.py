@@ -14,6 +14,7 @@ from urllib.parse import quote
 import jobfleet
 import pytest
 import redis
+from leaks import chain_text, leaked
 from redis_server import RedisServer
 from waiting import until
 
@@ -22,23 +23,6 @@ SPECIAL = ["/", "?", "#", "@", ":", "%", " "]
 PASSWORDS = {c: f"Hx7mQ2vL{c}pwRt5" for c in SPECIAL}
 # Characters that end the host part of a URL when raw: such URLs are refused.
 ENDS_HOST = {"/", "?", "#"}
-
-
-def leaked(text: str, password: str) -> list[str]:
-    """Every substring of `password` of length >= 3 found in `text`."""
-    n = len(password)
-    parts = {password[i:j] for i in range(n) for j in range(i + 3, n + 1)}
-    return sorted(p for p in parts if p in text)
-
-
-def chain_text(exc: BaseException) -> str:
-    """What a traceback of `exc` could show: it and every exception chained to it."""
-    seen: list[str] = []
-    current: BaseException | None = exc
-    while current is not None and len(seen) < 20:
-        seen += [str(current), repr(current), repr(current.args)]
-        current = current.__cause__ or current.__context__
-    return "\n".join(seen)
 
 
 def encoded_url(server: RedisServer, password: str, user: str = "") -> str:

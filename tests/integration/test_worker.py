@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -13,31 +12,6 @@ import pytest
 import redis
 from jobfleet.worker import Worker
 from waiting import until
-
-
-@pytest.fixture
-async def run_worker(redis_url: str) -> AsyncIterator[Callable[..., Worker]]:
-    """Start in-process workers on queue "q"; all are stopped after the test."""
-    started: list[tuple[Worker, asyncio.Task[Any]]] = []
-
-    def start(registry: jobfleet.Registry, **settings: Any) -> Worker:
-        queue = {"name": "q", **settings.pop("queue", {})}
-        worker = Worker(
-            jobfleet.WorkerSettings(
-                redis_url=redis_url,
-                http_port=settings.pop("http_port", None),
-                queue=queue,
-                **settings,
-            ),
-            registry,
-        )
-        started.append((worker, asyncio.create_task(worker.run())))
-        return worker
-
-    yield start
-    for worker, task in started:
-        worker.stop()
-        await task
 
 
 async def test_async_and_sync_handlers_with_results_and_progress(client, run_worker):

@@ -4,35 +4,12 @@ claim again when undrained or when the drain lapses; against a real redis-server
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import jobfleet
 import pytest
 from jobfleet.worker import Worker
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from waiting import until
-
-
-@pytest.fixture
-async def run_worker(redis_url: str) -> AsyncIterator[Callable[..., Worker]]:
-    started: list[tuple[Worker, asyncio.Task[Any]]] = []
-
-    def start(registry: jobfleet.Registry, **queue: Any) -> Worker:
-        settings = jobfleet.WorkerSettings(
-            redis_url=redis_url, http_port=None, queue={"name": "q", **queue}
-        )
-        worker = Worker(settings, registry)
-        started.append((worker, asyncio.create_task(worker.run())))
-        return worker
-
-    yield start
-    for worker, task in started:
-        worker.stop()
-        await task
 
 
 def holding() -> tuple[jobfleet.Registry, asyncio.Event]:
@@ -60,10 +37,12 @@ async def test_a_drained_worker_finishes_its_jobs_claims_nothing_and_resumes_on_
     client: jobfleet.Client, run_worker: Callable[..., Worker]
 ) -> None:
     registry, release = holding()
-    busy = run_worker(registry, concurrency=2, lease=0.6)  # several renewals while drained
+    busy = run_worker(
+        registry, queue={"concurrency": 2, "lease": 0.6}
+    )  # several renewals while drained
     held = await client.enqueue_many([{"name": "hold"}] * 2)
     await until(lambda: _in_flight(client, busy, 2), what="two jobs on the busy worker")
-    idle = run_worker(registry, concurrency=2)
+    idle = run_worker(registry, queue={"concurrency": 2})
     await until(lambda: _in_flight(client, idle, 0), what="the idle worker to register")
 
     assert await client.drain_workers([busy.id, idle.id], ttl=60) == 2
