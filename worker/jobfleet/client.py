@@ -78,9 +78,7 @@ class DeadLetters:
         With `ids`, exactly those; otherwise every dead letter matching the filters (all of
         them when no filter is given).
         """
-        eng = self._client.engine(self._queue)
-        targets = list(ids) if ids is not None else await self._matching(name, error_type)
-        return await eng.dead_letters("replay", targets)
+        return await self._act("replay", ids, name, error_type)
 
     async def purge(
         self,
@@ -90,9 +88,18 @@ class DeadLetters:
         error_type: str | None = None,
     ) -> int:
         """Delete dead letters and their data for good; returns how many."""
-        eng = self._client.engine(self._queue)
+        return await self._act("purge", ids, name, error_type)
+
+    async def _act(
+        self,
+        action: str,
+        ids: Sequence[str] | None,
+        name: str | None,
+        error_type: str | None,
+    ) -> int:
+        """Replay or purge `ids`, or every dead letter matching the filters."""
         targets = list(ids) if ids is not None else await self._matching(name, error_type)
-        return await eng.dead_letters("purge", targets)
+        return await self._client.engine(self._queue).dead_letters(action, targets)
 
     async def _matching(self, name: str | None, error_type: str | None) -> builtins.list[str]:
         eng = self._client.engine(self._queue)
