@@ -12,9 +12,9 @@ from jobfleet.cron import (
     compile_schedule,
     compile_schedules,
     plan_ticks,
-    tick_key,
 )
 from jobfleet.errors import ConfigError
+from jobfleet.keys import cron_tick
 from jobfleet.settings import CronSchedule
 
 
@@ -142,7 +142,7 @@ def test_dedup_ttl_is_well_beyond_the_period():
 
 
 def test_tick_key():
-    assert tick_key("nightly", 1_700_000_000) == "cron:nightly:1700000000"
+    assert cron_tick("nightly", 1_700_000_000) == "cron:nightly:1700000000"
 
 
 # -- missed-tick policy -----------------------------------------------------------------------

@@ -20,9 +20,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .client import QUEUES_KEY, Client
+from .client import Client
 from .engine import EncodedJob
 from .errors import ConfigError, JobfleetError
+from .keys import QUEUES, cron_field, cron_tick
 from .settings import CronSchedule, redact_text
 
 log = logging.getLogger("jobfleet.cron")
@@ -44,16 +45,6 @@ FIELDS_HINT = (
 )
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 _REFERENCE = 946_684_800.0  # 2000-01-01 UTC: where validation looks for a first tick
-
-
-def tick_key(name: str, tick: int) -> str:
-    """The job id and dedup key of one tick of schedule `name` (tick in Unix seconds)."""
-    return f"cron:{name}:{tick}"
-
-
-def meta_field(name: str) -> str:
-    """The field of the queue's meta hash holding the last tick enqueued for `name`."""
-    return f"cron:{name}"
 
 
 @dataclass(frozen=True)
@@ -243,7 +234,7 @@ class Scheduler:
         self.counters = SchedulerCounters()
         self._engine = client.engine(queue)
         self._conn: aioredis.Redis = client.conn
-        self._meta = self._engine.key("meta")
+        self._meta = self._engine.keys.meta
         self._states = [_State(s, self._template(client, s)) for s in compile_schedules(schedules)]
         self._registered = False
         self._offset: float | None = None  # Redis time minus local monotonic time
@@ -252,12 +243,10 @@ class Scheduler:
     def _template(client: Client, sched: CompiledSchedule) -> EncodedJob:
         """The schedule's job, validated and encoded once; each tick fills in its id."""
         s = sched.spec
-        key = tick_key(s.name, 0)
+        key = cron_tick(s.name, 0)
         try:
-            spec = client._spec(
-                name=s.job, payload=s.payload, priority=s.priority, job_id=key, dedup_key=key
-            )
-            return client._encode(spec)
+            job = {"name": s.job, "payload": s.payload, "priority": s.priority}
+            return client.encode({**job, "job_id": key, "dedup_key": key})
         except JobfleetError as exc:
             raise ConfigError(f"schedule {s.name!r}: {exc}") from None
 
@@ -325,7 +314,7 @@ class Scheduler:
 
     async def _sync(self) -> float:
         """One round trip: Redis time (re-measuring the offset) and every schedule's last tick."""
-        fields = [meta_field(s.sched.name) for s in self._states]
+        fields = [cron_field(s.sched.name) for s in self._states]
         before = time.monotonic()
         async with self._conn.pipeline(transaction=False) as pipe:
             pipe.time()
@@ -346,7 +335,7 @@ class Scheduler:
 
     async def _enqueue(self, state: _State, tick: int, *, catch_up: bool) -> None:
         sched = state.sched
-        key = tick_key(sched.name, tick)
+        key = cron_tick(sched.name, tick)
         job = dataclasses.replace(
             state.template,
             id=key,
@@ -354,7 +343,7 @@ class Scheduler:
             dedup_ttl_ms=int(sched.dedup_ttl(tick, self.grace) * 1000),
         )
         if not self._registered:
-            await self._conn.sadd(QUEUES_KEY, self.queue)
+            await self._conn.sadd(QUEUES, self.queue)
             self._registered = True
         [(job_id, written)] = await self._engine.enqueue([job])
         at = datetime.fromtimestamp(tick, sched.tz).isoformat()
@@ -377,7 +366,7 @@ class Scheduler:
     async def _advance(self, name: str, tick: int) -> None:
         """Record `tick` as the schedule's last, only forward. Read-compare-write is racy, and
         harmless: a tick enqueued twice is written once (its id and dedup key)."""
-        field = meta_field(name)
+        field = cron_field(name)
         last = _parse_tick(await self._conn.hget(self._meta, field))
         if last is None or last < tick:
             await self._conn.hset(self._meta, field, str(tick))

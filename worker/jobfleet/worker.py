@@ -139,7 +139,7 @@ class Worker:
         self.http: HealthServer | None = None
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._own_wake_key = self.engine.key(f"wake:{self.id}")
+        self._own_wake_key = self.engine.keys.worker_wake(self.id)
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
         self._draining = False  # drained by the operator (scale-in): claim nothing new

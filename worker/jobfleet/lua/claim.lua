@@ -1,21 +1,23 @@
 -- The worker's one round trip: settle finished jobs, recover expired leases, promote due
 -- delayed jobs, then claim up to n ready ones under a fresh lease.
--- ARGV: prefix, token, lease_ms, n, worker_id, worker_ttl_ms, default_max_attempts,
---       poison_after, keep_done, done_age_ms, keep_dead, dead_age_ms,
---       flow (JSON, see flow.lua; '' for none),
+-- ARGV: prefix, token, n, worker_id,
+--       policy (one record, fields split by \31, built once per worker by ClaimPolicy:
+--               lease_ms, worker_ttl_ms, default_max_attempts, poison_after, keep_done,
+--               done_age_ms, keep_dead, dead_age_ms, flow (JSON, see flow.lua; '' for none)),
 --       completions (records of id, token, result; '' for none),
 --       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
 -- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
 --           paused, ms_until_next_hold_release (-1 none), leases_recovered, draining,
 --           id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
-local token, lease, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local worker, worker_ttl = ARGV[5], tonumber(ARGV[6])
-local default_max, poison_after = tonumber(ARGV[7]), tonumber(ARGV[8])
-local keep_done, done_age = tonumber(ARGV[9]), tonumber(ARGV[10])
-local keep_dead, dead_age = tonumber(ARGV[11]), tonumber(ARGV[12])
+local token, n, worker = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local policy = split(ARGV[5], '\31')
+local lease, worker_ttl = tonumber(policy[1]), tonumber(policy[2])
+local default_max, poison_after = tonumber(policy[3]), tonumber(policy[4])
+local keep_done, done_age = tonumber(policy[5]), tonumber(policy[6])
+local keep_dead, dead_age = tonumber(policy[7]), tonumber(policy[8])
 local flow = nil
-if ARGV[13] ~= '' then
-  flow = cjson.decode(ARGV[13])
+if policy[9] ~= '' then
+  flow = cjson.decode(policy[9])
 end
 local cb = flow and flow.cb
 local now = now_ms()
@@ -25,8 +27,8 @@ local stale = 0
 -- overwrite the outcome of the attempt that replaced it.
 local done_ids = {}
 local n_complete = 0
-if ARGV[14] ~= '' then
-  local records = split(ARGV[14], '\30')
+if ARGV[6] ~= '' then
+  local records = split(ARGV[6], '\30')
   n_complete = #records
   for i = 1, n_complete do
     local f = split(records[i], '\31')
@@ -60,7 +62,7 @@ if #done_ids > 0 then
   count_rate('c', #done_ids, now)
 end
 
-local a = 15
+local a = 7
 local n_fail = tonumber(ARGV[a])
 a = a + 1
 local failed = 0
