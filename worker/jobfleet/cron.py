@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -16,15 +15,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
 from croniter import CroniterBadDateError, croniter
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .backoff import Retries
 from .client import Client
+from .connection import REDIS_DOWN
 from .engine import EncodedJob
 from .errors import ConfigError, JobfleetError
 from .keys import QUEUES, cron_field, cron_tick
 from .settings import CronSchedule, redact_text
+from .waits import wait_event
 
 log = logging.getLogger("jobfleet.cron")
 
@@ -34,7 +34,6 @@ DEDUP_PERIODS = 3  # ... and at least this many schedule periods (and 10 x grace
 MAX_GRACE = 3600.0  # bounds the ticks one look at the clock may have to enqueue
 MAX_SLEEP = 60.0  # re-read Redis time (and the other workers' progress) at least this often
 WAKE_MARGIN = 0.002  # wake this long after a tick so that Redis time has reached it
-BACKOFF_START, BACKOFF_MAX = 1.0, 30.0
 MAX_STEPS = 10_000  # bound on tick iteration: covers a per-second schedule over MAX_GRACE
 MACROS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -43,7 +42,6 @@ FIELDS_HINT = (
     "use five fields (minute hour day-of-month month day-of-week), a sixth for seconds, "
     "or one of " + ", ".join(sorted(MACROS))
 )
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 _REFERENCE = 946_684_800.0  # 2000-01-01 UTC: where validation looks for a first tick
 
 
@@ -272,26 +270,26 @@ class Scheduler:
         log.info(
             "cron: running %d schedule(s) on queue %s: %s", len(self._states), self.queue, names
         )
-        backoff = BACKOFF_START
+        retries = Retries()
         while not stop.is_set():
             try:
                 sleep = await self.step()
             except Exception as exc:  # a scheduler must never take the worker down
                 self.counters.errors += 1
+                backoff = retries.next_delay()
                 if isinstance(exc, (RedisError, *REDIS_DOWN)):
                     log.warning(
-                        "cron: Redis unavailable (%s: %s); retrying in %.0f s",
+                        "cron: Redis unavailable (%s: %s); retrying in %.1f s",
                         type(exc).__name__,
                         redact_text(str(exc)),
                         backoff,
                     )
                 else:
-                    log.exception("cron: unexpected error; retrying in %.0f s", backoff)
-                await _wait(stop, backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                    log.exception("cron: unexpected error; retrying in %.1f s", backoff)
+                await wait_event(stop, backoff)
                 continue
-            backoff = BACKOFF_START
-            await _wait(stop, sleep)
+            retries.reset()
+            await wait_event(stop, sleep)
 
     async def step(self) -> float:
         """Look at Redis time once, enqueue whatever is due; returns seconds until next due."""
@@ -381,11 +379,3 @@ def _parse_tick(raw: object) -> int | None:
         return int(str(raw))
     except ValueError:
         return None
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less if `stop` is set meanwhile."""
-    if stop.is_set():
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
