@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from jobfleet.backoff import Backoff
-from jobfleet.sentinel import SENTINEL_PASSWORD_ENV
+from jobfleet import SENTINEL_PASSWORD_ENV, Backoff
 from jobfleet.settings import (
     CircuitBreaker,
     QueueSettings,
