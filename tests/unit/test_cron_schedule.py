@@ -141,7 +141,7 @@ def test_dedup_ttl_is_well_beyond_the_period():
     assert sched("* * * * * *").dedup_ttl(1000, grace=1000) == 10_000
 
 
-def test_tick_key():
+def test_cron_tick():
     assert cron_tick("nightly", 1_700_000_000) == "cron:nightly:1700000000"
 
 

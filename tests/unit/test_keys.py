@@ -26,8 +26,8 @@ def test_every_key_lua_builds_from_prefix_is_defined():
 def test_queue_keys():
     k = keys.QueueKeys("emails")
     assert k.prefix == "jf:{emails}:"
-    assert k.ready == "jf:{emails}:ready" and k.named("drain") == "jf:{emails}:drain"
-    assert k.script == [k.named(n) for n in keys.SCRIPT_KEYS]
+    assert k.ready == "jf:{emails}:ready" and k.drain == "jf:{emails}:drain"
+    assert k.script == [getattr(k, n) for n in keys.SCRIPT_KEYS]
     assert k.job("a1") == "jf:{emails}:job:a1"
     assert k.worker_wake("pod:1") == "jf:{emails}:wake:pod:1"
     assert keys.cron_tick("nightly", 17) == k_job_id("nightly", 17)

@@ -167,10 +167,6 @@ class Engine:
         self.prefix = self.keys.prefix
         self._scripts = {n: self.conn.register_script(scripts.source(n)) for n in scripts.NAMES}
 
-    def key(self, name: str) -> str:
-        """The queue's fixed key `name` (`keys.named`; prefer the attribute: `keys.wake`)."""
-        return self.keys.named(name)
-
     async def _run(self, name: str, *args: Any) -> Any:
         self.round_trips += 1
         return await self._scripts[name](keys=self.keys.script, args=[self.prefix, *args])

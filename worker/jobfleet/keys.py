@@ -75,8 +75,8 @@ def cron_field(schedule: str) -> str:
 class QueueKeys:
     """The keys of one queue, built once: ``keys.ready``, ``keys.job(id)``, ...
 
-    `script` is the KEYS list every script call sends; `named` looks a fixed key up by its
-    name in `SCRIPT_KEYS`.
+    `script` is the KEYS list every script call sends, in `SCRIPT_KEYS` order; each fixed key
+    is also an attribute of the same name.
     """
 
     __slots__ = (
@@ -119,12 +119,6 @@ class QueueKeys:
     holds: str
     cb: str
     drain: str
-
-    def named(self, name: str) -> str:
-        """The fixed key `name` (one of `SCRIPT_KEYS`); KeyError for any other."""
-        if name not in SCRIPT_KEYS:
-            raise KeyError(f"no queue key named {name!r} (known: {', '.join(SCRIPT_KEYS)})")
-        return self.prefix + name
 
     def job(self, job_id: str) -> str:
         """The HASH of job `job_id`."""

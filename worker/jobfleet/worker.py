@@ -342,7 +342,7 @@ class Worker:
             # Every slot is busy (or a claim is on its way, and its reply re-plans): the job
             # is another worker's to take, and the wake-up that told of it may have been
             # ours, so ring the queue's bell for an idle one.
-            self._cut_wait("due", self.engine.key("wake"))
+            self._cut_wait("due", self.engine.keys.wake)
 
     async def _settle_and_claim(self, n: int) -> ClaimResult:
         """Send every finished job's outcome and claim up to `n` new jobs, in one call.
@@ -459,7 +459,7 @@ class Worker:
     async def _report_circuits(self) -> None:
         """Mirror the fleet's circuit states into this worker's metrics, for alerting."""
         try:
-            raw = await self.conn.hgetall(self.engine.key("cb"))
+            raw = await self.conn.hgetall(self.engine.keys.cb)
         except REDIS_DOWN:
             return
         for name, value in raw.items():
