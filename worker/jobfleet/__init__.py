@@ -2,8 +2,9 @@
 
 The public API is what this package exports (`__all__`), plus the modules
 `jobfleet.settings` (the settings models), `jobfleet.errors`, `jobfleet.stats`,
-`jobfleet.backoff` and `jobfleet.waits`. Every other module is internal and may change;
-the operator is held to this list by an import-linter contract (pyproject.toml).
+`jobfleet.backoff`, `jobfleet.waits` and `jobfleet.redaction` (hiding secrets in text).
+Every other module is internal and may change; the operator is held to this list by an
+import-linter contract (pyproject.toml).
 
 Besides the application API (Client, handler, JobContext ...), the pieces a deployment
 tool needs to reach a queue's Redis the way the workers do:
@@ -12,13 +13,15 @@ tool needs to reach a queue's Redis the way the workers do:
   `PASSWORD_ENV` / `SENTINEL_PASSWORD_ENV`, Sentinel, retries), to pass to `Client(connection=)`;
 - `url_password(url)`: the password inside a Redis URL, to hide it in anything shown;
 - `MASTER_NAME_PATTERN`: what a Sentinel master name may look like (a regular expression);
-- `REDIS_DOWN`: the exceptions an unreachable Redis raises.
+- `REDIS_DOWN`: the exceptions an unreachable Redis raises;
+- `compile_schedule(cron, tz)`: the check a cron schedule and its time zone must pass.
 """
 
 from .backoff import Backoff
 from .client import Client, DeadLetters, SyncClient
 from .connection import PASSWORD_ENV, REDIS_DOWN, connect
 from .context import JobContext
+from .cron import compile_schedule
 from .errors import (
     ConfigError,
     JobfleetError,
@@ -78,6 +81,7 @@ __all__ = [
     "WaitTimeout",
     "WorkerInfo",
     "WorkerSettings",
+    "compile_schedule",
     "connect",
     "handler",
     "load_settings",
