@@ -10,14 +10,17 @@
 --           paused, ms_until_next_hold_release (-1 none), leases_recovered, draining,
 --           id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
 local token, n, worker = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local policy = split(ARGV[5], '\31')
-local lease, worker_ttl = tonumber(policy[1]), tonumber(policy[2])
-local default_max, poison_after = tonumber(policy[3]), tonumber(policy[4])
-local keep_done, done_age = tonumber(policy[5]), tonumber(policy[6])
-local keep_dead, dead_age = tonumber(policy[7]), tonumber(policy[8])
+local POLICY_PATTERN = '^' .. string.rep('(%-?%d+)\31', 8) .. '(.*)$'
+-- One match decodes the policy: cheaper than splitting it into a table (bench/RESULTS.md).
+local lease, worker_ttl, default_max, poison_after, keep_done, done_age, keep_dead, dead_age,
+  flow_json = string.match(ARGV[5], POLICY_PATTERN)
+lease, worker_ttl = tonumber(lease), tonumber(worker_ttl)
+default_max, poison_after = tonumber(default_max), tonumber(poison_after)
+keep_done, done_age = tonumber(keep_done), tonumber(done_age)
+keep_dead, dead_age = tonumber(keep_dead), tonumber(dead_age)
 local flow = nil
-if policy[9] ~= '' then
-  flow = cjson.decode(policy[9])
+if flow_json ~= '' then
+  flow = cjson.decode(flow_json)
 end
 local cb = flow and flow.cb
 local now = now_ms()
