@@ -107,6 +107,7 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
         out["bulk_jobs_per_s"] = round(requests * BULK_SIZE / secs)
         out["bulk_server_cpu_us_per_job"] = round((cpu_seconds(pid) - cpu0) / BULK * 1e6, 1)
 
+        out.update(await library_control())
         async with jobfleet.Client(redis_url()) as client:
             for q in range(100):
                 await client.enqueue("n", {"q": q}, queue=f"stats-{q:03d}")
@@ -114,7 +115,9 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
         times = []
         for _ in range(SAMPLES):
             async with http.get(base + "/queues") as resp:
-                body = await resp.json()
+                body = await resp.json(content_type=None)
+                if resp.status != 200:
+                    raise RuntimeError(f"GET /queues: {resp.status} {body}")
                 times.append(server_ms(resp))
                 names = {q["queue"] for q in body["queues"]}
         out["queues_in_stats"] = len(names)
@@ -123,6 +126,22 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
 
         out.update(await deep_page(http, base))
     return out
+
+
+async def library_control() -> dict[str, Any]:
+    """The same enqueues through `jobfleet.Client` in this process, no HTTP: what the
+    machine allows right now, to read the HTTP figures against."""
+    async with jobfleet.Client(redis_url(), queue="control") as client:
+        await client.enqueue("n")
+        secs = await spread(SINGLE, CONNECTIONS, lambda i: client.enqueue("n", {"i": i}))
+        single = round(SINGLE / secs)
+        batch = [{"name": "n", "payload": {"i": i}} for i in range(BULK_SIZE)]
+        requests = BULK // BULK_SIZE
+        secs = await spread(requests, 2, lambda i: client.enqueue_many(batch))
+    return {
+        "library_single_jobs_per_s": single,
+        "library_bulk_jobs_per_s": round(requests * BULK_SIZE / secs),
+    }
 
 
 async def post(http: aiohttp.ClientSession, url: str, body: Any) -> None:

@@ -9,7 +9,6 @@ go, and this module with them. Until then a route whose verb is missing answers 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -46,5 +45,5 @@ async def queue_stats(client: Client) -> list[QueueStats]:
     """Stats of every queue: `Client.queues()` once it returns them (it returns names now)."""
     if have("queue_names"):
         return list(await verb(client, "queues")())
-    names = await client.queues()
-    return list(await asyncio.gather(*(client.inspect(queue=name) for name in names)))
+    # One at a time: a gather would open a pooled connection per queue.
+    return [await client.inspect(queue=name) for name in await client.queues()]
