@@ -18,6 +18,10 @@ from .settings import CircuitBreaker, RateLimit
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
 TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
+CANCEL_BELL = "cancel"  # what cancel.lua pushes to the own wake list of a cancelled job's worker
+LIST_SCAN = 1000  # entries the jobs script looks at per call at most (filters, walk marks)
+CLEAR_CHUNK = 1000  # jobs removed per call of the clear script
+OBLITERATE_CHUNK = 500  # keys per UNLINK (and SCAN COUNT) while obliterating a queue
 
 
 def flow_json(rate_limit: RateLimit | None, breaker: CircuitBreaker | None) -> str:
@@ -140,6 +144,26 @@ class ClaimResult:
     next_hold_release_ms: int | None = None
     recovered: int = 0  # expired leases of other (dead) workers put back in line by this call
     draining: bool = False  # this worker is drained: the claim took nothing, by request
+    woken_by: str | None = None  # what ended the wait before it (claim_when_woken): the bell
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One reply of the jobs script: the jobs (id, score, hash) and where the walk stands."""
+
+    rows: list[tuple[str, str, dict[str, str]]]
+    more: bool
+    score: str
+    id: str
+    mark: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """The reply of `extend`: leases lost to a recovery, and jobs cancelled while running."""
+
+    lost: list[str]
+    cancelled: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +263,15 @@ class Engine:
             pipe.blpop(wake, timeout=timeout)
             keys = self.keys.script
             pipe.evalsha(script.sha, len(keys), *keys, self.prefix, *args)
-            _, reply = await pipe.execute(raise_on_error=False)
+            popped, reply = await pipe.execute(raise_on_error=False)
         if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: load and claim
             reply = await self._run("claim", *args)
         elif isinstance(reply, Exception):
             raise reply
-        return self._claim_result(reply, token)
+        result = self._claim_result(reply, token)
+        if isinstance(popped, list | tuple) and len(popped) == 2:
+            result.woken_by = str(popped[1])
+        return result
 
     @staticmethod
     def _claim_args(
@@ -300,13 +327,23 @@ class Engine:
         )
 
     async def extend(
-        self, held: Iterable[tuple[str, str]], *, lease_ms: int, worker_id: str, worker_ttl_ms: int
-    ) -> list[str]:
-        """Renew the leases of `held` (id, token); returns ids whose lease was lost."""
-        args: list[Any] = [lease_ms, worker_id, worker_ttl_ms]
+        self,
+        held: Iterable[tuple[str, str]],
+        *,
+        lease_ms: int,
+        worker_id: str,
+        worker_ttl_ms: int,
+        keep_cancelled: int = -1,
+        cancelled_age_ms: int = -1,
+    ) -> Renewal:
+        """Renew the leases of `held` (id, token); returns the ids whose lease was lost and
+        those cancelled meanwhile. Trims cancelled jobs by (count, age), as claim does the
+        completed ones."""
+        args: list[Any] = [lease_ms, worker_id, worker_ttl_ms, keep_cancelled, cancelled_age_ms]
         for pair in held:
             args.extend(pair)
-        return list(await self._run("extend", *args))
+        lost, cancelled = await self._run("extend", *args)
+        return Renewal([str(i) for i in lost], [str(i) for i in cancelled])
 
     async def release(self, held: Iterable[tuple[str, str]], *, worker_id: str) -> int:
         """Put held jobs back in line without counting the attempt."""
@@ -355,6 +392,88 @@ class Engine:
         for i in range(0, len(ids), ENQUEUE_CHUNK):
             total += int(await self._run("dead", action, *ids[i : i + ENQUEUE_CHUNK]))
         return total
+
+    async def jobs(
+        self,
+        state: str,
+        *,
+        limit: int,
+        name: str,
+        error_type: str,
+        score: str,
+        job_id: str,
+        mark: str,
+    ) -> Page:
+        """One page of the jobs in `state` after the position (score, id) of a walk pinned
+        by `mark` (see lua/jobs.lua)."""
+        reply = await self._run(
+            "jobs",
+            state,
+            limit,
+            max(limit, LIST_SCAN),
+            len(Priority),
+            name,
+            error_type,
+            score,
+            job_id,
+            mark,
+        )
+        rows = []
+        for i in range(4, len(reply), 3):
+            flat = reply[i + 2]
+            h = {str(flat[k]): str(flat[k + 1]) for k in range(0, len(flat), 2)}
+            rows.append((str(reply[i]), str(reply[i + 1]), h))
+        return Page(rows, bool(int(reply[0])), str(reply[1]), str(reply[2]), str(reply[3]))
+
+    async def verb(self, name: str, job_id: str) -> str:
+        """Run the one-job script `name` (remove, retry, cancel); returns its verdict."""
+        extra = (CANCEL_BELL,) if name == "cancel" else ()
+        return str(await self._run(name, job_id, *extra))
+
+    async def clear(self, lines: Sequence[str]) -> int:
+        """Remove every job waiting in `lines`, CLEAR_CHUNK per call; returns how many."""
+        total = 0
+        while True:
+            n = int(await self._run("clear", CLEAR_CHUNK, *lines))
+            total += n
+            if n < CLEAR_CHUNK:
+                return total
+
+    async def obliterate(self, *, force: bool) -> tuple[int, int]:
+        """Delete every key of the queue unless jobs are active and not `force`.
+
+        Returns (active jobs, keys removed); nothing is removed when the first is non-zero
+        without `force`. The script pauses the queue first, so no worker claims meanwhile;
+        then SCAN finds the keys in bounded steps: the per-id keys (job hashes, dedup keys,
+        hold sets, rate and circuit windows, wake lists) have no index to enumerate them by,
+        and SCAN, unlike KEYS, never blocks Redis for long. The meta hash (the paused flag)
+        goes last. Keys written while it runs (an enqueue) may survive it.
+        """
+        active = int(await self._run("obliterate", "1" if force else ""))
+        if active and not force:
+            return active, 0
+        removed = 0
+        batch: list[str] = []
+        async for key in self.conn.scan_iter(match=self.keys.pattern(), count=OBLITERATE_CHUNK):
+            name = key if isinstance(key, str) else key.decode()
+            if name != self.keys.meta:
+                batch.append(name)
+            if len(batch) >= OBLITERATE_CHUNK:
+                removed += int(await self.conn.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await self.conn.unlink(*batch))
+        removed += int(await self.conn.unlink(self.keys.meta))
+        self.round_trips += 1
+        return active, removed
+
+    def inspect_in(self, pipe: Any) -> Any:
+        """Queue the inspect script on a pipeline (`Client.queues`: one round trip for many)."""
+        return self._scripts["inspect"](
+            keys=self.keys.script,
+            args=[self.prefix, len(Priority), TP_WINDOW_BUCKETS],
+            client=pipe,
+        )
 
     async def job_hash(self, job_id: str) -> dict[str, str]:
         self.round_trips += 1

@@ -8,6 +8,7 @@ local out = {'time_ms', now,
              'active', redis.call('ZCARD', K_ACTIVE),
              'dead', redis.call('ZCARD', K_DEAD),
              'completed', redis.call('ZCARD', K_DONE),
+             'cancelled', redis.call('ZCARD', K_CANCELLED),
              'workers', redis.call('ZCOUNT', K_WORKERS, now, '+inf'),
              'paused', redis.call('HGET', K_META, 'paused') or '0'}
 for band = 0, n_bands - 1 do
