@@ -541,13 +541,8 @@ class Client:
         out = []
         for i in range(0, len(names), QUEUES_CHUNK):
             chunk = [self.engine(n) for n in names[i : i + QUEUES_CHUNK]]
-            async with self.conn.pipeline(transaction=False) as pipe:
-                for eng in chunk:
-                    await eng.inspect_in(pipe)
-                replies = await pipe.execute()
-            for eng, reply in zip(chunk, replies, strict=True):
-                raw = {str(reply[k]): str(reply[k + 1]) for k in range(0, len(reply), 2)}
-                out.append(_queue_stats(eng.queue, raw))
+            raws = await Engine.inspect_many(self.conn, chunk)
+            out += [_queue_stats(e.queue, raw) for e, raw in zip(chunk, raws, strict=True)]
         return out
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
