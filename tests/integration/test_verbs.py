@@ -103,6 +103,22 @@ async def test_held_jobs_are_listed(redis_url, client, run_worker):
     assert sorted(held) == sorted(set(ids) - {got.jobs[0].id})
     assert held == [i for i in ids if i in held]  # claim order
     assert (await client.inspect()).held == 5
+    # a walk while more jobs arrive and get held: the first five exactly once, in order
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await client.jobs("held", limit=2, cursor=cursor)
+        seen += [j.id for j in page.jobs]
+        for prio in ("critical", "batch"):  # held ahead of them all, and behind
+            await client.enqueue("j", None, priority=prio)
+        await eng.claim(token="t", n=2, worker_id="w1", policy=policy)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == held
+    await client.clear(states=["waiting"])
+    for job_id in set(await walk(client, "held")) - set(held):
+        await client.remove(job_id)
     assert await client.cancel(held[0]) == "cancelled"
     await client.remove(held[1])
     assert await client.clear(states=["held"]) == 3
@@ -258,8 +274,12 @@ async def test_cancel_active_fences_the_late_outcome(client):
     assert (stats.active, stats.completed, stats.cancelled) == (0, 0, 1)
 
 
-async def race_cancel(client: jobfleet.Client, job_id: str, barrier: asyncio.Barrier) -> str:
+async def race_cancel(
+    client: jobfleet.Client, job_id: str, barrier: asyncio.Barrier, lag: int
+) -> str:
     await barrier.wait()
+    for _ in range(lag):  # loop turns before sending: which reaches Redis first varies
+        await asyncio.sleep(0)
     try:
         return await client.cancel(job_id)
     except jobfleet.JobStateError as exc:
@@ -267,9 +287,11 @@ async def race_cancel(client: jobfleet.Client, job_id: str, barrier: asyncio.Bar
 
 
 async def race_complete(
-    client: jobfleet.Client, job_id: str, token: str, tag: str, barrier: asyncio.Barrier
+    client: jobfleet.Client, job_id: str, token: str, tag: str, barrier: asyncio.Barrier, lag: int
 ) -> int:
     await barrier.wait()
+    for _ in range(lag):
+        await asyncio.sleep(0)
     done = [(job_id, token, "null")]
     return (await claim(client, 0, token=tag, completions=done)).stale_acks
 
@@ -279,14 +301,15 @@ async def test_cancel_racing_completion_has_one_winner(redis_url):
     c1 = jobfleet.Client(redis_url, queue="q")
     c2 = jobfleet.Client(redis_url, queue="q")
     outcomes = {"cancel": 0, "complete": 0}
+    rnd = random.Random(7)
     try:
         for trial in range(200):
             job_id = await c1.enqueue("j", None)
             [job] = (await claim(c1, 1, token=f"t{trial}")).jobs
             barrier = asyncio.Barrier(2)
             verdict, stale = await asyncio.gather(
-                race_cancel(c2, job_id, barrier),
-                race_complete(c1, job_id, job.token, f"u{trial}", barrier),
+                race_cancel(c2, job_id, barrier, rnd.randint(0, 3)),
+                race_complete(c1, job_id, job.token, f"u{trial}", barrier, rnd.randint(0, 3)),
             )
             state = (await c1.get(job_id)).state.value
             if verdict == "cancelling":
