@@ -292,13 +292,10 @@ class Client:
     async def get(self, job_id: str, *, queue: str | None = None) -> JobInfo:
         """The job's state, attempt, progress and result or error; JobNotFound if unknown."""
         eng = self.engine(queue)
-        h = await eng.job_hash(job_id)
+        h, lease = await eng.job_and_lease(job_id)
         if not h:
             raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
-        deadline = None
-        if h.get("state") == JobState.ACTIVE:
-            score = await eng.conn.zscore(eng.keys.active, job_id)
-            deadline = None if score is None else score / 1000.0
+        deadline = None if lease is None else lease / 1000.0
         return JobInfo.from_hash(eng.queue, job_id, h, lease_deadline=deadline)
 
     async def wait(

@@ -504,6 +504,15 @@ class Engine:
         raw: dict[str, str] = await self.conn.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
         return raw
 
+    async def job_and_lease(self, job_id: str) -> tuple[dict[str, str], float | None]:
+        """The job's hash and its lease deadline (ms; None unless active), in one pipeline."""
+        self.round_trips += 1
+        async with self.conn.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.zscore(self.keys.active, job_id)
+            raw, score = await pipe.execute()
+        return raw, score
+
     async def job_hashes(self, ids: Sequence[str], fields: Sequence[str]) -> list[list[Any]]:
         """Selected fields of many jobs in one pipeline."""
         if not ids:
