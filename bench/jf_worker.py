@@ -32,6 +32,21 @@ async def ping(job: object) -> None:
     _latency_out.write(f"{(now - job.payload['t']) / 1e6:.3f}\n")  # type: ignore[attr-defined]
 
 
+def _logging() -> None:
+    """BENCH_LOG_FORMAT=text|json: log as `jobfleet worker` does (INFO, a line per job) to
+    /dev/null, to measure what the lines cost; unset, nothing is configured (no job lines)."""
+    fmt = os.environ.get("BENCH_LOG_FORMAT")
+    if not fmt:
+        return
+    import logging
+
+    from jobfleet import joblog
+
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - process lifetime
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    joblog.use_format(fmt)
+
+
 def _overrides() -> dict[str, int]:
     """BENCH_BATCH_SIZE / BENCH_CONCURRENCY, for trying other settings than the defaults."""
     out: dict[str, int] = {}
@@ -41,6 +56,7 @@ def _overrides() -> dict[str, int]:
 
 
 async def serve(queue: str) -> dict[str, int]:
+    _logging()
     # Completed jobs are kept (as BullMQ does by default) so their timestamps can be read.
     settings = WorkerSettings(
         redis_url=os.environ["BENCH_REDIS_URL"],

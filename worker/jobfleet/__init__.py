@@ -32,8 +32,9 @@ from .errors import (
     UnsafeRedisError,
     WaitTimeout,
 )
+from .hooks import FailedJob
 from .job import JobError, JobInfo, JobSpec, JobState, Priority
-from .registry import Registry, handler
+from .registry import Registry, handler, on_failure
 from .sentinel import MASTER_NAME_PATTERN, SENTINEL_PASSWORD_ENV
 from .settings import (
     CircuitBreaker,
@@ -46,8 +47,9 @@ from .settings import (
     url_password,
 )
 from .stats import QueueStats, WorkerInfo
+from .version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "MASTER_NAME_PATTERN",
@@ -60,6 +62,7 @@ __all__ = [
     "ConfigError",
     "CronSchedule",
     "DeadLetters",
+    "FailedJob",
     "JobContext",
     "JobError",
     "JobInfo",
@@ -85,5 +88,6 @@ __all__ = [
     "connect",
     "handler",
     "load_settings",
+    "on_failure",
     "url_password",
 ]

@@ -34,6 +34,7 @@ PRIORITY_NAMES: tuple[str, ...] = get_args(PriorityName)
 BreakerScope = Literal["queue", "handler"]
 Isolation = Literal["thread", "process"]
 WorkerMode = Literal["inProcess", "sidecar"]
+LogFormat = Literal["text", "json"]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -247,6 +248,12 @@ class WorkerSettings(BaseModel):
         description="Run on a Redis whose maxmemory-policy is volatile-*, accepting that it "
         "may evict dedup keys, rate-limit windows and circuit-breaker state.",
     )
+    log_format: LogFormat = Field(
+        default="text", description="Log lines as text, or one JSON object per line."
+    )
+    log_payload: bool = Field(
+        default=False, description="Put each job's payload in its outcome log line."
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -279,6 +286,8 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         "GRACE_PERIOD": ("grace_period", float),
         "BATCH_SIZE": ("batch_size", int),
         "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
+        "LOG_FORMAT": ("log_format", str),
+        "LOG_PAYLOAD": ("log_payload", boolean),
     }
     for key, (field, conv) in simple.items():
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
