@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from jobfleet import Registry
 from jobfleet.settings import QueueSettings, Retention, WorkerSettings
@@ -33,8 +34,9 @@ async def ping(job: object) -> None:
 
 
 def _logging() -> None:
-    """BENCH_LOG_FORMAT=text|json: log as `jobfleet worker` does (INFO, a line per job) to
-    /dev/null, to measure what the lines cost; unset, nothing is configured (no job lines)."""
+    """BENCH_LOG_FORMAT=text|json: log as `jobfleet worker` does (INFO) to /dev/null, to
+    measure what the lines cost; BENCH_LOG_JOBS picks the settings' log_jobs (default
+    "failures": no line for a completed job). Unset, no logging is configured."""
     fmt = os.environ.get("BENCH_LOG_FORMAT")
     if not fmt:
         return
@@ -47,9 +49,11 @@ def _logging() -> None:
     joblog.use_format(fmt)
 
 
-def _overrides() -> dict[str, int]:
-    """BENCH_BATCH_SIZE / BENCH_CONCURRENCY, for trying other settings than the defaults."""
-    out: dict[str, int] = {}
+def _overrides() -> dict[str, Any]:
+    """BENCH_BATCH_SIZE / BENCH_LOG_JOBS, for trying other settings than the defaults."""
+    out: dict[str, Any] = {}
+    if "BENCH_LOG_JOBS" in os.environ:
+        out["log_jobs"] = os.environ["BENCH_LOG_JOBS"]
     if "BENCH_BATCH_SIZE" in os.environ:
         out["batch_size"] = int(os.environ["BENCH_BATCH_SIZE"])
     return out

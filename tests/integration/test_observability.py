@@ -162,7 +162,9 @@ async def run_jobs_in_process(spawn_worker: Callable[..., Any], url: str, **sett
 async def test_json_log_lines_carry_each_outcome_and_no_payload_or_secret(
     locked_redis: str, spawn_worker: Callable[..., Any]
 ) -> None:
-    output = await run_jobs_in_process(spawn_worker, locked_redis, log_format="json")
+    output = await run_jobs_in_process(
+        spawn_worker, locked_redis, log_format="json", log_jobs="all"
+    )
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
     jobs = {line["name"]: line for line in lines if line["logger"] == "jobfleet.job"}
@@ -191,7 +193,13 @@ async def test_log_payload_puts_the_payload_in_the_job_line(
     locked_redis: str, spawn_worker: Callable[..., Any]
 ) -> None:
     output = await run_jobs_in_process(
-        spawn_worker, locked_redis, env={"JOBFLEET_LOG_FORMAT": "json", "JOBFLEET_LOG_PAYLOAD": "1"}
+        spawn_worker,
+        locked_redis,
+        env={
+            "JOBFLEET_LOG_FORMAT": "json",
+            "JOBFLEET_LOG_PAYLOAD": "1",
+            "JOBFLEET_LOG_JOBS": "all",
+        },
     )
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     jobs = {line["name"]: line for line in lines if line["logger"] == "jobfleet.job"}
@@ -201,10 +209,19 @@ async def test_log_payload_puts_the_payload_in_the_job_line(
     assert LEAKY_TOKEN not in output
 
 
-async def test_text_log_lines_are_the_default(
+async def test_by_default_text_lines_for_every_outcome_but_completed(
     redis_url: str, spawn_worker: Callable[..., Any]
 ) -> None:
     output = await run_jobs_in_process(spawn_worker, redis_url)
+    job_lines = [line for line in output.splitlines() if " jobfleet.job: " in line]
+    assert len(job_lines) == 1
+    assert "outcome=dead" in job_lines[0] and "outcome=completed" not in output
+
+
+async def test_text_lines_for_every_job_when_asked(
+    redis_url: str, spawn_worker: Callable[..., Any]
+) -> None:
+    output = await run_jobs_in_process(spawn_worker, redis_url, log_jobs="all")
     job_lines = [line for line in output.splitlines() if " jobfleet.job: " in line]
     assert len(job_lines) == 2
     (dead,) = [line for line in job_lines if "outcome=dead" in line]

@@ -1,4 +1,5 @@
-"""Every alert and dashboard query is valid PromQL, checked by Prometheus' own parser.
+"""Every alert and dashboard query is valid PromQL, checked by Prometheus' own parser, and
+reads only series that jobfleet, its operator or a listed external exporter exports.
 
 tests/packaging/promql is a tiny Go program around github.com/prometheus/prometheus/
 promql/parser, built once into ~/.cache/jobfleet/ (like the e2e tools) when Go is there.

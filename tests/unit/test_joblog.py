@@ -32,7 +32,7 @@ def captured() -> list[logging.LogRecord]:
 
 
 def emit(payload: bool = False) -> None:
-    JobLog("emails", "pod-1:7:ab12cd34", payload=payload).finished(
+    JobLog("emails", "pod-1:7:ab12cd34", jobs="all", payload=payload).finished(
         "j1", "send", 3, "dead", 0.0125, "SMTPError", '{"to":"ada@example.com"}'
     )
 
@@ -65,13 +65,25 @@ def test_payload_is_spliced_in_as_json_when_asked(captured: list[logging.LogReco
 
 
 def test_text_line_lists_fields_and_skips_empty_ones(captured: list[logging.LogRecord]) -> None:
-    JobLog("emails", "w").finished("j2", "send", 1, "completed", 0.001, "", "{}")
+    JobLog("emails", "w", jobs="all").finished("j2", "send", 1, "completed", 0.001, "", "{}")
     text = TextFormatter().format(captured[0])
     assert text.endswith(
         "jobfleet.job: job j2 completed queue=emails name=send attempt=1 outcome=completed "
         "duration_ms=1.0 worker_id=w"
     )
     assert "error_type" not in text and "{}" not in text
+
+
+def test_log_jobs_picks_the_outcomes(captured: list[logging.LogRecord]) -> None:
+    for jobs in ("all", "failures", "none"):
+        joblog = JobLog("q", "w", jobs=jobs)
+        for outcome in ("completed", "retried", "released"):
+            joblog.finished(jobs, "n", 1, outcome, 0.0, "", "{}")
+    got = [(r.job["job_id"], r.job["outcome"]) for r in captured]  # type: ignore[attr-defined]
+    assert got == [
+        ("all", "completed"), ("all", "retried"), ("all", "released"),
+        ("failures", "retried"), ("failures", "released"),
+    ]  # fmt: skip
 
 
 def test_nothing_is_logged_below_info(captured: list[logging.LogRecord]) -> None:

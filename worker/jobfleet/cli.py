@@ -21,6 +21,7 @@ from .registry import import_handlers
 from .settings import (
     DEFAULT_REDIS_URL,
     LogFormat,
+    LogJobs,
     load_settings,
     redact_text,
     redact_url,
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run on a volatile-* maxmemory-policy, accepting that Redis may evict dedup keys, "
         "rate-limit windows and circuit-breaker state",
+    )
+    w.add_argument(
+        "--log-jobs",
+        choices=get_args(LogJobs),
+        help="a log line for every job outcome, for all but completions (the default), or none",
     )
     w.add_argument(
         "--log-payload",
@@ -218,6 +224,8 @@ async def _worker(args: argparse.Namespace) -> int:
         overrides["log_format"] = args.log_format
     if args.log_payload:
         overrides["log_payload"] = True
+    if args.log_jobs:
+        overrides["log_jobs"] = args.log_jobs
     queue: dict[str, Any] = {}
     if args.queue:
         queue["name"] = args.queue

@@ -4,6 +4,11 @@ A hook runs beside the worker, never in its way: each call is a task of its own 
 in a thread), bounded by HOOK_TIMEOUT, and whatever it raises is logged and dropped. A hook
 that hangs past the timeout is abandoned (a thread cannot be stopped; it runs on in the
 background), and the worker carries on either way.
+
+Hooks see the failures a worker records: a handler's exception, a timeout, an unknown
+handler name. A job dead-lettered inside Redis because its leases kept expiring (a poison
+job whose workers died) has no worker left to call a hook; `JobfleetDeadLettersGrowing`
+counts those too.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ BreakerScope = Literal["queue", "handler"]
 Isolation = Literal["thread", "process"]
 WorkerMode = Literal["inProcess", "sidecar"]
 LogFormat = Literal["text", "json"]
+# Which job outcomes get a log line: every one, all but completions (the default: a line per
+# completed job costs more CPU than a no-op job, bench/RESULTS.md), or none.
+LogJobs = Literal["all", "failures", "none"]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -251,6 +254,11 @@ class WorkerSettings(BaseModel):
     log_format: LogFormat = Field(
         default="text", description="Log lines as text, or one JSON object per line."
     )
+    log_jobs: LogJobs = Field(
+        default="failures",
+        description="Outcome lines for every job ('all'), every outcome but completed "
+        "('failures': retried, dead, released, lost, abandoned), or none.",
+    )
     log_payload: bool = Field(
         default=False, description="Put each job's payload in its outcome log line."
     )
@@ -288,6 +296,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
         "LOG_FORMAT": ("log_format", str),
         "LOG_PAYLOAD": ("log_payload", boolean),
+        "LOG_JOBS": ("log_jobs", str),
     }
     for key, (field, conv) in simple.items():
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):

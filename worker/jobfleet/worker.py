@@ -147,7 +147,9 @@ class Worker:
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
         self._draining = False  # drained by the operator (scale-in): claim nothing new
         # Observability (joblog, metrics, tracing, hooks, status): one call per outcome.
-        self.joblog = JobLog(self.queue.name, self.id, payload=settings.log_payload)
+        self.joblog = JobLog(
+            self.queue.name, self.id, jobs=settings.log_jobs, payload=settings.log_payload
+        )
         self._error_labels = metrics.ErrorTypeLabels()
         self._m_claim = metrics.CLAIM_SECONDS.labels(self.queue.name)
         self._failed_types: dict[str, str] = {}  # job id -> error type, until _finished
@@ -654,7 +656,7 @@ class Worker:
             for job in jobs
         ]
         arg: Any = ctxs if handler.batch_size else ctxs[0]
-        if self._tracing is not None:
+        if self._tracing is not None and self._tracing.active():
             for job in jobs:
                 self._tracing.start(job)
             with self._tracing.current(jobs[0].id if len(jobs) == 1 else ""):
