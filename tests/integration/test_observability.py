@@ -295,3 +295,32 @@ async def test_on_failure_hooks_see_dead_letters_and_cannot_break_the_worker(
     assert sorted(every) == [(job_id, 1, False), (job_id, 2, True)]
     assert "explodes raised RuntimeError" in caplog.text
     assert "sk_hook" not in caplog.text  # a hook's message may hold what it was sending
+
+
+async def test_worker_on_failure_sees_an_unknown_handler(redis_url: str) -> None:
+    queue = "obs-hook-param"
+    seen: list[tuple[jobfleet.FailedJob, BaseException]] = []
+    settings = jobfleet.WorkerSettings(redis_url=redis_url, http_port=None, queue={"name": queue})
+    worker = Worker(settings, jobfleet.Registry(), on_failure=lambda j, e: seen.append((j, e)))
+    task = asyncio.create_task(worker.run())
+    try:
+        async with jobfleet.Client(redis_url, queue=queue) as client:
+            job_id = await client.enqueue("nobody-handles-this", {"k": 1})
+            info = await client.wait(job_id, timeout=60)
+        assert info.state == jobfleet.JobState.DEAD
+
+        async def called() -> bool:
+            return len(seen) == 1
+
+        await until(called, what="the hook")
+    finally:
+        worker.stop()
+        await task
+    ((job, exc),) = seen
+    assert (job.id, job.name, job.error_type, job.dead) == (
+        job_id,
+        "nobody-handles-this",
+        "UnknownHandler",
+        True,
+    )
+    assert isinstance(exc, LookupError) and "nobody-handles-this" in str(exc)
