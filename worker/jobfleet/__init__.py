@@ -24,10 +24,13 @@ from .context import JobContext
 from .cron import compile_schedule
 from .errors import (
     ConfigError,
+    JobActive,
     JobfleetError,
     JobNotFound,
+    JobStateError,
     PayloadError,
     PermanentError,
+    QueueBusy,
     RetryLater,
     UnsafeRedisError,
     WaitTimeout,
@@ -46,7 +49,7 @@ from .settings import (
     load_settings,
     url_password,
 )
-from .stats import QueueStats, WorkerInfo
+from .stats import CronInfo, JobPage, QueueStats, WorkerInfo
 from .version import VERSION
 
 __version__ = VERSION
@@ -60,19 +63,24 @@ __all__ = [
     "CircuitBreaker",
     "Client",
     "ConfigError",
+    "CronInfo",
     "CronSchedule",
     "DeadLetters",
     "FailedJob",
+    "JobActive",
     "JobContext",
     "JobError",
     "JobInfo",
     "JobNotFound",
+    "JobPage",
     "JobSpec",
     "JobState",
+    "JobStateError",
     "JobfleetError",
     "PayloadError",
     "PermanentError",
     "Priority",
+    "QueueBusy",
     "QueueSettings",
     "QueueStats",
     "RateLimit",

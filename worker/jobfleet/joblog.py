@@ -16,10 +16,10 @@ from typing import Any
 LOGGER_NAME = "jobfleet.job"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# The outcomes a line may carry; open to more (a cancellation, say): a consumer of the logs
-# must accept an outcome it does not know. A timeout is outcome retried or dead with
-# error_type JobTimeout.
-OUTCOMES = ("completed", "retried", "dead", "released", "lost", "abandoned")
+# The outcomes a line may carry; open to more: a consumer of the logs must accept an outcome
+# it does not know. A timeout is outcome retried or dead with error_type JobTimeout;
+# cancelled is a job stopped by Client.cancel while it ran.
+OUTCOMES = ("completed", "retried", "dead", "released", "lost", "abandoned", "cancelled")
 
 MESSAGE = "job %s %s"
 INFO = logging.INFO
