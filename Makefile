@@ -39,8 +39,8 @@ lint: venv  ## ruff, mypy and the import layers (import-linter, see pyproject.to
 unit: venv  ## pure-logic tests, no I/O (no redis-server: a test that would start one fails)
 	JOBFLEET_REDIS_SERVER=/nonexistent/redis-server $(PYTEST) -q tests/unit tests/operator
 
-integration: venv  ## tests against a real redis-server
-	$(PYTEST) -q tests/integration
+integration: venv  ## tests against a real redis-server (the admin API's too)
+	$(PYTEST) -q tests/integration tests/admin
 
 e2e: venv  ## tests against a real Kubernetes control plane (kwok; E2E_CLUSTER=kind for kind)
 	bash e2e/run.sh
