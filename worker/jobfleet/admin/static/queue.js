@@ -43,7 +43,6 @@ export function mountQueue(main, ctx, route) {
   const previous = [];
   let nextCursor = null;
   const selected = new Set();
-  let stats = null;
   const dead = state === "dead";
 
   // Tabs, one per state, each with its live count.
@@ -147,7 +146,6 @@ export function mountQueue(main, ctx, route) {
   refs.next.addEventListener("click", page(() => nextCursor, () => previous.push(cursor)));
 
   function renderStats(s) {
-    stats = s;
     setText(refs.paused, s.paused ? "paused" : "running");
     setAttr(refs.paused, "data-tone", s.paused ? "warn" : "ok");
     show(refs.pause, !s.paused);
@@ -217,21 +215,28 @@ export function mountQueue(main, ctx, route) {
     async refresh() {
       const query = { limit: PAGE_SIZE, cursor, ...filters };
       const list = dead ? api.deadLetters(queue, query) : api.jobs(queue, { state, ...query });
-      const [s, jobs, workers] = await Promise.all([api.queue(queue), list, api.workers(queue)]);
-      renderStats(s);
-      nextCursor = jobs.next_cursor || null;
-      const visible = new Set(jobs.jobs.map((j) => j.id));
-      for (const id of selected) if (!visible.has(id)) selected.delete(id);
-      syncKeyed(refs.rows, jobs.jobs, (j) => j.id, createRow, updateRow);
-      updateSelection();
-      show(refs.empty, jobs.jobs.length === 0);
-      show(refs.table, jobs.jobs.length > 0);
-      refs.next.disabled = !nextCursor;
-      refs.prev.disabled = previous.length === 0;
-      refs.first.disabled = previous.length === 0;
-      setText(refs.page, `Page ${previous.length + 1}`);
-      renderWorkers(workers.workers);
+      // Each part shows what it got; the first failure is reported after.
+      const parts = await Promise.allSettled([api.queue(queue), list, api.workers(queue)]);
+      const [s, jobs, workers] = parts;
+      if (s.status === "fulfilled") renderStats(s.value);
+      if (workers.status === "fulfilled") renderWorkers(workers.value.workers);
+      if (jobs.status === "fulfilled") renderJobs(jobs.value);
+      const failed = parts.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
     },
-    stats: () => stats,
   };
+
+  function renderJobs(jobs) {
+    nextCursor = jobs.next_cursor || null;
+    const visible = new Set(jobs.jobs.map((j) => j.id));
+    for (const id of selected) if (!visible.has(id)) selected.delete(id);
+    syncKeyed(refs.rows, jobs.jobs, (j) => j.id, createRow, updateRow);
+    updateSelection();
+    show(refs.empty, jobs.jobs.length === 0);
+    show(refs.table, jobs.jobs.length > 0);
+    refs.next.disabled = !nextCursor;
+    refs.prev.disabled = previous.length === 0;
+    refs.first.disabled = previous.length === 0;
+    setText(refs.page, `Page ${previous.length + 1}`);
+  }
 }
