@@ -55,6 +55,15 @@ expect.set_options(timeout=45_000)
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
 XSS_PAYLOAD = {"html": "<img src=x onerror=window.__xss=2>", "s": "<script>window.__xss=3</script>"}
 
+# Remembers a queue's overview row and counts rows later taken out of the table.
+MARK_ROW = """queue => {
+  window.__row = document.querySelector(`tr[data-queue="${queue}"]`);
+  window.__rowsRemoved = 0;
+  new MutationObserver(changes => {
+    for (const change of changes) window.__rowsRemoved += change.removedNodes.length;
+  }).observe(window.__row.parentElement, {childList: true});
+}"""
+
 
 @dataclass
 class Seen:
@@ -241,6 +250,12 @@ def test_counts_move_while_jobs_run_and_dead_letters_replay(
     page.get_by_role("link", name="jobfleet", exact=True).click()
     expect(cell(row, "dead")).to_have_text("0")
     expect(cell(row, "completed")).to_have_text("6")
+
+    # Refreshes update rows in place: the same row element, no row removed or re-added.
+    page.evaluate(MARK_ROW, "emails")
+    client.enqueue("emails", {"to": "one-more@example.com"})
+    expect(cell(row, "completed")).to_have_text("7")
+    assert page.evaluate("[window.__row.isConnected, window.__rowsRemoved]") == [True, 0]
 
 
 def test_pages_search_and_problem_details(
