@@ -34,8 +34,9 @@ export function mountJob(main, ctx, route) {
     setText(refs.attempts, j.max_attempts ? fmt.attempts(j) : `${j.attempt} (max: the queue's)`);
     for (const name of TIMES) setText(refs[name], fmt.time(j[name]));
     for (const name of TEXTS) setText(refs[name], j[name] || "–");
-    const value = j.progress == null ? 0 : j.progress;
-    if (refs.progress.value !== value) refs.progress.value = value;
+    // No bar until a progress is reported (an indeterminate bar would animate).
+    show(refs.progress, j.progress != null);
+    if (j.progress != null && refs.progress.value !== j.progress) refs.progress.value = j.progress;
     setText(refs["progress-text"], fmt.progressText(j));
     setText(refs.payload, fmt.json(j.payload));
     const hasResult = j.state === "completed" && j.result !== null && j.result !== undefined;
