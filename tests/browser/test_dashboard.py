@@ -258,7 +258,7 @@ def test_counts_move_while_jobs_run_and_dead_letters_replay(
     assert page.evaluate("[window.__row.isConnected, window.__rowsRemoved]") == [True, 0]
 
 
-def test_pages_search_and_problem_details(
+def test_pages_search_cancel_remove_and_problem_details(
     open_page: Callable[..., Page], admin: AdminServer, client: Jobs
 ) -> None:
     client.pause("invoices")
@@ -283,6 +283,20 @@ def test_pages_search_and_problem_details(
     page.get_by_role("button", name="Open").click()
     expect(page).to_have_url(re.compile(rf"#/queues/invoices/jobs/{ids[7]}$"))
     expect(page.locator("pre").first).to_have_text('{\n  "n": 7\n}')
+
+    # Remove it and cancel another, each confirmed: both leave the line.
+    page.get_by_role("button", name="Remove").click()
+    dialog(page).get_by_role("button", name="Remove").click()
+    expect(page).to_have_url(re.compile(r"#/queues/invoices$"))
+    expect(page.get_by_role("status")).to_have_text(f"Job {ids[7]} removed.")
+    go(page, admin, f"#/queues/invoices/jobs/{ids[8]}")
+    expect(badge(page)).to_have_text("waiting")
+    page.get_by_role("button", name="Cancel job").click()
+    expect(dialog(page)).to_contain_text("It leaves the line and ends cancelled")
+    dialog(page).get_by_role("button", name="Cancel job").click()
+    expect(badge(page)).to_have_text("cancelled")
+    go(page, admin, "#/queues/invoices")
+    expect(tab_count(page, "waiting")).to_have_text("43")
 
     go(page, admin, "#/queues/invoices")
     page.get_by_label("Job id").fill("no-such-job")
@@ -323,7 +337,7 @@ def test_a_viewer_sees_no_write_buttons(
     page.locator(f'tr[data-job="{failed}"] a').click()
     expect(badge(page)).to_have_text("dead")
     expect(page.locator(".error-line")).to_contain_text("MailboxRefused")
-    for name in ["Retry", "Cancel", "Remove"]:
+    for name in ["Retry", "Cancel job", "Remove"]:
         expect(page.get_by_role("button", name=name)).to_have_count(0)
     expect(page.locator("[data-admin]:visible")).to_have_count(0)
     shot(page, "viewer-dead-letter")
