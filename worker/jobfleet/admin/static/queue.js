@@ -49,9 +49,8 @@ export function mountQueue(main, ctx, route) {
   const tabCounts = {};
   for (const name of STATES) {
     const tab = el("a", {
-      role: "tab",
       href: queueHash(queue, { state: name, ...filters }),
-      "aria-selected": name === state ? "true" : "false",
+      "aria-current": name === state ? "page" : null,
       "data-state": name,
     });
     tab.append(el("span", {}, LABELS[name]), " ");
