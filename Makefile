@@ -40,8 +40,8 @@ lint: venv  ## ruff and mypy
 unit: venv  ## pure-logic tests, no I/O (no redis-server: a test that would start one fails)
 	JOBFLEET_REDIS_SERVER=/nonexistent/redis-server $(PYTEST) -q tests/unit tests/operator
 
-integration: venv  ## tests against a real redis-server
-	$(PYTEST) -q tests/integration
+integration: venv  ## tests against a real redis-server (the admin API's too)
+	$(PYTEST) -q tests/integration tests/admin
 
 browser: venv  ## the dashboard in headless Chromium against a real admin server, worker and redis-server
 	$(PYTEST) -q tests/browser

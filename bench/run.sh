@@ -3,6 +3,7 @@
 #   bench/run.sh            3 interleaved rounds, medians rendered into bench/RESULTS.md
 #   bench/run.sh profile    cProfile of the jobfleet worker + Redis commandstats/slowlog/latency
 #   bench/run.sh lateness   delayed jobs and retries: handler start - run_at (jobfleet only)
+#   bench/run.sh admin      the admin API: HTTP enqueue, stats of 100 queues, a deep page (bench/admin.py)
 # Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
 #      BENCH_WAIT_QUIET (total seconds to wait for load < 1 and no Go build; default 0).
 set -euo pipefail
@@ -52,6 +53,10 @@ wait_quiet() {
 
 if [ "${1:-}" = "profile" ]; then
   exec "$PY" bench/run_one.py "$OUT/profile.jsonl" "$PY" bench/profile_jobfleet.py
+fi
+if [ "${1:-}" = "admin" ]; then
+  wait_quiet
+  exec "$PY" bench/run_one.py "$OUT/admin-$(date -u +%Y%m%dT%H%M%SZ).jsonl" "$PY" bench/admin.py
 fi
 if [ "${1:-}" = "lateness" ]; then
   wait_quiet

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from .bounds import MIB, PayloadBytes, check
 from .client import Client
 from .errors import JobfleetError
 from .job import JobInfo
@@ -102,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
         pr = sub.add_parser(verb, parents=[common], help=text)
         pr.add_argument("--queue", "-q", default="default")
 
+    a = sub.add_parser("admin", parents=[common], help="serve the admin API and dashboard")
+    a.add_argument(
+        "--tokens", help="tokens file or Secret directory (default: $JOBFLEET_ADMIN_TOKENS)"
+    )
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    a.add_argument("--port", type=int, default=8080, help="default: 8080; 0 picks a free one")
+    a.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS")
+    a.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    a.add_argument("--max-body", type=int, default=MIB, help="request body limit, bytes")
+
     d = sub.add_parser("dlq", parents=[common], help="dead letters: list, show, replay, purge")
     dsub = d.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
     for name, help_text in (
@@ -146,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _error(exc, secrets)
         return EXIT_USAGE
+    args.secrets = tuple(s for s in secrets if s)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -156,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": _stats,
         "job": _job,
         "dlq": _dlq,
+        "admin": _admin,
         "pause": _pause,
         "resume": _pause,
     }
@@ -222,6 +235,26 @@ async def _worker(args: argparse.Namespace) -> int:
     finally:
         if sidecar is not None:
             await sidecar.aclose()
+    return 0
+
+
+async def _admin(args: argparse.Namespace) -> int:
+    from .admin.app import create_app, serve, tls_context
+    from .admin.auth import TokenStore
+
+    tokens = args.tokens or os.environ.get("JOBFLEET_ADMIN_TOKENS")
+    if not tokens:
+        raise UsageError("no tokens: pass --tokens PATH (or $JOBFLEET_ADMIN_TOKENS)")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    check("--max-body", PayloadBytes, args.max_body)
+    store = TokenStore(tokens)
+    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    async with Client(_redis_url(args)) as client:
+        app = create_app(client, store, max_body=args.max_body, secrets=args.secrets)
+        await serve(app, args.host, args.port, tls=tls)
     return 0
 
 

@@ -136,3 +136,39 @@ fails with these messages before anything is created.
 {{- fail "set at most one of redis.url, redis.existingSecret.name and redis.dev.enabled" }}
 {{- end }}
 {{- end }}
+
+{{/* The admin server (`jobfleet admin`). */}}
+{{- define "jobfleet.adminName" -}}
+{{- printf "%s-admin" (include "jobfleet.fullname" .) }}
+{{- end }}
+
+{{- define "jobfleet.adminSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "jobfleet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: admin
+{{- end }}
+
+{{- define "jobfleet.adminLabels" -}}
+{{ include "jobfleet.labels" . }}
+app.kubernetes.io/component: admin
+{{- end }}
+
+{{/* The Secret of the admin tokens: the existing one, or the chart's. */}}
+{{- define "jobfleet.adminTokensSecret" -}}
+{{- default (printf "%s-tokens" (include "jobfleet.adminName" .)) .Values.admin.existingSecret }}
+{{- end }}
+
+{{- define "jobfleet.validateAdmin" -}}
+{{- if .Values.admin.enabled }}
+{{- if not (include "jobfleet.redisSecretName" .) }}
+{{- fail "admin.enabled needs a Redis: set redis.url, redis.existingSecret.name or redis.dev.enabled" }}
+{{- end }}
+{{- $tokens := concat .Values.admin.tokens.admin .Values.admin.tokens.viewer }}
+{{- if and .Values.admin.existingSecret $tokens }}
+{{- fail "set admin.tokens or admin.existingSecret, not both" }}
+{{- end }}
+{{- if not (or .Values.admin.existingSecret $tokens) }}
+{{- fail "admin.enabled needs tokens: set admin.tokens.admin / admin.tokens.viewer or admin.existingSecret" }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,169 @@
+"""The admin API's speed: HTTP enqueue (one job a request, and bulk), stats of 100 queues in
+one request, a page of 50 from a queue of 1,000,000 waiting jobs.
+
+`jobfleet admin` runs as its own process (as in production), the load comes from this one
+over several keep-alive connections. Latencies are the server's own (its `Server-Timing`
+header: from the request reaching the app to the reply being ready), p50 of many requests.
+Run through `bash bench/run.sh admin` (a fresh redis-server; one JSON line to bench/.out/).
+Env: BENCH_ADMIN_SINGLE (20000), BENCH_ADMIN_BULK (200000), BENCH_ADMIN_DEEP (1000000),
+BENCH_ADMIN_CONNECTIONS (16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jobfleet
+from common import percentile, redis_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from redis_server import free_port
+
+SINGLE = int(os.environ.get("BENCH_ADMIN_SINGLE", "20000"))
+BULK = int(os.environ.get("BENCH_ADMIN_BULK", "200000"))
+DEEP = int(os.environ.get("BENCH_ADMIN_DEEP", "1000000"))
+CONNECTIONS = int(os.environ.get("BENCH_ADMIN_CONNECTIONS", "16"))
+BULK_SIZE = 1000
+SAMPLES = 200
+
+
+def server_ms(resp: aiohttp.ClientResponse) -> float:
+    timing = resp.headers["Server-Timing"]  # app;dur=1.234
+    return float(timing.split("dur=", 1)[1])
+
+
+async def spread(n: int, connections: int, one: Any) -> float:
+    """Run `one(i)` for i in range(n) over `connections` concurrent loops; seconds taken."""
+    counter = iter(range(n))
+
+    async def loop() -> None:
+        for i in counter:
+            await one(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    return time.perf_counter() - start
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], int, str]:
+    """`jobfleet admin` in a process of its own, with one admin token."""
+    token = secrets.token_hex(16)
+    tokens = Path(tempfile.mkdtemp()) / "tokens"
+    tokens.write_text(f"admin {token}\n")
+    port = free_port()
+    args = ["admin", "--port", str(port), "--tokens", str(tokens), "--redis-url", redis_url()]
+    args += ["--log-level", "WARNING", "--max-body", str(8 << 20)]
+    return subprocess.Popen([sys.executable, "-m", "jobfleet", *args]), port, token
+
+
+async def main(port: int, token: str) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}/api/v1"
+    out: dict[str, Any] = {"system": "jobfleet-admin", "connections": CONNECTIONS}
+    headers = {"Authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
+        for _ in range(600):
+            try:
+                async with http.get(base + "/whoami") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+        # Warm-up: scripts loaded, connections open.
+        await spread(
+            200, CONNECTIONS, lambda i: post(http, base + "/queues/warm/jobs", {"name": "n"})
+        )
+
+        secs = await spread(
+            SINGLE,
+            CONNECTIONS,
+            lambda i: post(http, base + "/queues/single/jobs", {"name": "n", "payload": {"i": i}}),
+        )
+        out["single_jobs_per_s"] = round(SINGLE / secs)
+
+        chunk = {"jobs": [{"name": "n", "payload": {"i": i}} for i in range(BULK_SIZE)]}
+        requests = BULK // BULK_SIZE
+        secs = await spread(
+            requests, 2, lambda i: post(http, base + "/queues/bulk/jobs/bulk", chunk)
+        )
+        out["bulk_jobs_per_s"] = round(requests * BULK_SIZE / secs)
+
+        async with jobfleet.Client(redis_url()) as client:
+            for q in range(100):
+                await client.enqueue("n", {"q": q}, queue=f"stats-{q:03d}")
+        names = set()
+        times = []
+        for _ in range(SAMPLES):
+            async with http.get(base + "/queues") as resp:
+                body = await resp.json()
+                times.append(server_ms(resp))
+                names = {q["queue"] for q in body["queues"]}
+        out["queues_in_stats"] = len(names)
+        out["stats_p50_ms"] = round(percentile(times, 50), 2)
+        out["stats_p99_ms"] = round(percentile(times, 99), 2)
+
+        out.update(await deep_page(http, base))
+    return out
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: Any) -> None:
+    async with http.post(url, json=body) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"POST {url}: {resp.status} {await resp.text()}")
+        await resp.read()
+
+
+async def deep_page(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+    """Pages of 50 from a queue of DEEP waiting jobs: the first, and those after it."""
+    url = base + "/queues/deep/jobs?state=waiting&limit=50"
+    async with http.get(url) as resp:
+        if resp.status == 501:
+            print(
+                "page of 50: skipped, the library has no Client.jobs yet (h12-verbs)",
+                file=sys.stderr,
+            )
+            return {"page_skipped": "no Client.jobs"}
+    async with jobfleet.Client(redis_url(), queue="deep") as client:
+        batch = [{"name": "n", "payload": {"i": i}} for i in range(10_000)]
+        for _ in range(DEEP // len(batch)):
+            await client.enqueue_many(batch)
+        waiting = (await client.inspect()).waiting
+    first, later = [], []
+    for i in range(SAMPLES):
+        async with http.get(url) as resp:
+            page = await resp.json()
+            first.append(server_ms(resp))
+        if i < SAMPLES // 4:  # follow the links a few pages deep
+            link = page["links"]["next"]
+            for _ in range(4):
+                async with http.get(base.removesuffix("/api/v1") + link) as resp:
+                    page = await resp.json()
+                    later.append(server_ms(resp))
+                    link = page["links"]["next"]
+    return {
+        "deep_waiting": waiting,
+        "page_first_p50_ms": round(percentile(first, 50), 2),
+        "page_next_p50_ms": round(percentile(later, 50), 2),
+        "page_p99_ms": round(percentile(first + later, 99), 2),
+    }
+
+
+if __name__ == "__main__":
+    server, port, token = start_server()
+    try:
+        result = asyncio.run(main(port, token))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(json.dumps(result, indent=2), file=sys.stderr)
+    print(json.dumps(result))
