@@ -32,10 +32,11 @@ crds: venv  ## regenerate the Queue CRD from the operator's spec model (and the 
 demo: bootstrap  ## the main job, locally: a burst of jobs drained by an autoscaled fleet
 	bash examples/demo.sh
 
-lint: venv  ## ruff and mypy
+lint: venv  ## ruff, mypy and the import layers (import-linter, see pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 unit: venv  ## pure-logic tests, no I/O (no redis-server: a test that would start one fails)
 	JOBFLEET_REDIS_SERVER=/nonexistent/redis-server $(PYTEST) -q tests/unit tests/operator

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .spec import PRIORITY_NAMES, AutoscalingSpec, QueueSpec, ScaleDownSpec, ScaleUpSpec
 
 if TYPE_CHECKING:
-    from jobfleet.stats import QueueStats
+    from jobfleet import QueueStats
 
 
 _AUTO = AutoscalingSpec.model_fields

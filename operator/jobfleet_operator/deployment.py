@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from jobfleet.backoff import Backoff
-from jobfleet.sentinel import SENTINEL_PASSWORD_ENV
+from jobfleet import SENTINEL_PASSWORD_ENV, Backoff
 from jobfleet.settings import (
     CircuitBreaker,
     QueueSettings,
@@ -212,6 +211,14 @@ def worker_container(queue: QueueRef, spec: QueueSpec) -> dict[str, Any]:
         "command": list(WORKER_COMMAND),
         "env": _merge_env(env, _env(worker.env)),
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        # Liveness starts once the worker has opened its port: a worker slow to import on a
+        # busy node (seconds) is not restarted in a loop before it ever ran.
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 1,
+            "timeoutSeconds": 2,
+            "failureThreshold": 120,
+        },
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 10,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import aiohttp
 from jobfleet.redaction import redact_text as redact
+from jobfleet.waits import wait_event
 
 from . import conditions as cond
 from . import drain as dr
@@ -62,9 +63,7 @@ class JobfleetReader:
         queue: str,
         timeout: float,
     ) -> None:
-        from jobfleet import Client
-        from jobfleet.connection import connect
-        from jobfleet.sentinel import url_password
+        from jobfleet import Client, connect, url_password
 
         # A URL from a Secret may carry its own password: never echo any of them.
         self.secrets = (password, sentinel_password, url_password(url))
@@ -271,8 +270,7 @@ class Scaler:
                 self._backoff()
             self.wake.clear()
             delay = max(0.05, self.next_decision - self.clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), delay)
+            await wait_event(self.wake, delay)
 
     def _backoff(self) -> None:
         interval = self.spec.autoscaling.poll_interval_seconds

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
+from jobfleet import MASTER_NAME_PATTERN, compile_schedule
 from jobfleet.backoff import Backoff, BackoffKind
-from jobfleet.cron import compile_schedule
 from jobfleet.errors import ConfigError
-from jobfleet.sentinel import MASTER_NAME_PATTERN
 from jobfleet.settings import PRIORITY_NAMES as PRIORITY_NAMES
 from jobfleet.settings import (
     QUEUE_NAME,

@@ -11,14 +11,15 @@ import jobfleet
 import pytest
 import redis.asyncio as aioredis
 from jobfleet.connection import connect
-from jobfleet.cron import Scheduler, meta_field
-from jobfleet.engine import ClaimPolicy, queue_prefix
+from jobfleet.cron import Scheduler
+from jobfleet.engine import ClaimPolicy
+from jobfleet.keys import QueueKeys, cron_field
 from jobfleet.settings import CronSchedule
 from redis_server import free_port
 from waiting import until
 
 Q = "q"
-PREFIX = queue_prefix(Q)
+KEYS = QueueKeys(Q)
 GRACE = 2.0  # restart tests: ticks later than this count as missed ...
 GAP = 6.0  # ... and the schedulers stay down this long
 
@@ -54,13 +55,13 @@ async def redis_time(conn: aioredis.Redis) -> float:
 
 
 async def last_tick(conn: aioredis.Redis, name: str = "tick") -> int:
-    raw = await conn.hget(PREFIX + "meta", meta_field(name))
+    raw = await conn.hget(KEYS.meta, cron_field(name))
     return -1 if raw is None else int(raw)
 
 
 async def ticks(conn: aioredis.Redis, name: str = "tick") -> list[int]:
     """Ticks of `name` that have a job in Redis, in order."""
-    keys = [k async for k in conn.scan_iter(match=f"{PREFIX}job:cron:{name}:*", count=1000)]
+    keys = [k async for k in conn.scan_iter(match=KEYS.job(f"{cron_field(name)}:*"), count=1000)]
     return sorted(int(k.rsplit(":", 1)[1]) for k in keys)
 
 
@@ -93,12 +94,12 @@ async def test_three_schedulers_enqueue_exactly_one_job_per_tick(redis_url, clie
     # exactly one job per tick: no write beyond one per tick, whoever made it
     stats = await client.inspect()
     assert stats.waiting == len(every) + len(even)
-    assert int(await conn.hget(PREFIX + "stats", "enqueued_total")) == len(every) + len(even)
+    assert int(await conn.hget(KEYS.stats, "enqueued_total")) == len(every) + len(even)
     assert sum(s.counters.enqueued for s in running) == len(every) + len(even)
     assert all(s.counters.errors == 0 and s.counters.catch_ups == 0 for s in running)
     # the disabled schedule did nothing
     assert await ticks(conn, "off") == []
-    assert await conn.hget(PREFIX + "meta", meta_field("off")) is None
+    assert await conn.hget(KEYS.meta, cron_field("off")) is None
     # the jobs are the schedule's, under deterministic ids
     job = await client.get(f"cron:tick:{every[0]}")
     assert (job.name, job.payload) == ("cron-job", {"schedule": "tick"})
@@ -168,14 +169,14 @@ async def test_a_trimmed_tick_is_not_enqueued_again_by_a_late_scheduler(redis_ur
     )
     assert await ticks(conn) == []
     # a scheduler that believes those ticks are still to do (its view of the last tick lags)
-    await conn.hset(PREFIX + "meta", meta_field("tick"), done[0] - 1)
+    await conn.hset(KEYS.meta, cron_field("tick"), done[0] - 1)
     resumed = await redis_time(conn)
     async with schedulers(redis_url, schedule) as [late]:
         await reached(conn, resumed + 2)
     again = await ticks(conn)
     assert not set(again) & set(done), "a trimmed tick was enqueued a second time"
     assert late.counters.duplicates >= len(done)  # it did try: the dedup key refused them
-    enqueued = int(await conn.hget(PREFIX + "stats", "enqueued_total"))
+    enqueued = int(await conn.hget(KEYS.stats, "enqueued_total"))
     assert enqueued == len(done) + len(again)
 
 
@@ -195,7 +196,7 @@ async def test_redis_restart_delays_ticks_without_losing_or_doubling_any(aof_red
         seen = await ticks(conn)
         # within the grace period late ticks are still on time: all of them, once each
         assert consecutive(seen) and seen[-1] >= restarted + 2
-        assert int(await conn.hget(PREFIX + "stats", "enqueued_total")) == len(seen)
+        assert int(await conn.hget(KEYS.stats, "enqueued_total")) == len(seen)
     finally:
         await conn.aclose()
 
@@ -236,7 +237,7 @@ async def test_worker_processes_run_the_queue_schedules(client, redis_url, spawn
     await until(enough, what="six ticks to run")
     for w in workers:
         assert w.terminate() == 0
-    prefix = client.engine().job_key("cron:heartbeat:")
+    prefix = client.engine().keys.job("cron:heartbeat:")
     keys = await client.conn.keys(prefix + "*")
     ticks = sorted(int(k.rsplit(":", 1)[1]) for k in keys)
     assert len(ticks) >= 6
@@ -244,5 +245,5 @@ async def test_worker_processes_run_the_queue_schedules(client, redis_url, spawn
     stats = await client.inspect()
     assert stats.dead == 0 and stats.failed_total == 0
     # Three schedulers raced for every tick; each tick was written exactly once.
-    raw = await client.conn.hget(client.engine().key("stats"), "enqueued_total")
+    raw = await client.conn.hget(client.engine().keys.stats, "enqueued_total")
     assert int(raw) == len(ticks)

@@ -87,7 +87,7 @@ async def test_completion_with_a_stale_token_is_rejected_and_changes_nothing(cli
     job_id = await client.enqueue("x", 1)
     [_job] = await claim(eng, 1, token="old")
     # The lease expires and another worker claims the job under a new token.
-    await client.conn.zadd(eng.key("active"), {job_id: 0})
+    await client.conn.zadd(eng.keys.active, {job_id: 0})
     [again] = await claim(eng, 1, token="new")
     assert again.id == job_id and again.attempt == 2
     before = await snapshot(client.conn)
@@ -105,7 +105,7 @@ async def test_completion_with_a_stale_token_is_rejected_and_changes_nothing(cli
     assert failed.stale_acks == 1
     after = await snapshot(client.conn)
     # Only the worker registry's heartbeat may move; the job and every set are untouched.
-    before.pop(eng.key("workers")), after.pop(eng.key("workers"))
+    before.pop(eng.keys.workers), after.pop(eng.keys.workers)
     assert after == before
     await eng.claim(
         token="t4", n=0, worker_id="w", policy=POLICY, completions=[(job_id, "new", '"ok"')]
@@ -168,12 +168,12 @@ async def test_extend_renews_held_leases_and_reports_lost_ones(client):
     eng = client.engine()
     a, b = await client.enqueue("x", 1), await client.enqueue("x", 2)
     await claim(eng, 2, token="t")
-    await client.conn.hset(eng.job_key(b), "token", "someone-else")
+    await client.conn.hset(eng.keys.job(b), "token", "someone-else")
     lost = await eng.extend(
         [(a, "t"), (b, "t")], lease_ms=123_000, worker_id="w", worker_ttl_ms=1000
     )
     assert lost == [b]
-    deadline = await client.conn.zscore(eng.key("active"), a)
+    deadline = await client.conn.zscore(eng.keys.active, a)
     now = (await client.inspect()).time * 1000
     assert 100_000 < deadline - now <= 123_000
 

@@ -122,7 +122,7 @@ async def test_circuit_breaker_trips_fleet_wide_holds_jobs_then_recovers(client,
 
     @registry.handler("payments-api")
     async def payments(job: jobfleet.JobContext) -> str:
-        claimed = int(await conn.hget(client.engine().job_key(job.id), "started_at"))
+        claimed = int(await conn.hget(client.engine().keys.job(job.id), "started_at"))
         calls.append({"claimed": claimed, "ok": not broken})
         if broken:
             raise ConnectionRefusedError("payments API is down")
@@ -162,7 +162,7 @@ async def test_circuit_breaker_trips_fleet_wide_holds_jobs_then_recovers(client,
         # Fix the dependency while the circuit is open, well inside the reset timeout, so
         # that the first probe after it succeeds.
         broken = False
-        raw = await conn.hgetall(client.engine().key("cb"))
+        raw = await conn.hgetall(client.engine().keys.cb)
         opened_at, reopens_at = int(raw["payments-api:opened_at"]), int(raw["payments-api:until"])
         gauge = metrics.CIRCUIT.labels("q", "payments-api")
 

@@ -92,9 +92,9 @@ async def test_a_drain_lapses_after_its_ttl_unless_renewed(
 async def test_drain_flags_of_gone_workers_are_dropped(client: jobfleet.Client) -> None:
     await client.drain_workers(["ghost:1:abc"], ttl=60)
     eng = client.engine()
-    assert await eng.conn.zcard(eng.key("drain")) == 1
+    assert await eng.conn.zcard(eng.keys.drain) == 1
     assert await client.workers() == {}
-    assert await eng.conn.zcard(eng.key("drain")) == 0
+    assert await eng.conn.zcard(eng.keys.drain) == 0
     with pytest.raises(jobfleet.ConfigError):
         await client.drain_workers(["x"], ttl=0)
 

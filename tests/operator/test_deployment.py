@@ -154,6 +154,10 @@ def test_worker_container() -> None:
     assert c["command"] == ["jobfleet", "worker"]
     assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # A slow start (imports on a busy node) gets two minutes before liveness may restart it.
+    assert c["startupProbe"]["httpGet"] == c["livenessProbe"]["httpGet"]
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1}}
     assert c["securityContext"]["runAsNonRoot"] is True

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jobfleet import Backoff
+from jobfleet.backoff import RECONNECT, Retries
 
 
 @given(
@@ -44,3 +45,17 @@ def test_huge_attempt_numbers_do_not_overflow():
 def test_cap_below_base_is_rejected():
     with pytest.raises(ValueError, match="cap"):
         Backoff(base=10, cap=1)
+
+
+def test_retries_double_from_one_second_to_thirty_and_reset():
+    retries = Retries(Backoff(base=1, cap=30, jitter="none"))
+    assert [retries.next_delay() for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    retries.reset()
+    assert retries.next_delay() == 1
+
+
+def test_retries_default_is_the_jittered_reconnect_schedule():
+    retries = Retries()
+    assert retries.backoff == RECONNECT
+    delays = [retries.next_delay() for _ in range(20)]
+    assert all(0 <= d <= min(30, 2**i) for i, d in enumerate(delays))

@@ -12,9 +12,9 @@ from jobfleet.cron import (
     compile_schedule,
     compile_schedules,
     plan_ticks,
-    tick_key,
 )
 from jobfleet.errors import ConfigError
+from jobfleet.keys import cron_tick
 from jobfleet.settings import CronSchedule
 
 
@@ -141,8 +141,8 @@ def test_dedup_ttl_is_well_beyond_the_period():
     assert sched("* * * * * *").dedup_ttl(1000, grace=1000) == 10_000
 
 
-def test_tick_key():
-    assert tick_key("nightly", 1_700_000_000) == "cron:nightly:1700000000"
+def test_cron_tick():
+    assert cron_tick("nightly", 1_700_000_000) == "cron:nightly:1700000000"
 
 
 # -- missed-tick policy -----------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Sentinel URLs: what they mean, the errors a person sees, and the client they build."""
 
 import pytest
-from jobfleet import ConfigError, WorkerSettings
+from jobfleet import ConfigError, WorkerSettings, url_password
 from jobfleet.connection import connect
-from jobfleet.sentinel import SentinelAddress, parse_sentinel_url, url_password
+from jobfleet.sentinel import SentinelAddress, parse_sentinel_url
 from jobfleet.settings import check_redis_url
 
 

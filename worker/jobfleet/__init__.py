@@ -1,8 +1,27 @@
-"""jobfleet: Kubernetes-native background jobs on Redis."""
+"""jobfleet: Kubernetes-native background jobs on Redis.
+
+The public API is what this package exports (`__all__`), plus the modules
+`jobfleet.settings` (the settings models), `jobfleet.errors`, `jobfleet.stats`,
+`jobfleet.backoff`, `jobfleet.waits` and `jobfleet.redaction` (hiding secrets in text).
+Every other module is internal and may change; the operator is held to this list by an
+import-linter contract (pyproject.toml).
+
+Besides the application API (Client, handler, JobContext ...), the pieces a deployment
+tool needs to reach a queue's Redis the way the workers do:
+
+- `connect(url, ...)`: the asyncio Redis client jobfleet uses (URL checks, credentials from
+  `PASSWORD_ENV` / `SENTINEL_PASSWORD_ENV`, Sentinel, retries), to pass to `Client(connection=)`;
+- `url_password(url)`: the password inside a Redis URL, to hide it in anything shown;
+- `MASTER_NAME_PATTERN`: what a Sentinel master name may look like (a regular expression);
+- `REDIS_DOWN`: the exceptions an unreachable Redis raises;
+- `compile_schedule(cron, tz)`: the check a cron schedule and its time zone must pass.
+"""
 
 from .backoff import Backoff
 from .client import Client, DeadLetters, SyncClient
+from .connection import PASSWORD_ENV, REDIS_DOWN, connect
 from .context import JobContext
+from .cron import compile_schedule
 from .errors import (
     ConfigError,
     JobfleetError,
@@ -15,6 +34,7 @@ from .errors import (
 )
 from .job import JobError, JobInfo, JobSpec, JobState, Priority
 from .registry import Registry, handler
+from .sentinel import MASTER_NAME_PATTERN, SENTINEL_PASSWORD_ENV
 from .settings import (
     CircuitBreaker,
     CronSchedule,
@@ -23,12 +43,17 @@ from .settings import (
     Retention,
     WorkerSettings,
     load_settings,
+    url_password,
 )
 from .stats import QueueStats, WorkerInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MASTER_NAME_PATTERN",
+    "PASSWORD_ENV",
+    "REDIS_DOWN",
+    "SENTINEL_PASSWORD_ENV",
     "Backoff",
     "CircuitBreaker",
     "Client",
@@ -56,6 +81,9 @@ __all__ = [
     "WaitTimeout",
     "WorkerInfo",
     "WorkerSettings",
+    "compile_schedule",
+    "connect",
     "handler",
     "load_settings",
+    "url_password",
 ]

@@ -47,3 +47,32 @@ class Backoff(BaseModel):
         if self.jitter == "none":
             return bound
         return (rng or random).uniform(0.0, bound)
+
+
+class Retries:
+    """The delays of one retry loop (reconnecting to Redis, say): the n-th failure in a row
+    waits ``backoff.delay(n)``; a success resets the count. The default, `RECONNECT`, is
+    1 s, 2 s, 4 s ... up to 30 s, with full jitter.
+
+    >>> retries = Retries()
+    >>> delay = retries.next_delay()  # after a failure
+    >>> retries.reset()               # after a success
+    """
+
+    __slots__ = ("backoff", "failures")
+
+    def __init__(self, backoff: Backoff | None = None) -> None:
+        self.backoff = RECONNECT if backoff is None else backoff
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """Count one more failure; seconds to wait before the next try."""
+        self.failures += 1
+        return self.backoff.delay(self.failures)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+# How every loop that waits for Redis (or the Kubernetes API) to come back backs off.
+RECONNECT = Backoff(base=1.0, cap=30.0)

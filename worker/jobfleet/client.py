@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import os
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -18,10 +18,10 @@ from .connection import connect
 from .engine import EncodedJob, Engine
 from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
+from .keys import QUEUES
 from .settings import check_queue_name, format_validation_error
 from .stats import CircuitState, QueueStats, WorkerInfo
 
-QUEUES_KEY = "jf:queues"  # names of queues ever used, for `jobfleet stats` without --queue
 DEFAULT_DEDUP_TTL = 3600.0
 PageOffset = Annotated[int, between(0, 10**9)]
 PageLimit = Annotated[int, between(1, 10_000)]
@@ -37,7 +37,7 @@ class DeadLetters:
 
     async def count(self) -> int:
         eng = self._client.engine(self._queue)
-        return int(await eng.conn.zcard(eng.key("dead")))
+        return int(await eng.conn.zcard(eng.keys.dead))
 
     async def list(
         self,
@@ -103,7 +103,7 @@ class DeadLetters:
 
     async def _matching(self, name: str | None, error_type: str | None) -> builtins.list[str]:
         eng = self._client.engine(self._queue)
-        ids: builtins.list[str] = [str(i) for i in await eng.conn.zrevrange(eng.key("dead"), 0, -1)]
+        ids: builtins.list[str] = [str(i) for i in await eng.conn.zrevrange(eng.keys.dead, 0, -1)]
         if name is None and error_type is None:
             return ids
         out = []
@@ -189,7 +189,7 @@ class Client:
         A job with an existing `job_id`, or a `dedup_key` seen within `dedup_ttl` seconds
         (default one hour), is not written again: the id of the first job is returned.
         """
-        spec = self._spec(
+        spec = _job_spec(
             name=name,
             payload=payload,
             priority=priority,
@@ -203,31 +203,31 @@ class Client:
             timeout=timeout,
             rate_key=rate_key,
         )
-        return (await self._enqueue([self._encode(spec)], queue))[0]
+        return (await self._enqueue([self.encode(spec)], queue))[0]
 
     async def enqueue_many(
         self, jobs: Iterable[JobSpec | dict[str, Any]], *, queue: str | None = None
     ) -> list[str]:
         """Enqueue many jobs in one pipeline; all are validated before anything is written."""
-        encoded = [self._encode(j if isinstance(j, JobSpec) else self._spec(**j)) for j in jobs]
+        encoded = [self.encode(job) for job in jobs]
         return await self._enqueue(encoded, queue)
 
     async def _enqueue(self, jobs: list[EncodedJob], queue: str | None) -> list[str]:
         eng = self.engine(queue)
         if eng.queue not in self._registered:
-            await self.conn.sadd(QUEUES_KEY, eng.queue)
+            await self.conn.sadd(QUEUES, eng.queue)
             self._registered.add(eng.queue)
         return [job_id for job_id, _ in await eng.enqueue(jobs)]
 
-    @staticmethod
-    def _spec(**fields: Any) -> JobSpec:
-        try:
-            return JobSpec(**fields)
-        except ValidationError as exc:
-            message = format_validation_error(exc).replace("settings", "job")
-        raise ConfigError(message)  # outside the handler: no ValidationError as __context__
+    def encode(self, job: JobSpec | Mapping[str, Any]) -> EncodedJob:
+        """Validate and serialize one job exactly as `enqueue` would, without writing it.
 
-    def _encode(self, spec: JobSpec) -> EncodedJob:
+        `job` is a JobSpec or the keyword arguments of `enqueue` as a mapping. Raises what
+        `enqueue` raises on bad input (ConfigError, PayloadError, TypeError). The result is
+        what `Engine.enqueue` writes; the cron scheduler encodes each schedule's job once
+        this way and fills in each tick's id.
+        """
+        spec = job if isinstance(job, JobSpec) else _job_spec(**job)
         try:
             prio = Priority.parse(spec.priority)
         except ValueError as exc:
@@ -362,7 +362,7 @@ class Client:
 
     async def queues(self) -> list[str]:
         """Names of the queues this Redis has seen jobs for."""
-        return sorted(str(q) for q in await self.conn.smembers(QUEUES_KEY))
+        return sorted(str(q) for q in await self.conn.smembers(QUEUES))
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
         return DeadLetters(self, queue)
@@ -485,6 +485,15 @@ class SyncDeadLetters:
 
     def purge(self, ids: Sequence[str] | None = None, **filters: Any) -> int:
         return self._owner._run(self._inner.purge(ids, **filters))
+
+
+def _job_spec(**fields: Any) -> JobSpec:
+    """A JobSpec from `enqueue`'s keyword arguments; ConfigError names a bad one."""
+    try:
+        return JobSpec(**fields)
+    except ValidationError as exc:
+        message = format_validation_error(exc).replace("settings", "job")
+    raise ConfigError(message)  # outside the handler: no ValidationError as __context__
 
 
 async def _make_client(url: str, kwargs: dict[str, Any]) -> Client:

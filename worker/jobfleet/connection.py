@@ -30,6 +30,9 @@ VOLATILE_LOSS = (
     "circuit would close early)"
 )
 PASSWORD_ENV = "JOBFLEET_REDIS_PASSWORD"
+# What an unreachable Redis raises (redis-py's errors and the socket's): every loop that
+# waits for Redis to come back catches these.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 class Default(enum.Enum):

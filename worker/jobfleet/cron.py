@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -16,14 +15,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
 from croniter import CroniterBadDateError, croniter
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .client import QUEUES_KEY, Client
+from .backoff import Retries
+from .client import Client
+from .connection import REDIS_DOWN
 from .engine import EncodedJob
 from .errors import ConfigError, JobfleetError
+from .keys import QUEUES, cron_field, cron_tick
 from .settings import CronSchedule, redact_text
+from .waits import wait_event
 
 log = logging.getLogger("jobfleet.cron")
 
@@ -33,7 +34,6 @@ DEDUP_PERIODS = 3  # ... and at least this many schedule periods (and 10 x grace
 MAX_GRACE = 3600.0  # bounds the ticks one look at the clock may have to enqueue
 MAX_SLEEP = 60.0  # re-read Redis time (and the other workers' progress) at least this often
 WAKE_MARGIN = 0.002  # wake this long after a tick so that Redis time has reached it
-BACKOFF_START, BACKOFF_MAX = 1.0, 30.0
 MAX_STEPS = 10_000  # bound on tick iteration: covers a per-second schedule over MAX_GRACE
 MACROS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -42,18 +42,7 @@ FIELDS_HINT = (
     "use five fields (minute hour day-of-month month day-of-week), a sixth for seconds, "
     "or one of " + ", ".join(sorted(MACROS))
 )
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 _REFERENCE = 946_684_800.0  # 2000-01-01 UTC: where validation looks for a first tick
-
-
-def tick_key(name: str, tick: int) -> str:
-    """The job id and dedup key of one tick of schedule `name` (tick in Unix seconds)."""
-    return f"cron:{name}:{tick}"
-
-
-def meta_field(name: str) -> str:
-    """The field of the queue's meta hash holding the last tick enqueued for `name`."""
-    return f"cron:{name}"
 
 
 @dataclass(frozen=True)
@@ -243,7 +232,7 @@ class Scheduler:
         self.counters = SchedulerCounters()
         self._engine = client.engine(queue)
         self._conn: aioredis.Redis = client.conn
-        self._meta = self._engine.key("meta")
+        self._meta = self._engine.keys.meta
         self._states = [_State(s, self._template(client, s)) for s in compile_schedules(schedules)]
         self._registered = False
         self._offset: float | None = None  # Redis time minus local monotonic time
@@ -252,12 +241,10 @@ class Scheduler:
     def _template(client: Client, sched: CompiledSchedule) -> EncodedJob:
         """The schedule's job, validated and encoded once; each tick fills in its id."""
         s = sched.spec
-        key = tick_key(s.name, 0)
+        key = cron_tick(s.name, 0)
         try:
-            spec = client._spec(
-                name=s.job, payload=s.payload, priority=s.priority, job_id=key, dedup_key=key
-            )
-            return client._encode(spec)
+            job = {"name": s.job, "payload": s.payload, "priority": s.priority}
+            return client.encode({**job, "job_id": key, "dedup_key": key})
         except JobfleetError as exc:
             raise ConfigError(f"schedule {s.name!r}: {exc}") from None
 
@@ -283,26 +270,26 @@ class Scheduler:
         log.info(
             "cron: running %d schedule(s) on queue %s: %s", len(self._states), self.queue, names
         )
-        backoff = BACKOFF_START
+        retries = Retries()
         while not stop.is_set():
             try:
                 sleep = await self.step()
             except Exception as exc:  # a scheduler must never take the worker down
                 self.counters.errors += 1
+                backoff = retries.next_delay()
                 if isinstance(exc, (RedisError, *REDIS_DOWN)):
                     log.warning(
-                        "cron: Redis unavailable (%s: %s); retrying in %.0f s",
+                        "cron: Redis unavailable (%s: %s); retrying in %.1f s",
                         type(exc).__name__,
                         redact_text(str(exc)),
                         backoff,
                     )
                 else:
-                    log.exception("cron: unexpected error; retrying in %.0f s", backoff)
-                await _wait(stop, backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                    log.exception("cron: unexpected error; retrying in %.1f s", backoff)
+                await wait_event(stop, backoff)
                 continue
-            backoff = BACKOFF_START
-            await _wait(stop, sleep)
+            retries.reset()
+            await wait_event(stop, sleep)
 
     async def step(self) -> float:
         """Look at Redis time once, enqueue whatever is due; returns seconds until next due."""
@@ -325,7 +312,7 @@ class Scheduler:
 
     async def _sync(self) -> float:
         """One round trip: Redis time (re-measuring the offset) and every schedule's last tick."""
-        fields = [meta_field(s.sched.name) for s in self._states]
+        fields = [cron_field(s.sched.name) for s in self._states]
         before = time.monotonic()
         async with self._conn.pipeline(transaction=False) as pipe:
             pipe.time()
@@ -346,7 +333,7 @@ class Scheduler:
 
     async def _enqueue(self, state: _State, tick: int, *, catch_up: bool) -> None:
         sched = state.sched
-        key = tick_key(sched.name, tick)
+        key = cron_tick(sched.name, tick)
         job = dataclasses.replace(
             state.template,
             id=key,
@@ -354,7 +341,7 @@ class Scheduler:
             dedup_ttl_ms=int(sched.dedup_ttl(tick, self.grace) * 1000),
         )
         if not self._registered:
-            await self._conn.sadd(QUEUES_KEY, self.queue)
+            await self._conn.sadd(QUEUES, self.queue)
             self._registered = True
         [(job_id, written)] = await self._engine.enqueue([job])
         at = datetime.fromtimestamp(tick, sched.tz).isoformat()
@@ -377,7 +364,7 @@ class Scheduler:
     async def _advance(self, name: str, tick: int) -> None:
         """Record `tick` as the schedule's last, only forward. Read-compare-write is racy, and
         harmless: a tick enqueued twice is written once (its id and dedup key)."""
-        field = meta_field(name)
+        field = cron_field(name)
         last = _parse_tick(await self._conn.hget(self._meta, field))
         if last is None or last < tick:
             await self._conn.hset(self._meta, field, str(tick))
@@ -392,11 +379,3 @@ def _parse_tick(raw: object) -> int | None:
         return int(str(raw))
     except ValueError:
         return None
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less if `stop` is set meanwhile."""
-    if stop.is_set():
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))

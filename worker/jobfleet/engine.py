@@ -13,25 +13,11 @@ from redis.exceptions import NoScriptError
 
 from . import scripts
 from .job import Priority
-from .settings import CircuitBreaker, RateLimit, check_queue_name
+from .keys import QueueKeys
+from .settings import CircuitBreaker, RateLimit
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
 TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
-KEY_NAMES = (
-    "ready",
-    "delayed",
-    "active",
-    "dead",
-    "done",
-    "meta",
-    "stats",
-    "wake",
-    "tp",
-    "workers",
-    "holds",
-    "cb",
-    "drain",  # worker id -> expiry (ms): workers told to claim nothing (scale-in drains)
-)
 
 
 def flow_json(rate_limit: RateLimit | None, breaker: CircuitBreaker | None) -> str:
@@ -55,11 +41,6 @@ def flow_json(rate_limit: RateLimit | None, breaker: CircuitBreaker | None) -> s
         flow["cb"] = cb
     # Lua's cjson turns JSON null into a truthy value: absent keys only, never nulls.
     return json.dumps(flow, separators=(",", ":")) if flow else ""
-
-
-def queue_prefix(queue: str) -> str:
-    """All keys of a queue share this prefix and its hash tag (one Redis Cluster slot)."""
-    return f"jf:{{{check_queue_name(queue)}}}:"
 
 
 @dataclass(slots=True)  # not frozen: frozen __init__ costs a microsecond per job
@@ -130,6 +111,23 @@ class ClaimPolicy:
     keep_dead: int = -1
     dead_age_ms: int = -1
     flow: str = ""  # rate limit and circuit breaker, as JSON for the script ("" = none)
+    # The claim script's one policy argument, built once: the fields above in order, split
+    # by \x1f like a batch record (flow is JSON, which escapes control characters).
+    packed: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (
+            self.lease_ms,
+            self.worker_ttl_ms,
+            self.max_attempts,
+            self.poison_after,
+            self.keep_done,
+            self.done_age_ms,
+            self.keep_dead,
+            self.dead_age_ms,
+            self.flow,
+        )
+        object.__setattr__(self, "packed", "\x1f".join(map(str, fields)))
 
 
 @dataclass(slots=True)
@@ -160,24 +158,18 @@ class Engine:
     conn: aioredis.Redis
     queue: str
     round_trips: int = 0
+    keys: QueueKeys = field(init=False)  # every key of the queue (jobfleet.keys)
     prefix: str = field(init=False)
-    keys: list[str] = field(init=False)
     _scripts: dict[str, AsyncScript] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.prefix = queue_prefix(self.queue)
-        self.keys = [self.prefix + k for k in KEY_NAMES]
+        self.keys = QueueKeys(self.queue)
+        self.prefix = self.keys.prefix
         self._scripts = {n: self.conn.register_script(scripts.source(n)) for n in scripts.NAMES}
-
-    def key(self, name: str) -> str:
-        return self.prefix + name
-
-    def job_key(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
 
     async def _run(self, name: str, *args: Any) -> Any:
         self.round_trips += 1
-        return await self._scripts[name](keys=self.keys, args=[self.prefix, *args])
+        return await self._scripts[name](keys=self.keys.script, args=[self.prefix, *args])
 
     async def enqueue(self, jobs: Sequence[EncodedJob]) -> list[tuple[str, bool]]:
         """Write jobs (skipping duplicates); returns (id, written) per job, in order."""
@@ -187,11 +179,11 @@ class Engine:
         self.round_trips += 1
         script = self._scripts["enqueue"]
         if len(chunks) == 1:
-            replies = [await script(keys=self.keys, args=self._enqueue_args(chunks[0]))]
+            replies = [await script(keys=self.keys.script, args=self._enqueue_args(chunks[0]))]
         else:
             async with self.conn.pipeline(transaction=False) as pipe:
                 for chunk in chunks:
-                    await script(keys=self.keys, args=self._enqueue_args(chunk), client=pipe)
+                    await script(keys=self.keys.script, args=self._enqueue_args(chunk), client=pipe)
                 replies = await pipe.execute()
         out = [(job.id, True) for job in jobs]
         for c, reply in enumerate(replies):
@@ -239,13 +231,14 @@ class Engine:
         """
         args = self._claim_args(token, n, worker_id, policy, (), ())
         script = self._scripts["claim"]
-        wake = [self.key("wake")] if watch_queue else []
+        wake = [self.keys.wake] if watch_queue else []
         if also_wake_on is not None:
             wake.append(also_wake_on)
         self.round_trips += 1
         async with conn.pipeline(transaction=False) as pipe:
             pipe.blpop(wake, timeout=timeout)
-            pipe.evalsha(script.sha, len(self.keys), *self.keys, self.prefix, *args)
+            keys = self.keys.script
+            pipe.evalsha(script.sha, len(keys), *keys, self.prefix, *args)
             _, reply = await pipe.execute(raise_on_error=False)
         if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: load and claim
             reply = await self._run("claim", *args)
@@ -262,20 +255,7 @@ class Engine:
         completions: Iterable[tuple[str, str, str]],
         failures: Iterable[Failure],
     ) -> list[Any]:
-        args: list[Any] = [
-            token,
-            policy.lease_ms,
-            n,
-            worker_id,
-            policy.worker_ttl_ms,
-            policy.max_attempts,
-            policy.poison_after,
-            policy.keep_done,
-            policy.done_age_ms,
-            policy.keep_dead,
-            policy.dead_age_ms,
-            policy.flow,
-        ]
+        args: list[Any] = [token, n, worker_id, policy.packed]
         args.append("\x1e".join([f"{i}\x1f{t}\x1f{r}" for i, t, r in completions]))
         fails = list(failures)
         args.append(len(fails))
@@ -378,7 +358,7 @@ class Engine:
 
     async def job_hash(self, job_id: str) -> dict[str, str]:
         self.round_trips += 1
-        raw: dict[str, str] = await self.conn.hgetall(self.job_key(job_id))  # type: ignore[assignment]
+        raw: dict[str, str] = await self.conn.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
         return raw
 
     async def job_hashes(self, ids: Sequence[str], fields: Sequence[str]) -> list[list[Any]]:
@@ -388,7 +368,7 @@ class Engine:
         self.round_trips += 1
         async with self.conn.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hmget(self.job_key(job_id), list(fields))
+                pipe.hmget(self.keys.job(job_id), list(fields))
             return list(await pipe.execute())
 
     async def set_paused(self, paused: bool) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from .engine import ClaimedJob
+from .waits import wait_event
 
 
 @dataclass(slots=True)
@@ -73,12 +73,7 @@ class Slots:
 
     async def wait(self, timeout: float) -> None:
         """Sleep until a job ends, the waker returns, or a stop begins (or `timeout`)."""
-        if timeout == float("inf"):
-            await self._changed.wait()
-        else:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(timeout, 0.0)):
-                    await self._changed.wait()
+        await wait_event(self._changed, timeout)
         self._changed.clear()
 
     def stop(self) -> None:

@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import signal
 import socket
 import time
@@ -17,15 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
 from . import outcome as oc
+from .backoff import Backoff, Retries
 from .batches import Batches
 from .client import Client
-from .connection import check_eviction_policy, connect
+from .connection import REDIS_DOWN, check_eviction_policy, connect
 from .context import JobContext
 from .cron import Scheduler
 from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
@@ -37,10 +35,11 @@ from .registry import Handler, default_registry
 from .settings import WorkerSettings, redact_url
 from .slots import Running, Slots
 from .threads import Threads
+from .waits import wait_event
 
 log = logging.getLogger("jobfleet.worker")
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+FLUSH_RETRY = Backoff(base=0.2, cap=1.0, jitter="none")  # exit's flush: 0.2 s, 0.4 s ... 1 s
 IDLE_WAKE = 5.0  # the longest an idle worker blocks before it looks again (a backstop)
 CIRCUIT_LEVELS = {"closed": 0.0, "half": 0.5, "open": 1.0}
 
@@ -139,7 +138,7 @@ class Worker:
         self.http: HealthServer | None = None
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._own_wake_key = self.engine.key(f"wake:{self.id}")
+        self._own_wake_key = self.engine.keys.worker_wake(self.id)
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
         self._draining = False  # drained by the operator (scale-in): claim nothing new
@@ -222,7 +221,7 @@ class Worker:
         return self.counters
 
     async def _check_redis(self) -> None:
-        delay = 1.0
+        retries = Retries()
         while not self.stopping:
             try:
                 await check_eviction_policy(
@@ -238,33 +237,29 @@ class Worker:
                 )
                 return
             except REDIS_DOWN as exc:
-                delay = await self._redis_down(exc, delay)
+                await self._redis_down(exc, retries)
 
     def _alive(self) -> bool:
         # The loop turns at least every IDLE_WAKE seconds; far longer means it is wedged
         # (a sync handler called on the loop by mistake, say).
         return time.monotonic() - self._last_loop < max(60.0, 4 * IDLE_WAKE)
 
-    async def _redis_down(self, exc: BaseException, delay: float) -> float:
-        """Log, count and sleep 1 s -> 30 s with jitter; returns the next delay."""
+    async def _redis_down(self, exc: BaseException, retries: Retries) -> None:
+        """Log, count and sleep 1 s -> 30 s with jitter (`retries`)."""
         self._redis_ok = False
         metrics.REDIS_ERRORS.labels(self.queue.name).inc()
         # redis-py's messages name host and port, never the password.
+        delay = retries.next_delay()
         log.warning(
-            "Redis unavailable (%s: %s); retrying in about %.0f s", type(exc).__name__, exc, delay
+            "Redis unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay
         )
-        sleep = random.uniform(delay / 2, delay)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(sleep):
-                # A stop should not wait out the whole backoff.
-                await self._stop_requested.wait()
-        return min(delay * 2, 30.0)
+        await wait_event(self._stop_requested, delay)  # a stop should not wait out the backoff
 
     # -- the loop -----------------------------------------------------------------------
 
     async def _main_loop(self) -> None:
         slots, outbox = self.slots, self.outbox
-        delay = 1.0
+        retries = Retries()
         while True:
             self._last_loop = time.monotonic()
             has_acks = outbox.has_acks
@@ -277,9 +272,9 @@ class Worker:
                 try:
                     result = await self._settle_and_claim(want)
                 except REDIS_DOWN as exc:
-                    delay = await self._redis_down(exc, delay)
+                    await self._redis_down(exc, retries)
                     continue
-                delay = 1.0
+                retries.reset()
                 self._absorb(result)
                 if slots.stopping or (len(result.jobs) == want and want > 0):
                     continue
@@ -347,7 +342,7 @@ class Worker:
             # Every slot is busy (or a claim is on its way, and its reply re-plans): the job
             # is another worker's to take, and the wake-up that told of it may have been
             # ours, so ring the queue's bell for an idle one.
-            self._cut_wait("due", self.engine.key("wake"))
+            self._cut_wait("due", self.engine.keys.wake)
 
     async def _settle_and_claim(self, n: int) -> ClaimResult:
         """Send every finished job's outcome and claim up to `n` new jobs, in one call.
@@ -377,7 +372,7 @@ class Worker:
         picks a job up in one round trip instead of two.
         """
         blocking = self._blocking_client()
-        delay = 1.0
+        retries = Retries()
         try:
             while True:
                 n = await self.slots.lent_to_waker()
@@ -402,11 +397,11 @@ class Worker:
                     # retries on its own schedule.
                     self.slots.return_reserved()
                 if error is not None:
-                    delay = await self._redis_down(error, delay)
+                    await self._redis_down(error, retries)
                     continue
                 self._absorb(result)  # here, not in the main loop: a loop turn sooner
                 self.slots.waker_claimed(len(result.jobs), n)
-                delay = 1.0
+                retries.reset()
         finally:
             await blocking.aclose(close_connection_pool=True)
 
@@ -464,7 +459,7 @@ class Worker:
     async def _report_circuits(self) -> None:
         """Mirror the fleet's circuit states into this worker's metrics, for alerting."""
         try:
-            raw = await self.conn.hgetall(self.engine.key("cb"))
+            raw = await self.conn.hgetall(self.engine.keys.cb)
         except REDIS_DOWN:
             return
         for name, value in raw.items():
@@ -667,7 +662,7 @@ class Worker:
         if tasks:
             await self.threads.outlive(tasks, self.settings.shutdown_margin / 2)
         hard_deadline = time.monotonic() + max(self.settings.shutdown_margin, 1.0)
-        delay = 0.2
+        retries = Retries(FLUSH_RETRY)
         outbox = self.outbox
         while outbox:
             try:
@@ -687,8 +682,7 @@ class Worker:
                     # jobs (at-least-once), so exiting now loses nothing.
                     log.error("could not flush outcomes before exit: %s", type(exc).__name__)
                     return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                await asyncio.sleep(retries.next_delay())
 
 
 async def run_worker(

@@ -1,7 +1,9 @@
 -- Shared helpers, prepended to every script at load time (scripts cannot call each other).
 --
 -- Every script receives the same KEYS, all under one hash tag so a queue lives in one
--- Redis Cluster slot. Per-job hashes are PREFIX .. 'job:' .. id, under the same tag.
+-- Redis Cluster slot. Per-job hashes are PREFIX .. 'job:' .. id, under the same tag. Every key
+-- name (the KEYS order, and the suffixes of the per-id keys the scripts build from PREFIX:
+-- job:, dedup:, wake:, hold:, rlw:, cbw:) is defined in worker/jobfleet/keys.py.
 local K_READY, K_DELAYED, K_ACTIVE, K_DEAD, K_DONE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_META, K_STATS, K_WAKE, K_TP, K_WORKERS = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local K_HOLDS, K_CB, K_DRAIN = KEYS[11], KEYS[12], KEYS[13]

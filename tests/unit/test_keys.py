@@ -1,0 +1,44 @@
+"""The key names have one home (jobfleet.keys): the Lua scripts agree with it."""
+
+import re
+from importlib import resources
+
+from jobfleet import keys
+from jobfleet.engine import ClaimPolicy
+
+LUA = resources.files("jobfleet") / "lua"
+
+
+def test_script_keys_match_lib_lua():
+    lib = (LUA / "lib.lua").read_text()
+    slots = re.findall(r"KEYS\[(\d+)\]", lib)
+    assert [int(s) for s in slots] == list(range(1, len(keys.SCRIPT_KEYS) + 1))
+
+
+def test_every_key_lua_builds_from_prefix_is_defined():
+    suffixes = {keys.JOB, keys.DEDUP, keys.WORKER_WAKE, keys.HOLD, keys.RATE_WINDOW, keys.CB_WINDOW}
+    built = set()
+    for path in LUA.iterdir():
+        built |= set(re.findall(r"PREFIX \.\. '([a-z]+:)'", path.read_text()))
+    assert built and built <= suffixes
+
+
+def test_queue_keys():
+    k = keys.QueueKeys("emails")
+    assert k.prefix == "jf:{emails}:"
+    assert k.ready == "jf:{emails}:ready" and k.drain == "jf:{emails}:drain"
+    assert k.script == [getattr(k, n) for n in keys.SCRIPT_KEYS]
+    assert k.job("a1") == "jf:{emails}:job:a1"
+    assert k.worker_wake("pod:1") == "jf:{emails}:wake:pod:1"
+    assert keys.cron_tick("nightly", 17) == k_job_id("nightly", 17)
+
+
+def k_job_id(schedule: str, tick: int) -> str:
+    return f"{keys.cron_field(schedule)}:{tick}"
+
+
+def test_claim_policy_packs_once():
+    policy = ClaimPolicy(
+        lease_ms=5, worker_ttl_ms=6, max_attempts=3, poison_after=2, flow='{"x":1}'
+    )
+    assert policy.packed == '5\x1f6\x1f3\x1f2\x1f-1\x1f-1\x1f-1\x1f-1\x1f{"x":1}'

@@ -1,0 +1,129 @@
+"""Every Redis key jobfleet names: the one home of the wire format (as BullMQ's queue-keys).
+
+A queue's keys share one prefix, ``jf:{<queue>}:``, whose hash tag puts the whole queue in one
+Redis Cluster slot. Every script receives the queue's fixed keys in `SCRIPT_KEYS` order (the
+``K_*`` locals of lua/lib.lua) and the prefix as ``ARGV[1]``.
+
+Keys that carry an id or a name are built inside the scripts from that prefix (the ids of the
+jobs a claim will take cannot be known in advance). Their suffixes are defined here, and the
+Lua that builds them names this module:
+
+=============================  =========================  ==============================
+key (after the prefix)         built by                   holds
+=============================  =========================  ==============================
+``job:<id>`` (`JOB`)           lib.lua ``job_key``        the job's HASH
+``dedup:<key>`` (`DEDUP`)      enqueue.lua                the job id standing for a key
+``wake:<worker-id>``           drain.lua, `worker_wake`   one worker's own wake-up LIST
+``hold:<name>`` (`HOLD`)       flow.lua, inspect.lua      jobs a limit or circuit holds
+``rlw:<key>`` (`RATE_WINDOW`)  flow.lua                   one rate-limit sliding window
+``cbw:<scope>`` (`CB_WINDOW`)  flow.lua                   one circuit's failure window
+=============================  =========================  ==============================
+
+Outside any queue: `QUEUES`, the names of the queues ever used (``jobfleet stats``).
+"""
+
+from __future__ import annotations
+
+from .settings import check_queue_name
+
+QUEUES = "jf:queues"  # SET: names of queues ever used, for `jobfleet stats` without --queue
+
+# The keys every script receives, in KEYS order (lua/lib.lua maps them to K_READY ...).
+SCRIPT_KEYS = (
+    "ready",  # ZSET due jobs, score = priority band x 2^48 + sequence
+    "delayed",  # ZSET run-at time of delayed jobs and retries
+    "active",  # ZSET lease deadline per running job
+    "dead",  # ZSET dead letters by time
+    "done",  # ZSET completed jobs, for retention trimming
+    "meta",  # HASH sequence, paused flag, cron cursors (`cron_field`)
+    "stats",  # HASH totals
+    "wake",  # LIST the doorbell idle workers BLPOP
+    "tp",  # HASH 5 s throughput buckets
+    "workers",  # ZSET live workers by registration expiry
+    "holds",  # ZSET hold names by release time
+    "cb",  # HASH circuit state per scope
+    "drain",  # ZSET worker id -> expiry (ms): workers told to claim nothing (scale-in drains)
+)
+
+# Suffixes of the keys built per id or name (see the table above).
+JOB = "job:"
+DEDUP = "dedup:"
+WORKER_WAKE = "wake:"
+HOLD = "hold:"
+RATE_WINDOW = "rlw:"
+CB_WINDOW = "cbw:"
+
+# Cron: a tick's job id and dedup key, and the meta field of a schedule's last tick.
+CRON = "cron:"
+
+
+def queue_prefix(queue: str) -> str:
+    """All keys of a queue share this prefix and its hash tag (one Redis Cluster slot)."""
+    return f"jf:{{{check_queue_name(queue)}}}:"
+
+
+def cron_tick(schedule: str, tick: int) -> str:
+    """The job id and dedup key of one tick of `schedule` (tick in Unix seconds)."""
+    return f"{CRON}{schedule}:{tick}"
+
+
+def cron_field(schedule: str) -> str:
+    """The field of the queue's meta hash holding the last tick enqueued for `schedule`."""
+    return CRON + schedule
+
+
+class QueueKeys:
+    """The keys of one queue, built once: ``keys.ready``, ``keys.job(id)``, ...
+
+    `script` is the KEYS list every script call sends, in `SCRIPT_KEYS` order; each fixed key
+    is also an attribute of the same name.
+    """
+
+    __slots__ = (
+        "active",
+        "cb",
+        "dead",
+        "delayed",
+        "done",
+        "drain",
+        "holds",
+        "meta",
+        "prefix",
+        "queue",
+        "ready",
+        "script",
+        "stats",
+        "tp",
+        "wake",
+        "workers",
+    )
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.prefix = queue_prefix(queue)
+        self.script = [self.prefix + name for name in SCRIPT_KEYS]
+        for name, key in zip(SCRIPT_KEYS, self.script, strict=True):
+            setattr(self, name, key)
+
+    # Set in __init__ from SCRIPT_KEYS; declared for type checkers.
+    ready: str
+    delayed: str
+    active: str
+    dead: str
+    done: str
+    meta: str
+    stats: str
+    wake: str
+    tp: str
+    workers: str
+    holds: str
+    cb: str
+    drain: str
+
+    def job(self, job_id: str) -> str:
+        """The HASH of job `job_id`."""
+        return f"{self.prefix}{JOB}{job_id}"
+
+    def worker_wake(self, worker_id: str) -> str:
+        """Worker `worker_id`'s own wake-up LIST (a stop, a timed wait's end, a drain)."""
+        return f"{self.prefix}{WORKER_WAKE}{worker_id}"
