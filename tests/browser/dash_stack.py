@@ -34,12 +34,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class AdminServer:
-    """`jobfleet admin` on a free loopback port, with an admin and a viewer token."""
+    """`jobfleet admin` on a free loopback port, with an admin and a viewer token, and a viewer
+    token that `revoke()` takes out of the tokens file (the server re-reads it)."""
 
     redis_url: str
     directory: Path
     admin_token: str = field(default_factory=lambda: "adm-" + secrets.token_urlsafe(24))
     viewer_token: str = field(default_factory=lambda: "view-" + secrets.token_urlsafe(24))
+    revocable_token: str = field(default_factory=lambda: "rev-" + secrets.token_urlsafe(24))
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
 
@@ -48,10 +50,8 @@ class AdminServer:
         return self.directory / "admin.log"
 
     def start(self) -> None:
-        tokens = self.directory / "tokens"
-        tokens.write_text(f"admin {self.admin_token}\nviewer {self.viewer_token}\n")
-        tokens.chmod(0o600)
-        args = ["admin", "--tokens", str(tokens), "--host", "127.0.0.1", "--port", "0"]
+        self._write_tokens(self.revocable_token)
+        args = ["admin", "--tokens", str(self.tokens), "--host", "127.0.0.1", "--port", "0"]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jobfleet", "--redis-url", self.redis_url, *args],
@@ -70,6 +70,21 @@ class AdminServer:
             time.sleep(0.05)
         with urllib.request.urlopen(self.url + "healthz", timeout=30) as reply:
             assert reply.status == 200
+
+    @property
+    def tokens(self) -> Path:
+        return self.directory / "tokens"
+
+    def _write_tokens(self, *more_viewers: str) -> None:
+        lines = [f"admin {self.admin_token}", f"viewer {self.viewer_token}"]
+        lines += [f"viewer {token}" for token in more_viewers]
+        staged = self.tokens.with_suffix(".new")
+        staged.write_text("\n".join(lines) + "\n")
+        staged.chmod(0o600)
+        staged.replace(self.tokens)  # at once, as a Secret's update is
+
+    def revoke(self) -> None:
+        self._write_tokens()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

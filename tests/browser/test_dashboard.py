@@ -347,6 +347,19 @@ def test_a_viewer_sees_no_write_buttons(
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_a_revoked_token_signs_the_page_out(
+    open_page: Callable[..., Page], admin: AdminServer
+) -> None:
+    page = open_page()
+    sign_in(page, admin.revocable_token)
+    expect(page.locator(".role")).to_have_text("viewer")
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+    admin.revoke()  # the server re-reads its tokens file; the next refresh gets a 401
+    expect(page.get_by_role("alert")).to_contain_text("Signed out: the server refused the token")
+    expect(page.get_by_label("API token")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
 def test_payloads_and_names_are_text_not_markup(
     open_page: Callable[..., Page],
     admin: AdminServer,
@@ -419,6 +432,6 @@ def test_no_token_script_error_or_csp_refusal_in_output(admin: AdminServer, seen
     assert seen.errors == []
     assert [line for line in seen.console if "Content Security Policy" in line] == []
     text = "\n".join([*seen.console, admin.output()])
-    for token in (admin.admin_token, admin.viewer_token):
+    for token in (admin.admin_token, admin.viewer_token, admin.revocable_token):
         pieces = {token[i : i + 8] for i in range(len(token) - 7)}
         assert [p for p in pieces if p in text] == []
