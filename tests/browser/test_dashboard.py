@@ -385,6 +385,15 @@ def test_payloads_and_names_are_text_not_markup(
     expect(page.locator("main script")).to_have_count(0)
     assert page.evaluate("window.__xss") is None
 
+    # Purge every dead letter that matches the filter, after the dialog.
+    go(page, admin, "#/queues/webhooks?state=dead&error_type=UnknownHandler")
+    expect(page.locator(f'tr[data-job="{job}"]')).to_be_visible()
+    page.get_by_role("button", name="Purge all matching").click()
+    expect(dialog(page)).to_contain_text("error type “UnknownHandler”")
+    dialog(page).get_by_role("button", name="Purge").click()
+    expect(page.get_by_role("status")).to_have_text("Purged 1 dead letter.")
+    expect(tab_count(page, "dead")).to_have_text("0")
+
 
 def test_narrow_phone_viewport_has_no_horizontal_scroll(
     open_page: Callable[..., Page], admin: AdminServer, client: Jobs
