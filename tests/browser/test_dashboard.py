@@ -418,22 +418,36 @@ def test_narrow_phone_viewport_has_no_horizontal_scroll(
 
 
 def test_overview_screenshot(
-    open_page: Callable[..., Page], admin: AdminServer, client: Jobs
+    open_page: Callable[..., Page],
+    admin: AdminServer,
+    workers: Workers,
+    client: Jobs,
+    tmp_path: Path,
 ) -> None:
     client.pause("images")
     for n in range(12):
         client.enqueue("images", {"n": n}, name="resize", priority="high" if n % 3 else "normal")
     for n in range(3):
         client.enqueue("images", {"n": n}, name="resize", delay=600)
-    page = open_page(1280, 400)
+    # A queue at work: three jobs running (held at a gate) and five waiting behind them.
+    gate = tmp_path / "gate"
+    for n in range(8):
+        client.enqueue("thumbnails", {"to": f"t{n}@example.com", "gate": str(gate)})
+    workers.start("thumbnails", concurrency=3)
+    page = open_page(1280, 440)
     sign_in(page, admin.admin_token)
     row = queue_row(page, "images")
     expect(cell(row, "waiting")).to_have_text("12")
     expect(cell(row, "paused")).to_have_text("paused")
     expect(cell(row, "delayed")).to_have_text("3")
+    busy = queue_row(page, "thumbnails")
+    expect(cell(busy, "active")).to_have_text("3")
+    expect(cell(busy, "waiting")).to_have_text("5")
     path = shot(page, "overview-wide")
     if UPDATE_SCREENSHOT:
         shutil.copyfile(path, REPO / "docs" / "dashboard.png")
+    gate.touch()
+    expect(cell(busy, "completed")).to_have_text("8")
 
 
 def test_no_token_script_error_or_csp_refusal_in_output(admin: AdminServer, seen: Seen) -> None:
