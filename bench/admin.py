@@ -37,6 +37,12 @@ BULK_SIZE = 1000
 SAMPLES = 200
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (its /proc stat), for CPU per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_ms(resp: aiohttp.ClientResponse) -> float:
     timing = resp.headers["Server-Timing"]  # app;dur=1.234
     return float(timing.split("dur=", 1)[1])
@@ -66,7 +72,7 @@ def start_server() -> tuple[subprocess.Popen[bytes], int, str]:
     return subprocess.Popen([sys.executable, "-m", "jobfleet", *args]), port, token
 
 
-async def main(port: int, token: str) -> dict[str, Any]:
+async def main(port: int, token: str, pid: int) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}/api/v1"
     out: dict[str, Any] = {"system": "jobfleet-admin", "connections": CONNECTIONS}
     headers = {"Authorization": f"Bearer {token}"}
@@ -84,12 +90,14 @@ async def main(port: int, token: str) -> dict[str, Any]:
             200, CONNECTIONS, lambda i: post(http, base + "/queues/warm/jobs", {"name": "n"})
         )
 
+        cpu0 = cpu_seconds(pid)
         secs = await spread(
             SINGLE,
             CONNECTIONS,
             lambda i: post(http, base + "/queues/single/jobs", {"name": "n", "payload": {"i": i}}),
         )
         out["single_jobs_per_s"] = round(SINGLE / secs)
+        out["single_server_cpu_us"] = round((cpu_seconds(pid) - cpu0) / SINGLE * 1e6)
 
         chunk = {"jobs": [{"name": "n", "payload": {"i": i}} for i in range(BULK_SIZE)]}
         requests = BULK // BULK_SIZE
@@ -97,7 +105,9 @@ async def main(port: int, token: str) -> dict[str, Any]:
             requests, 2, lambda i: post(http, base + "/queues/bulk/jobs/bulk", chunk)
         )
         out["bulk_jobs_per_s"] = round(requests * BULK_SIZE / secs)
+        out["bulk_server_cpu_us_per_job"] = round((cpu_seconds(pid) - cpu0) / BULK * 1e6, 1)
 
+        out.update(await library_control())
         async with jobfleet.Client(redis_url()) as client:
             for q in range(100):
                 await client.enqueue("n", {"q": q}, queue=f"stats-{q:03d}")
@@ -105,7 +115,9 @@ async def main(port: int, token: str) -> dict[str, Any]:
         times = []
         for _ in range(SAMPLES):
             async with http.get(base + "/queues") as resp:
-                body = await resp.json()
+                body = await resp.json(content_type=None)
+                if resp.status != 200:
+                    raise RuntimeError(f"GET /queues: {resp.status} {body}")
                 times.append(server_ms(resp))
                 names = {q["queue"] for q in body["queues"]}
         out["queues_in_stats"] = len(names)
@@ -114,6 +126,22 @@ async def main(port: int, token: str) -> dict[str, Any]:
 
         out.update(await deep_page(http, base))
     return out
+
+
+async def library_control() -> dict[str, Any]:
+    """The same enqueues through `jobfleet.Client` in this process, no HTTP: what the
+    machine allows right now, to read the HTTP figures against."""
+    async with jobfleet.Client(redis_url(), queue="control") as client:
+        await client.enqueue("n")
+        secs = await spread(SINGLE, CONNECTIONS, lambda i: client.enqueue("n", {"i": i}))
+        single = round(SINGLE / secs)
+        batch = [{"name": "n", "payload": {"i": i}} for i in range(BULK_SIZE)]
+        requests = BULK // BULK_SIZE
+        secs = await spread(requests, 2, lambda i: client.enqueue_many(batch))
+    return {
+        "library_single_jobs_per_s": single,
+        "library_bulk_jobs_per_s": round(requests * BULK_SIZE / secs),
+    }
 
 
 async def post(http: aiohttp.ClientSession, url: str, body: Any) -> None:
@@ -161,7 +189,7 @@ async def deep_page(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
 if __name__ == "__main__":
     server, port, token = start_server()
     try:
-        result = asyncio.run(main(port, token))
+        result = asyncio.run(main(port, token, server.pid))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,12 +1,14 @@
 """What h12-verbs adds to the library, as the issue's contract states it, until it lands.
 
-When `Client.jobs` and friends exist this module shrinks to re-exports (`ListState`,
-`CronInfo` from jobfleet) and `have` reports True for every verb.
+Once they are on main: `ListState`, `ClearableState` and `CronInfo` come from jobfleet.stats
+(its ListState adds "cancelled"); routes.py calls `call.client.jobs(...)` and the others
+directly instead of `verb(...)`, `queue_stats` becomes `client.queues()`, the offset-cursor
+branch of `dead_letters` goes (always `Client.jobs("dead")`), the `needs=` marks and the 501
+go, and this module with them. Until then a route whose verb is missing answers 501.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -43,5 +45,5 @@ async def queue_stats(client: Client) -> list[QueueStats]:
     """Stats of every queue: `Client.queues()` once it returns them (it returns names now)."""
     if have("queue_names"):
         return list(await verb(client, "queues")())
-    names = await client.queues()
-    return list(await asyncio.gather(*(client.inspect(queue=name) for name in names)))
+    # One at a time: a gather would open a pooled connection per queue.
+    return [await client.inspect(queue=name) for name in await client.queues()]

@@ -186,7 +186,7 @@ async def dead_letters(call: Call[DeadLettersQuery, Empty]) -> JobList:
         return await _listed(call, "dead", q)
     # Until the library lists by cursor, the cursor is an offset into the dead set.
     if q.cursor is not None and not q.cursor.isdigit():
-        raise ProblemError(422, "query.cursor: not a cursor this API gave out")
+        raise ProblemError(422, "cursor: not a cursor this API gave out")
     offset = int(q.cursor or 0)
     found = await call.client.dead_letters(call.queue).list(
         offset=offset, limit=q.limit + 1, name=q.name, error_type=q.error_type
