@@ -6,9 +6,6 @@ from __future__ import annotations
 import pytest
 import redis
 from jobfleet import Client
-from jobfleet.admin.pending import have
-
-needs_verbs = pytest.mark.skipif(not have("jobs"), reason="needs h12-verbs (Client.jobs & co.)")
 
 
 def dbsize(url: str) -> int:
@@ -219,7 +216,6 @@ async def test_problems_hide_the_redis_password(tokens_file, tokens):
     assert resp.status == 503 and "s3cret" not in text
 
 
-@needs_verbs
 async def test_jobs_by_state_with_next_link(server):
     ids = await server.client.enqueue_many([{"name": "n", "payload": i} for i in range(5)])
     status, page, _ = await server.call(
@@ -230,7 +226,6 @@ async def test_jobs_by_state_with_next_link(server):
     assert [j["id"] for j in rest["jobs"]] == ids[3:] and rest["next_cursor"] is None
 
 
-@needs_verbs
 async def test_remove_retry_cancel_clear(server, dead_letters):
     (dead,) = await dead_letters("x")
     status, info, _ = await server.call("POST", f"/api/v1/queues/q/jobs/{dead}/retry")
@@ -246,7 +241,10 @@ async def test_remove_retry_cancel_clear(server, dead_letters):
     assert (await server.call("POST", "/api/v1/queues/q/clear", json={}))[1] == {"count": 3}
 
 
-@pytest.mark.skipif(have("jobs"), reason="the library has the verbs: they are tested above")
-async def test_routes_whose_verb_is_missing_say_so(server):
-    status, problem, _ = await server.call("GET", "/api/v1/queues/q/jobs?state=waiting")
-    assert status == 501 and "needs Client.jobs" in problem["detail"]
+def test_clear_takes_the_states_the_library_clears():
+    from typing import get_args
+
+    from jobfleet.admin.models import ClearableState
+    from jobfleet.client import CLEARABLE
+
+    assert get_args(ClearableState) == CLEARABLE

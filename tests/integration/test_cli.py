@@ -109,9 +109,47 @@ def test_dlq_list_show_replay_purge(redis_url):
     assert cli("dlq", "list", "-q", "q", redis_url=redis_url).stdout.strip() == "no dead letters"
 
 
+def test_jobs_job_verbs_and_queue_commands(redis_url):
+    def run(*args: str):
+        return cli(*args, redis_url=redis_url)
+
+    ids = [run("enqueue", "j", str(i), "-q", "q").stdout.strip() for i in range(3)]
+    page = json.loads(
+        run("jobs", "list", "--state", "waiting", "-q", "q", "--limit", "2", "--json").stdout
+    )
+    assert [j["id"] for j in page["jobs"]] == ids[:2] and page["next_cursor"]
+    rest = run("jobs", "list", "-s", "waiting", "-q", "q", "--cursor", page["next_cursor"])
+    assert ids[2] in rest.stdout and "next page" not in rest.stdout
+    assert_one_line_error(run("job", "remove", ids[0], "-q", "q"), 2, "add --yes")
+    assert run("job", "remove", ids[0], "-q", "q", "--yes").stdout.strip() == (
+        f"job {ids[0]} removed"
+    )
+    cancelled = json.loads(run("job", "cancel", ids[1], "-q", "q", "-y", "--json").stdout)
+    assert cancelled == {"id": ids[1], "result": "cancelled"}
+    assert_one_line_error(run("job", "cancel", ids[1], "-q", "q", "-y"), 1, "already cancelled")
+    assert_one_line_error(run("job", "retry", ids[2], "-q", "q"), 1, "is waiting, not dead")
+    assert json.loads(run("job", "show", ids[1], "-q", "q", "--json").stdout)["state"] == (
+        "cancelled"
+    )
+    run("enqueue", "j", "1", "-q", "other")
+    listed = json.loads(run("queue", "list", "--json").stdout)
+    assert [q["queue"] for q in listed] == ["other", "q"] and listed[1]["cancelled"] == 1
+    assert_one_line_error(run("queue", "clear", "q"), 2, "add --yes")
+    cleared = run("queue", "clear", "q", "--state", "waiting", "--yes", "--json")
+    assert json.loads(cleared.stdout) == {"queue": "q", "count": 1}
+    assert_one_line_error(run("queue", "obliterate", "--yes"), 2, "name the queue")
+    gone = run("queue", "obliterate", "other", "--yes")
+    assert gone.returncode == 0 and "obliterated" in gone.stdout
+    assert "other" not in run("queue", "list").stdout
+
+
 @pytest.mark.parametrize(
     ("args", "code", "text"),
     [
+        (("jobs", "list", "--state", "running"), 2, "invalid choice: 'running'"),
+        (("jobs", "list", "-s", "dead", "--limit", "5000"), 1, "limit: must be"),
+        (("jobs", "list", "-s", "dead", "--cursor", "zzz"), 1, "cursor: not a cursor"),
+        (("job", "frob", "x"), 2, "usage: jobfleet job"),
         (("enqueue", "x", "{not json"), 2, "payload is not valid JSON"),
         (("enqueue", "x", "1", "--priority", "urgent"), 1, "unknown priority 'urgent'"),
         (("enqueue", "x", "1", "--colour", "red"), 2, "unrecognized arguments: --colour red"),

@@ -106,7 +106,14 @@ async def test_three_schedulers_enqueue_exactly_one_job_per_tick(redis_url, clie
     high = await client.get(f"cron:even:{even[0]}")
     assert high.priority is jobfleet.Priority.HIGH
     assert await last_tick(conn, "tick") == every[-1]
-    assert "q" in await client.queues()
+    assert "q" in await client.queue_names()
+    # published for readers that run no scheduler: the enabled schedules, with their ticks
+    published = await client.cron_schedules()
+    assert [c.name for c in published] == ["even", "tick"]
+    tick = published[1]
+    assert (tick.cron, tick.timezone, tick.job) == ("* * * * * *", "UTC", "cron-job")
+    assert tick.last_tick == every[-1]
+    assert tick.next_tick is not None and tick.next_tick > every[0]
 
 
 async def test_run_once_enqueues_one_catch_up_job_for_a_gap(redis_url, client):

@@ -24,10 +24,13 @@ from .context import JobContext
 from .cron import compile_schedule
 from .errors import (
     ConfigError,
+    JobActive,
     JobfleetError,
     JobNotFound,
+    JobStateError,
     PayloadError,
     PermanentError,
+    QueueBusy,
     RetryLater,
     UnsafeRedisError,
     WaitTimeout,
@@ -45,7 +48,7 @@ from .settings import (
     load_settings,
     url_password,
 )
-from .stats import QueueStats, WorkerInfo
+from .stats import CronInfo, JobPage, QueueStats, WorkerInfo
 
 __version__ = "0.1.0"
 
@@ -58,18 +61,23 @@ __all__ = [
     "CircuitBreaker",
     "Client",
     "ConfigError",
+    "CronInfo",
     "CronSchedule",
     "DeadLetters",
+    "JobActive",
     "JobContext",
     "JobError",
     "JobInfo",
     "JobNotFound",
+    "JobPage",
     "JobSpec",
     "JobState",
+    "JobStateError",
     "JobfleetError",
     "PayloadError",
     "PermanentError",
     "Priority",
+    "QueueBusy",
     "QueueSettings",
     "QueueStats",
     "RateLimit",

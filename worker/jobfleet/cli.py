@@ -14,12 +14,12 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from .bounds import MIB, PayloadBytes, check
-from .client import Client
+from .client import CLEARABLE, Client
 from .errors import JobfleetError
 from .job import JobInfo
 from .registry import import_handlers
 from .settings import DEFAULT_REDIS_URL, load_settings, redact_text, redact_url, url_password
-from .stats import QueueStats
+from .stats import LIST_STATES, QueueStats
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -91,10 +91,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queue", "-q", help="one queue (default: all known queues)")
     s.add_argument("--json", action="store_true")
 
-    j = sub.add_parser("job", parents=[common], help="show one job")
-    j.add_argument("id")
+    j = sub.add_parser(
+        "job",
+        parents=[common],
+        help="one job: show it (`job ID` or `job show ID`), or remove, retry or cancel it",
+    )
+    j.add_argument("words", nargs="+", metavar="[show|remove|retry|cancel] ID")
     j.add_argument("--queue", "-q", default="default")
     j.add_argument("--json", action="store_true")
+    j.add_argument("--yes", "-y", action="store_true", help="remove or cancel without asking")
+
+    js = sub.add_parser("jobs", parents=[common], help="jobs by state")
+    jsub = js.add_subparsers(dest="jobs_command", required=True, parser_class=_Parser)
+    jl = jsub.add_parser("list", parents=[common], help="one page of the jobs in a state")
+    jl.add_argument("--state", "-s", required=True, choices=LIST_STATES)
+    jl.add_argument("--queue", "-q", default="default")
+    jl.add_argument("--name", help="only jobs of this handler name")
+    jl.add_argument("--error-type", help="only jobs whose last error has this type")
+    jl.add_argument("--limit", type=int, default=50, help="1 to 1000 (default 50)")
+    jl.add_argument("--cursor", help="the next cursor a previous page printed")
+    jl.add_argument("--json", action="store_true")
+
+    qu = sub.add_parser("queue", parents=[common], help="queues: list, clear, obliterate")
+    qsub = qu.add_subparsers(dest="queue_command", required=True, parser_class=_Parser)
+    ql = qsub.add_parser("list", parents=[common], help="every queue with its counts")
+    ql.add_argument("--json", action="store_true")
+    qc = qsub.add_parser("clear", parents=[common], help="remove the jobs that wait")
+    qc.add_argument(
+        "--state",
+        action="append",
+        choices=CLEARABLE,
+        help="waiting, delayed or held; repeat for more (default: all three)",
+    )
+    qo = qsub.add_parser("obliterate", parents=[common], help="delete every key of a queue")
+    qo.add_argument("--force", action="store_true", help="even while jobs are active")
+    for qp in (qc, qo):
+        qp.add_argument("queue", nargs="?", default=None, help="the queue (or --queue)")
+        qp.add_argument("--queue", "-q", dest="queue_opt", default=None)
+        qp.add_argument("--yes", "-y", action="store_true", help="do it without asking")
+        qp.add_argument("--json", action="store_true")
 
     for verb, text in (
         ("pause", "workers stop starting jobs; enqueue still works"),
@@ -167,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "enqueue": _enqueue,
         "stats": _stats,
         "job": _job,
+        "jobs": _jobs,
+        "queue": _queue,
         "dlq": _dlq,
         "admin": _admin,
         "pause": _pause,
@@ -281,32 +318,33 @@ async def _enqueue(args: argparse.Namespace) -> int:
 
 async def _stats(args: argparse.Namespace) -> int:
     async with Client(_redis_url(args)) as client:
-        names = [args.queue] if args.queue else await client.queues()
-        stats = [await client.inspect(queue=n) for n in names]
+        stats = [await client.inspect(queue=args.queue)] if args.queue else await client.queues()
     if args.json:
         print(json.dumps([s.model_dump() for s in stats], indent=2))
         return 0
     if not stats:
         print("no queues yet")
         return 0
-    print(
-        _table(
-            [
-                "QUEUE",
-                "WAITING",
-                "HELD",
-                "DELAYED",
-                "ACTIVE",
-                "DEAD",
-                "OLDEST",
-                "RATE/s",
-                "WORKERS",
-                "STATUS",
-            ],
-            [_stats_row(s) for s in stats],
-        )
-    )
+    print(_stats_table(stats))
     return 0
+
+
+def _stats_table(stats: list[QueueStats]) -> str:
+    return _table(
+        [
+            "QUEUE",
+            "WAITING",
+            "HELD",
+            "DELAYED",
+            "ACTIVE",
+            "DEAD",
+            "OLDEST",
+            "RATE/s",
+            "WORKERS",
+            "STATUS",
+        ],
+        [_stats_row(s) for s in stats],
+    )
 
 
 def _stats_row(s: QueueStats) -> list[str]:
@@ -349,11 +387,111 @@ async def _pause(args: argparse.Namespace) -> int:
     return 0
 
 
+JOB_VERBS = ("show", "remove", "retry", "cancel")
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask on a terminal; elsewhere (scripts, CI) a destructive command needs --yes."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question}: add --yes to confirm (no terminal to ask on)")
+    answer = input(f"{question}? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("not confirmed; nothing was changed")
+
+
+def _done(args: argparse.Namespace, text: str, **fields: Any) -> None:
+    print(json.dumps(fields) if args.json else text)
+
+
 async def _job(args: argparse.Namespace) -> int:
+    words = args.words
+    if len(words) == 1:
+        verb, job_id = "show", words[0]
+    elif len(words) == 2 and words[0] in JOB_VERBS:
+        verb, job_id = words
+    else:
+        raise UsageError(f"usage: jobfleet job [{'|'.join(JOB_VERBS)}] ID")
     async with Client(_redis_url(args), queue=args.queue) as client:
-        info = await client.get(args.id)
-    _print_job(info, as_json=args.json)
+        if verb == "show":
+            _print_job(await client.get(job_id), as_json=args.json)
+        elif verb == "retry":
+            await client.retry(job_id)
+            _done(args, f"job {job_id} is waiting again", id=job_id, result="retried")
+        elif verb == "remove":
+            _confirm(args, f"remove job {job_id} of queue {args.queue} for good")
+            await client.remove(job_id)
+            _done(args, f"job {job_id} removed", id=job_id, result="removed")
+        else:
+            _confirm(args, f"cancel job {job_id} of queue {args.queue}")
+            result = await client.cancel(job_id)
+            text = (
+                f"job {job_id} cancelled"
+                if result == "cancelled"
+                else f"job {job_id} cancelled; its worker is stopping the handler"
+            )
+            _done(args, text, id=job_id, result=result)
     return 0
+
+
+async def _jobs(args: argparse.Namespace) -> int:
+    async with Client(_redis_url(args), queue=args.queue) as client:
+        page = await client.jobs(
+            args.state,
+            name=args.name,
+            error_type=args.error_type,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    if args.json:
+        print(page.model_dump_json(indent=2))
+        return 0
+    if page.jobs:
+        rows = [
+            [
+                j.id,
+                j.name,
+                j.priority.name.lower(),
+                str(j.attempt),
+                j.worker_id or "",
+                j.error.type if j.error else "",
+            ]
+            for j in page.jobs
+        ]
+        print(_table(["ID", "NAME", "PRIORITY", "ATTEMPTS", "WORKER", "ERROR"], rows))
+    else:
+        print(f"no {args.state} jobs on this page")
+    if page.next_cursor:
+        print(f"next page: --cursor {page.next_cursor}")
+    return 0
+
+
+async def _queue(args: argparse.Namespace) -> int:
+    cmd = args.queue_command
+    async with Client(_redis_url(args)) as client:
+        if cmd == "list":
+            stats = await client.queues()
+            if args.json:
+                print(json.dumps([s.model_dump() for s in stats], indent=2))
+            elif stats:
+                print(_stats_table(stats))
+            else:
+                print("no queues yet")
+            return 0
+        queue = args.queue or args.queue_opt
+        if queue is None:
+            raise UsageError(f"queue {cmd}: name the queue (`jobfleet queue {cmd} NAME`)")
+        if cmd == "clear":
+            states = args.state or list(CLEARABLE)
+            _confirm(args, f"remove every {'/'.join(states)} job of queue {queue}")
+            n = await client.clear(states=states, queue=queue)
+            _done(args, f"removed {n} job{'s' if n != 1 else ''}", queue=queue, count=n)
+            return 0
+        _confirm(args, f"delete queue {queue} and every job, dead letter and counter in it")
+        n = await client.obliterate(force=args.force, queue=queue)
+        _done(args, f"queue {queue} obliterated: {n} keys removed", queue=queue, count=n)
+        return 0
 
 
 def _print_job(info: JobInfo, *, as_json: bool) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import os
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -15,16 +16,36 @@ from pydantic import ValidationError
 from .backoff import Backoff
 from .bounds import MIB, PayloadBytes, Seconds, between, check
 from .connection import connect
+from .cursor import Cursor
 from .engine import EncodedJob, Engine
-from .errors import ConfigError, JobNotFound, PayloadError, WaitTimeout
+from .errors import (
+    ConfigError,
+    JobActive,
+    JobNotFound,
+    JobStateError,
+    PayloadError,
+    QueueBusy,
+    WaitTimeout,
+)
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
-from .keys import QUEUES
+from .keys import QUEUES, cron_field
 from .settings import check_queue_name, format_validation_error
-from .stats import CircuitState, QueueStats, WorkerInfo
+from .stats import (
+    LIST_STATES,
+    CircuitState,
+    CronInfo,
+    JobPage,
+    ListState,
+    QueueStats,
+    WorkerInfo,
+)
 
 DEFAULT_DEDUP_TTL = 3600.0
 PageOffset = Annotated[int, between(0, 10**9)]
 PageLimit = Annotated[int, between(1, 10_000)]
+JobsLimit = Annotated[int, between(1, 1000)]  # Client.jobs: one page, one script call
+CLEARABLE = ("waiting", "delayed", "held")  # what `clear` may empty (never active jobs)
+QUEUES_CHUNK = 100  # queues whose stats one pipeline of `queues()` reads
 T = TypeVar("T")
 
 
@@ -271,10 +292,11 @@ class Client:
     async def get(self, job_id: str, *, queue: str | None = None) -> JobInfo:
         """The job's state, attempt, progress and result or error; JobNotFound if unknown."""
         eng = self.engine(queue)
-        h = await eng.job_hash(job_id)
+        h, lease = await eng.job_and_lease(job_id)
         if not h:
             raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
-        return JobInfo.from_hash(eng.queue, job_id, h)
+        deadline = None if lease is None else lease / 1000.0
+        return JobInfo.from_hash(eng.queue, job_id, h, lease_deadline=deadline)
 
     async def wait(
         self, job_id: str, timeout: float | None = None, *, queue: str | None = None
@@ -297,38 +319,183 @@ class Client:
     async def inspect(self, *, queue: str | None = None) -> QueueStats:
         """Counts, oldest wait and recent rates of a queue, read atomically."""
         eng = self.engine(queue)
-        raw = await eng.inspect()
-        now = int(raw["time_ms"])
-        window = int(raw["window_ms"]) / 1000.0
-        by_prio = {p.name.lower(): int(raw[f"waiting:{p.value}"]) for p in Priority}
-        oldest_by_prio = {
-            p.name.lower(): int(raw[f"oldest_ms:{p.value}"]) / 1000.0
-            for p in Priority
-            if int(raw[f"waiting:{p.value}"])
-        }
-        return QueueStats(
-            queue=eng.queue,
-            time=now / 1000.0,
-            waiting=int(raw["waiting"]),
-            waiting_by_priority=by_prio,
-            delayed=int(raw["delayed"]),
-            active=int(raw["active"]),
-            dead=int(raw["dead"]),
-            completed=int(raw["completed"]),
-            oldest_wait=max(oldest_by_prio.values(), default=0.0),
-            oldest_wait_by_priority=oldest_by_prio,
-            completed_total=int(raw.get("completed_total", 0)),
-            failed_total=int(raw.get("failed_total", 0)),
-            dead_total=int(raw.get("dead_total", 0)),
-            recovered_total=int(raw.get("recovered_total", 0)),
-            throughput=int(raw["window_completed"]) / window if window else 0.0,
-            failure_rate=int(raw["window_failed"]) / window if window else 0.0,
-            window=window,
-            workers=int(raw["workers"]),
-            paused=raw["paused"] == "1",
-            held=int(raw.get("held", 0)),
-            circuits=_circuits(raw),
+        return _queue_stats(eng.queue, await eng.inspect())
+
+    # -- managing jobs --------------------------------------------------------------------
+
+    async def jobs(
+        self,
+        state: ListState,
+        *,
+        queue: str | None = None,
+        name: str | None = None,
+        error_type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of the jobs in `state`, and the cursor of the next page (None: no more).
+
+        Orders: ``waiting`` in claim order (priority levels in turn, FIFO inside one);
+        ``held`` (waiting, but held back by a rate limit or an open circuit) the same;
+        ``delayed`` by due time; ``active`` by id, each with its ``worker_id`` and
+        ``lease_deadline``; ``completed``, ``dead`` and ``cancelled`` newest first.
+
+        The cursor holds a position, not an offset, so paging stays right while jobs move:
+        no job is listed twice in one walk, and every job that stays in the state for the
+        whole walk is listed exactly once (jobs that arrive during the walk may or may not
+        be). A page costs O(log N + limit) on a line of N jobs; ``active`` sorts the active
+        set, which is as large as the fleet's slots.
+
+        `name` (handler) and `error_type` (the last error's class) are applied in Redis, which
+        looks at no more than 1000 entries (or `limit`, if larger) per call: with filters, a
+        page may hold fewer than `limit` jobs, or none, and still have a `next_cursor` to go on.
+        `limit` is 1 to 1000 (ConfigError otherwise, before anything is sent).
+        """
+        limit = check("limit", JobsLimit, limit)
+        if state not in LIST_STATES:
+            raise ConfigError(f"state: must be one of {', '.join(LIST_STATES)}, not {state!r}")
+        for label, value in (("name", name), ("error_type", error_type)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{label}: must be a non-empty string or None")
+        eng = self.engine(queue)
+        at = (
+            Cursor(eng.queue, state)
+            if cursor is None
+            else Cursor.decode(cursor, queue=eng.queue, state=state)
         )
+        page = await eng.jobs(
+            state,
+            limit=limit,
+            name=name or "",
+            error_type=error_type or "",
+            score=at.score,
+            job_id=at.id,
+            mark=at.mark,
+        )
+        jobs = []
+        for job_id, score, h in page.rows:
+            if not h:
+                continue
+            deadline = int(score) / 1000.0 if state == "active" and score else None
+            jobs.append(JobInfo.from_hash(eng.queue, job_id, h, lease_deadline=deadline))
+        nxt = Cursor(eng.queue, state, page.score, page.id, page.mark) if page.more else None
+        return JobPage(jobs=jobs, next_cursor=None if nxt is None else nxt.encode())
+
+    async def remove(self, job_id: str, *, queue: str | None = None) -> None:
+        """Delete a job that is not running, from whichever line or set holds it, with its
+        data and the dedup key standing for it. JobNotFound; JobActive for a running job
+        (cancel it instead)."""
+        eng = self.engine(queue)
+        verdict = await eng.verb("remove", job_id)
+        if verdict == "missing":
+            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        if verdict == "active":
+            raise JobActive(
+                f"job {job_id} is active (a worker is running it) and cannot be removed; "
+                "cancel it (Client.cancel, `jobfleet job cancel`), then remove it",
+                job_id=job_id,
+            )
+
+    async def retry(self, job_id: str, *, queue: str | None = None) -> None:
+        """Put a dead job back in line (the back of its priority level) with its attempts
+        reset. JobNotFound; JobStateError if it is not dead."""
+        eng = self.engine(queue)
+        verdict = await eng.verb("retry", job_id)
+        if verdict == "missing":
+            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        if verdict != "ok":
+            raise JobStateError(
+                f"job {job_id} is {verdict}, not dead: only a dead job can be retried",
+                job_id=job_id,
+                state=verdict,
+            )
+
+    async def cancel(
+        self, job_id: str, *, queue: str | None = None
+    ) -> Literal["cancelled", "cancelling"]:
+        """Cancel a job; it ends ``cancelled``, never retried nor dead-lettered.
+
+        A waiting, held or delayed job leaves its line: "cancelled". An active job is
+        cancelled in Redis at once (its lease token cleared, so the running attempt's
+        outcome is refused: of a cancel and a completion exactly one wins) and its worker,
+        told through its wake list or its next lease renewal, cancels the handler's task (a
+        child process is killed; a thread cannot be stopped, so it runs to its end and its
+        result is dropped): "cancelling". JobNotFound; JobStateError when the job is already
+        completed, dead or cancelled.
+        """
+        eng = self.engine(queue)
+        verdict = await eng.verb("cancel", job_id)
+        if verdict == "missing":
+            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        if verdict == "cancelled":
+            return "cancelled"
+        if verdict == "cancelling":
+            return "cancelling"
+        state = verdict.removeprefix("final:")
+        raise JobStateError(
+            f"job {job_id} is already {state}: there is nothing to cancel",
+            job_id=job_id,
+            state=state,
+        )
+
+    async def clear(self, *, states: Sequence[str] = CLEARABLE, queue: str | None = None) -> int:
+        """Remove every job waiting in `states` (any of waiting, delayed, held; never an
+        active one) with its data, in bounded steps; returns how many."""
+        if isinstance(states, str):
+            states = [states]
+        lines = list(dict.fromkeys(states))
+        bad = [s for s in lines if s not in CLEARABLE]
+        if bad or not lines:
+            raise ConfigError(
+                f"states: clear takes some of {', '.join(CLEARABLE)}, not {bad or 'none'} "
+                "(active jobs can only be cancelled, one by one)"
+            )
+        return await self.engine(queue).clear(lines)
+
+    async def obliterate(self, *, force: bool = False, queue: str | None = None) -> int:
+        """Delete every key of the queue (jobs, dead letters, counters, settings such as the
+        paused flag) and forget the queue; returns how many keys were removed.
+
+        QueueBusy while jobs are active, unless `force` (their workers' outcomes are then
+        refused as stale). Deleting runs in bounded steps, so a huge queue never blocks Redis
+        for long; jobs enqueued meanwhile may survive it.
+        """
+        eng = self.engine(queue)
+        active, removed = await eng.obliterate(force=force)
+        if active and not force:
+            raise QueueBusy(
+                f"queue {eng.queue!r} has {active} active job{'s' if active != 1 else ''}: "
+                "stop its workers or cancel those jobs first, or obliterate with force=True "
+                "(`--force`)",
+                queue=eng.queue,
+                active=active,
+            )
+        await self.conn.srem(QUEUES, eng.queue)
+        self._registered.discard(eng.queue)
+        return removed
+
+    async def cron_schedules(self, *, queue: str | None = None) -> list[CronInfo]:
+        """The cron schedules a queue's workers run, as their schedulers last published them
+        (next tick) and recorded (last tick enqueued), sorted by name."""
+        eng = self.engine(queue)
+        raw = await eng.conn.hgetall(eng.keys.cron)
+        published = {str(k): json.loads(v) for k, v in raw.items()}
+        names = sorted(published)
+        lasts = await eng.conn.hmget(eng.keys.meta, [cron_field(n) for n in names]) if names else []
+        out = []
+        for name, last in zip(names, lasts, strict=True):
+            p = published[name]
+            out.append(
+                CronInfo(
+                    name=name,
+                    cron=p["cron"],
+                    timezone=p["timezone"],
+                    job=p["job"],
+                    next_tick=p.get("next_tick"),
+                    last_tick=float(last) if last else None,
+                )
+            )
+        return out
 
     async def workers(self, *, queue: str | None = None) -> dict[str, WorkerInfo]:
         """Live workers of a queue by id (``<hostname>:<pid>:<nonce>``; on Kubernetes the
@@ -360,9 +527,20 @@ class Client:
         ids = list(worker_ids)
         return await self.engine(queue).undrain(ids) if ids else 0
 
-    async def queues(self) -> list[str]:
-        """Names of the queues this Redis has seen jobs for."""
+    async def queue_names(self) -> list[str]:
+        """Names of the queues this Redis has seen jobs for, sorted."""
         return sorted(str(q) for q in await self.conn.smembers(QUEUES))
+
+    async def queues(self) -> list[QueueStats]:
+        """The stats of every queue this Redis has seen jobs for, sorted by name: one
+        pipelined round trip per 100 queues (each queue's stats are still one atomic read)."""
+        names = await self.queue_names()
+        out = []
+        for i in range(0, len(names), QUEUES_CHUNK):
+            chunk = [self.engine(n) for n in names[i : i + QUEUES_CHUNK]]
+            raws = await Engine.inspect_many(self.conn, chunk)
+            out += [_queue_stats(e.queue, raw) for e, raw in zip(chunk, raws, strict=True)]
+        return out
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
         return DeadLetters(self, queue)
@@ -379,6 +557,44 @@ class Client:
     async def resume(self, *, queue: str | None = None) -> None:
         """Workers claim again; idle ones are woken when jobs are waiting."""
         await self.engine(queue).set_paused(False)
+
+
+def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
+    """A queue's stats from the inspect script's reply."""
+    now = int(raw["time_ms"])
+    window = int(raw["window_ms"]) / 1000.0
+    by_prio = {p.name.lower(): int(raw[f"waiting:{p.value}"]) for p in Priority}
+    oldest_by_prio = {
+        p.name.lower(): int(raw[f"oldest_ms:{p.value}"]) / 1000.0
+        for p in Priority
+        if int(raw[f"waiting:{p.value}"])
+    }
+    return QueueStats(
+        queue=queue,
+        time=now / 1000.0,
+        waiting=int(raw["waiting"]),
+        waiting_by_priority=by_prio,
+        delayed=int(raw["delayed"]),
+        active=int(raw["active"]),
+        dead=int(raw["dead"]),
+        completed=int(raw["completed"]),
+        cancelled=int(raw.get("cancelled", 0)),
+        oldest_wait=max(oldest_by_prio.values(), default=0.0),
+        oldest_wait_by_priority=oldest_by_prio,
+        completed_total=int(raw.get("completed_total", 0)),
+        failed_total=int(raw.get("failed_total", 0)),
+        dead_total=int(raw.get("dead_total", 0)),
+        recovered_total=int(raw.get("recovered_total", 0)),
+        cancelled_total=int(raw.get("cancelled_total", 0)),
+        removed_total=int(raw.get("removed_total", 0)),
+        throughput=int(raw["window_completed"]) / window if window else 0.0,
+        failure_rate=int(raw["window_failed"]) / window if window else 0.0,
+        window=window,
+        workers=int(raw["workers"]),
+        paused=raw["paused"] == "1",
+        held=int(raw.get("held", 0)),
+        circuits=_circuits(raw),
+    )
 
 
 def _circuits(raw: dict[str, str]) -> dict[str, CircuitState]:
@@ -437,8 +653,38 @@ class SyncClient:
     def inspect(self, *, queue: str | None = None) -> QueueStats:
         return self._run(self._client.inspect(queue=queue))
 
-    def queues(self) -> list[str]:
+    def queues(self) -> list[QueueStats]:
         return self._run(self._client.queues())
+
+    def queue_names(self) -> list[str]:
+        return self._run(self._client.queue_names())
+
+    def jobs(self, state: ListState, **options: Any) -> JobPage:
+        """See `Client.jobs`."""
+        return self._run(self._client.jobs(state, **options))
+
+    def remove(self, job_id: str, *, queue: str | None = None) -> None:
+        self._run(self._client.remove(job_id, queue=queue))
+
+    def retry(self, job_id: str, *, queue: str | None = None) -> None:
+        self._run(self._client.retry(job_id, queue=queue))
+
+    def cancel(
+        self, job_id: str, *, queue: str | None = None
+    ) -> Literal["cancelled", "cancelling"]:
+        return self._run(self._client.cancel(job_id, queue=queue))
+
+    def clear(self, *, states: Sequence[str] = CLEARABLE, queue: str | None = None) -> int:
+        return self._run(self._client.clear(states=states, queue=queue))
+
+    def obliterate(self, *, force: bool = False, queue: str | None = None) -> int:
+        return self._run(self._client.obliterate(force=force, queue=queue))
+
+    def cron_schedules(self, *, queue: str | None = None) -> list[CronInfo]:
+        return self._run(self._client.cron_schedules(queue=queue))
+
+    def workers(self, *, queue: str | None = None) -> dict[str, WorkerInfo]:
+        return self._run(self._client.workers(queue=queue))
 
     def pause(self, *, queue: str | None = None) -> None:
         self._run(self._client.pause(queue=queue))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 import logging
 import math
 import time
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis.asyncio as aioredis
 from croniter import CroniterBadDateError, croniter
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from .backoff import Retries
 from .client import Client
@@ -236,6 +238,8 @@ class Scheduler:
         self._states = [_State(s, self._template(client, s)) for s in compile_schedules(schedules)]
         self._registered = False
         self._offset: float | None = None  # Redis time minus local monotonic time
+        # What the cron hash holds, once written (`_publish`).
+        self._published: dict[FieldT, EncodableT] | None = None
 
     @staticmethod
     def _template(client: Client, sched: CompiledSchedule) -> EncodedJob:
@@ -306,7 +310,9 @@ class Scheduler:
             if ticks:
                 await self._advance(state.sched.name, max(t for t, _ in ticks))
             state.cursor = plan.cursor
-        due = min(s.sched.next_tick(now if s.cursor is None else s.cursor) for s in self._states)
+        nexts = [s.sched.next_tick(now if s.cursor is None else s.cursor) for s in self._states]
+        await self._publish(nexts)
+        due = min(nexts)
         current = self.redis_now() or now
         return min(MAX_SLEEP, max(0.0, due - current)) + WAKE_MARGIN
 
@@ -330,6 +336,28 @@ class Scheduler:
             elif last is not None and last > state.cursor:
                 state.cursor = float(last)  # another worker got there first
         return now
+
+    async def _publish(self, next_ticks: list[int]) -> None:
+        """Write the schedules and their next ticks to the queue's cron hash, for
+        `Client.cron_schedules` (readers that run no scheduler): the whole hash at the first
+        step (schedules no longer configured go), then only what changed."""
+        entries: dict[FieldT, EncodableT] = {}
+        for state, tick in zip(self._states, next_ticks, strict=True):
+            spec = state.sched.spec
+            doc = {"cron": spec.cron, "timezone": spec.timezone, "job": spec.job}
+            entries[spec.name] = json.dumps({**doc, "next_tick": tick}, separators=(",", ":"))
+        key = self._engine.keys.cron
+        if self._published is None:
+            async with self._conn.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.hset(key, mapping=entries)
+                await pipe.execute()
+        else:
+            changed = {k: v for k, v in entries.items() if self._published.get(k) != v}
+            if not changed:
+                return
+            await self._conn.hset(key, mapping=changed)
+        self._published = entries
 
     async def _enqueue(self, state: _State, tick: int, *, catch_up: bool) -> None:
         sched = state.sched

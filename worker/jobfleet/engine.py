@@ -18,6 +18,10 @@ from .settings import CircuitBreaker, RateLimit
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
 TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
+CANCEL_BELL = "cancel"  # what cancel.lua pushes to the own wake list of a cancelled job's worker
+LIST_SCAN = 1000  # entries the jobs script looks at per call at most (filters, walk marks)
+CLEAR_CHUNK = 1000  # jobs removed per call of the clear script
+OBLITERATE_CHUNK = 500  # keys per UNLINK (and SCAN COUNT) while obliterating a queue
 
 
 def flow_json(rate_limit: RateLimit | None, breaker: CircuitBreaker | None) -> str:
@@ -140,6 +144,26 @@ class ClaimResult:
     next_hold_release_ms: int | None = None
     recovered: int = 0  # expired leases of other (dead) workers put back in line by this call
     draining: bool = False  # this worker is drained: the claim took nothing, by request
+    woken_by: str | None = None  # what ended the wait before it (claim_when_woken): the bell
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One reply of the jobs script: the jobs (id, score, hash) and where the walk stands."""
+
+    rows: list[tuple[str, str, dict[str, str]]]
+    more: bool
+    score: str
+    id: str
+    mark: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """The reply of `extend`: leases lost to a recovery, and jobs cancelled while running."""
+
+    lost: list[str]
+    cancelled: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +185,7 @@ class Engine:
     keys: QueueKeys = field(init=False)  # every key of the queue (jobfleet.keys)
     prefix: str = field(init=False)
     _scripts: dict[str, AsyncScript] = field(init=False, repr=False)
+    _inspect_packed: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = QueueKeys(self.queue)
@@ -239,12 +264,15 @@ class Engine:
             pipe.blpop(wake, timeout=timeout)
             keys = self.keys.script
             pipe.evalsha(script.sha, len(keys), *keys, self.prefix, *args)
-            _, reply = await pipe.execute(raise_on_error=False)
+            popped, reply = await pipe.execute(raise_on_error=False)
         if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: load and claim
             reply = await self._run("claim", *args)
         elif isinstance(reply, Exception):
             raise reply
-        return self._claim_result(reply, token)
+        result = self._claim_result(reply, token)
+        if isinstance(popped, list | tuple) and len(popped) == 2:
+            result.woken_by = str(popped[1])
+        return result
 
     @staticmethod
     def _claim_args(
@@ -300,13 +328,23 @@ class Engine:
         )
 
     async def extend(
-        self, held: Iterable[tuple[str, str]], *, lease_ms: int, worker_id: str, worker_ttl_ms: int
-    ) -> list[str]:
-        """Renew the leases of `held` (id, token); returns ids whose lease was lost."""
-        args: list[Any] = [lease_ms, worker_id, worker_ttl_ms]
+        self,
+        held: Iterable[tuple[str, str]],
+        *,
+        lease_ms: int,
+        worker_id: str,
+        worker_ttl_ms: int,
+        keep_cancelled: int = -1,
+        cancelled_age_ms: int = -1,
+    ) -> Renewal:
+        """Renew the leases of `held` (id, token); returns the ids whose lease was lost and
+        those cancelled meanwhile. Trims cancelled jobs by (count, age), as claim does the
+        completed ones."""
+        args: list[Any] = [lease_ms, worker_id, worker_ttl_ms, keep_cancelled, cancelled_age_ms]
         for pair in held:
             args.extend(pair)
-        return list(await self._run("extend", *args))
+        lost, cancelled = await self._run("extend", *args)
+        return Renewal([str(i) for i in lost], [str(i) for i in cancelled])
 
     async def release(self, held: Iterable[tuple[str, str]], *, worker_id: str) -> int:
         """Put held jobs back in line without counting the attempt."""
@@ -356,10 +394,124 @@ class Engine:
             total += int(await self._run("dead", action, *ids[i : i + ENQUEUE_CHUNK]))
         return total
 
+    async def jobs(
+        self,
+        state: str,
+        *,
+        limit: int,
+        name: str,
+        error_type: str,
+        score: str,
+        job_id: str,
+        mark: str,
+    ) -> Page:
+        """One page of the jobs in `state` after the position (score, id) of a walk pinned
+        by `mark` (see lua/jobs.lua)."""
+        reply = await self._run(
+            "jobs",
+            state,
+            limit,
+            max(limit, LIST_SCAN),
+            len(Priority),
+            name,
+            error_type,
+            score,
+            job_id,
+            mark,
+        )
+        rows = []
+        for i in range(4, len(reply), 3):
+            flat = reply[i + 2]
+            h = {str(flat[k]): str(flat[k + 1]) for k in range(0, len(flat), 2)}
+            rows.append((str(reply[i]), str(reply[i + 1]), h))
+        return Page(rows, bool(int(reply[0])), str(reply[1]), str(reply[2]), str(reply[3]))
+
+    async def verb(self, name: str, job_id: str) -> str:
+        """Run the one-job script `name` (remove, retry, cancel); returns its verdict."""
+        extra = (CANCEL_BELL,) if name == "cancel" else ()
+        return str(await self._run(name, job_id, *extra))
+
+    async def clear(self, lines: Sequence[str]) -> int:
+        """Remove every job waiting in `lines`, CLEAR_CHUNK per call; returns how many."""
+        total = 0
+        while True:
+            n = int(await self._run("clear", CLEAR_CHUNK, *lines))
+            total += n
+            if n < CLEAR_CHUNK:
+                return total
+
+    async def obliterate(self, *, force: bool) -> tuple[int, int]:
+        """Delete every key of the queue unless jobs are active and not `force`.
+
+        Returns (active jobs, keys removed); nothing is removed when the first is non-zero
+        without `force`. The script pauses the queue first, so no worker claims meanwhile;
+        then SCAN finds the keys in bounded steps: the per-id keys (job hashes, dedup keys,
+        hold sets, rate and circuit windows, wake lists) have no index to enumerate them by,
+        and SCAN, unlike KEYS, never blocks Redis for long. The meta hash (the paused flag)
+        goes last. Keys written while it runs (an enqueue) may survive it.
+        """
+        active = int(await self._run("obliterate", "1" if force else ""))
+        if active and not force:
+            return active, 0
+        removed = 0
+        batch: list[str] = []
+        async for key in self.conn.scan_iter(match=self.keys.pattern(), count=OBLITERATE_CHUNK):
+            name = key if isinstance(key, str) else key.decode()
+            if name != self.keys.meta:
+                batch.append(name)
+            if len(batch) >= OBLITERATE_CHUNK:
+                removed += int(await self.conn.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await self.conn.unlink(*batch))
+        removed += int(await self.conn.unlink(self.keys.meta))
+        self.round_trips += 1
+        return active, removed
+
+    @staticmethod
+    async def inspect_many(conn: aioredis.Redis, engines: Sequence[Engine]) -> list[dict[str, str]]:
+        """`inspect` of many queues in one pipeline on `conn` (`Client.queues`). The script is
+        called by its hash directly: redis-py's pipelined scripts would first ask Redis
+        whether each is loaded, a round trip more."""
+        if not engines:
+            return []
+        script = engines[0]._scripts["inspect"]
+        for _ in range(2):
+            async with conn.pipeline(transaction=False) as pipe:
+                for eng in engines:
+                    pipe.evalsha(script.sha, *eng._inspect_args())
+                replies = await pipe.execute(raise_on_error=False)
+            for eng in engines:
+                eng.round_trips += 1
+            if not any(isinstance(r, NoScriptError) for r in replies):
+                break
+            await conn.script_load(script.script)  # a restarted or flushed Redis
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [{str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)} for r in replies]
+
+    def _inspect_args(self) -> tuple[Any, ...]:
+        """The inspect script's arguments after its hash, as bytes, built once: encoding them
+        costs more than anything else `inspect_many` does per queue, and they never change."""
+        if self._inspect_packed is None:
+            args = [*self.keys.script, self.prefix, len(Priority), TP_WINDOW_BUCKETS]
+            self._inspect_packed = (len(self.keys.script), *(str(a).encode() for a in args))
+        return self._inspect_packed
+
     async def job_hash(self, job_id: str) -> dict[str, str]:
         self.round_trips += 1
         raw: dict[str, str] = await self.conn.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
         return raw
+
+    async def job_and_lease(self, job_id: str) -> tuple[dict[str, str], float | None]:
+        """The job's hash and its lease deadline (ms; None unless active), in one pipeline."""
+        self.round_trips += 1
+        async with self.conn.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.zscore(self.keys.active, job_id)
+            raw, score = await pipe.execute()
+        return raw, score
 
     async def job_hashes(self, ids: Sequence[str], fields: Sequence[str]) -> list[list[Any]]:
         """Selected fields of many jobs in one pipeline."""

@@ -23,6 +23,32 @@ class JobNotFound(JobfleetError, LookupError):
     """No job with that id exists in the queue (never enqueued, or trimmed by retention)."""
 
 
+class JobStateError(JobfleetError):
+    """The job is in a state that does not allow this (retrying a job that is not dead,
+    cancelling a finished one); `state` is the state it is in."""
+
+    def __init__(self, message: str, *, job_id: str, state: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.state = state
+
+
+class JobActive(JobStateError):
+    """The job is running on a worker, which this verb must not disturb (remove): cancel it."""
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message, job_id=job_id, state="active")
+
+
+class QueueBusy(JobfleetError):
+    """The queue has jobs running, so it cannot be obliterated without `force`."""
+
+    def __init__(self, message: str, *, queue: str, active: int) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.active = active
+
+
 class WaitTimeout(JobfleetError, TimeoutError):
     """`Client.wait` gave up before the job reached a final state."""
 

@@ -57,10 +57,11 @@ class JobState(enum.StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     DEAD = "dead"
+    CANCELLED = "cancelled"  # `Client.cancel`: never retried, kept like a completed job
 
     @property
     def final(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.DEAD)
+        return self in (JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED)
 
 
 class JobSpec(BaseModel):
@@ -128,9 +129,18 @@ class JobInfo(BaseModel):
     )
     dedup_key: str | None = None
     rate_key: str | None = None
+    worker_id: str | None = Field(default=None, description="The worker running it (active).")
+    lease_deadline: float | None = Field(
+        default=None,
+        description="When the running attempt's lease ends unless its worker renews it "
+        "(active; Unix seconds on the Redis clock).",
+    )
+    cancelled_at: float | None = None
 
     @classmethod
-    def from_hash(cls, queue: str, job_id: str, h: dict[str, str]) -> JobInfo:
+    def from_hash(
+        cls, queue: str, job_id: str, h: dict[str, str], *, lease_deadline: float | None = None
+    ) -> JobInfo:
         """Build from the job's Redis hash (bytes already decoded)."""
 
         def ms(field: str) -> float | None:
@@ -148,12 +158,14 @@ class JobInfo(BaseModel):
         # The mark belongs to one attempt: it lapses once the lease token moves on.
         overdue = bool(h.get("token")) and h.get("overdue_token") == h.get("token")
         progress = h.get("progress")
+        state = JobState(h["state"])
+        active = state is JobState.ACTIVE
         return cls(
             id=job_id,
             queue=queue,
             name=h["name"],
             payload=json.loads(h["payload"]),
-            state=JobState(h["state"]),
+            state=state,
             priority=Priority(int(h.get("priority", Priority.NORMAL))),
             attempt=int(h.get("attempt", 0)),
             max_attempts=int(max_attempts) if max_attempts else None,
@@ -171,6 +183,9 @@ class JobInfo(BaseModel):
             overdue_since=ms("overdue_since") if overdue else None,
             dedup_key=h.get("dedup_key") or None,
             rate_key=h.get("rate_key") or None,
+            worker_id=(h.get("worker") or None) if active else None,
+            lease_deadline=lease_deadline if active else None,
+            cancelled_at=ms("cancelled_at"),
         )
 
 

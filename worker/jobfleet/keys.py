@@ -19,7 +19,11 @@ key (after the prefix)         built by                   holds
 ``cbw:<scope>`` (`CB_WINDOW`)  flow.lua                   one circuit's failure window
 =============================  =========================  ==============================
 
-Outside any queue: `QUEUES`, the names of the queues ever used (``jobfleet stats``).
+Outside `SCRIPT_KEYS`, read and written by Python only: ``cron`` (`CRON_SCHEDULES`, the
+schedules a queue's Scheduler runs, published for `Client.cron_schedules`).
+
+Outside any queue: `QUEUES`, the names of the queues ever used (``jobfleet stats``,
+`Client.queues`; `Client.obliterate` takes a queue out).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ SCRIPT_KEYS = (
     "holds",  # ZSET hold names by release time
     "cb",  # HASH circuit state per scope
     "drain",  # ZSET worker id -> expiry (ms): workers told to claim nothing (scale-in drains)
+    "cancelled",  # ZSET cancelled jobs by time, trimmed like `done` (completed-style retention)
 )
 
 # Suffixes of the keys built per id or name (see the table above).
@@ -52,6 +57,9 @@ WORKER_WAKE = "wake:"
 HOLD = "hold:"
 RATE_WINDOW = "rlw:"
 CB_WINDOW = "cbw:"
+
+# A queue's published cron schedules: HASH schedule name -> JSON {cron, timezone, job}.
+CRON_SCHEDULES = "cron"
 
 # Cron: a tick's job id and dedup key, and the meta field of a schedule's last tick.
 CRON = "cron:"
@@ -81,7 +89,9 @@ class QueueKeys:
 
     __slots__ = (
         "active",
+        "cancelled",
         "cb",
+        "cron",
         "dead",
         "delayed",
         "done",
@@ -104,6 +114,12 @@ class QueueKeys:
         self.script = [self.prefix + name for name in SCRIPT_KEYS]
         for name, key in zip(SCRIPT_KEYS, self.script, strict=True):
             setattr(self, name, key)
+        self.cron = self.prefix + CRON_SCHEDULES
+
+    def pattern(self) -> str:
+        """A SCAN MATCH pattern for every key of the queue (glob characters escaped; queue
+        names have none today, `check_queue_name`)."""
+        return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
 
     # Set in __init__ from SCRIPT_KEYS; declared for type checkers.
     ready: str
@@ -119,6 +135,7 @@ class QueueKeys:
     holds: str
     cb: str
     drain: str
+    cancelled: str
 
     def job(self, job_id: str) -> str:
         """The HASH of job `job_id`."""

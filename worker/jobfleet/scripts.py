@@ -17,9 +17,18 @@ NAMES = (
     "workers",
     "pause",
     "drain",
+    "jobs",
+    "remove",
+    "retry",
+    "cancel",
+    "clear",
+    "obliterate",
 )
 # Libraries a script needs besides lib.lua, in load order.
-NEEDS = {"claim": ("flow",)}
+NEEDS = {
+    "claim": ("flow",),
+    **{verb: ("admin",) for verb in ("dead", "jobs", "remove", "retry", "cancel", "clear")},
+}
 
 
 @functools.cache

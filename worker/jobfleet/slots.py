@@ -15,7 +15,8 @@ class Running:
 
     job: ClaimedJob
     task: asyncio.Task[None] | None  # None while the job waits for its batch to fill
-    lost: bool = False
+    lost: bool = False  # its outcome is no longer ours to report (lease lost, or cancelled)
+    cancelled: bool = False  # cancelled while running (Client.cancel): it ends "cancelled"
 
 
 class Slots:

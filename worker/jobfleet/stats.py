@@ -7,6 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .job import JobInfo
+
+ListState = Literal["waiting", "delayed", "held", "active", "completed", "dead", "cancelled"]
+LIST_STATES: tuple[str, ...] = ListState.__args__  # type: ignore[attr-defined]  # Literal's
+
 
 class CircuitState(BaseModel):
     """One circuit breaker as inspect sees it."""
@@ -27,6 +32,7 @@ class QueueStats(BaseModel):
     active: int = Field(description="Jobs claimed by a worker and not yet finished.")
     dead: int = Field(description="Dead letters kept for inspection and replay.")
     completed: int = Field(description="Finished jobs still kept by retention.")
+    cancelled: int = Field(default=0, description="Cancelled jobs still kept by retention.")
     oldest_wait: float = Field(
         description="Seconds the oldest waiting job has been due (0 if none)."
     )
@@ -35,6 +41,10 @@ class QueueStats(BaseModel):
     failed_total: int = Field(description="Failed attempts since the queue was created.")
     dead_total: int = Field(description="Jobs dead-lettered since the queue was created.")
     recovered_total: int = Field(description="Expired leases recovered since creation.")
+    cancelled_total: int = Field(default=0, description="Jobs cancelled since creation.")
+    removed_total: int = Field(
+        default=0, description="Jobs removed (`remove`, `clear`) since creation."
+    )
     throughput: float = Field(description="Completions per second over the recent window.")
     failure_rate: float = Field(description="Failed attempts per second over the recent window.")
     window: float = Field(description="Seconds the rates were measured over.")
@@ -81,3 +91,23 @@ class WorkerInfo(BaseModel):
     def hostname(self) -> str:
         """The host (pod) the worker runs on."""
         return self.id.split(":", 1)[0]
+
+
+class JobPage(BaseModel):
+    """One page of `Client.jobs`: the jobs, and the cursor of the next page."""
+
+    jobs: list[JobInfo]
+    next_cursor: str | None = Field(
+        description="Pass to `Client.jobs(cursor=)` for the next page; None: no more."
+    )
+
+
+class CronInfo(BaseModel):
+    """One cron schedule a queue's workers run, as they published it."""
+
+    name: str
+    cron: str
+    timezone: str
+    job: str = Field(description="The handler name of the job each tick enqueues.")
+    next_tick: float | None = Field(description="The next tick (Unix seconds), None if none.")
+    last_tick: float | None = Field(description="The last tick enqueued (Unix seconds).")

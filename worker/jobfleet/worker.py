@@ -26,7 +26,7 @@ from .client import Client
 from .connection import REDIS_DOWN, check_eviction_policy, connect
 from .context import JobContext
 from .cron import Scheduler
-from .engine import ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
+from .engine import CANCEL_BELL, ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
 from .errors import ConfigError
 from .health import HealthServer
 from .outbox import Outbox
@@ -59,6 +59,7 @@ class WorkerCounters:
     released: int = 0
     lost: int = 0
     abandoned: int = 0  # left running in a thread at exit, neither released nor failed
+    cancelled: int = 0  # cancelled while running (Client.cancel): the handler was stopped
     claims: int = 0
     stale_acks: int = 0
     by_outcome: dict[str, int] = field(default_factory=dict)
@@ -142,6 +143,9 @@ class Worker:
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
         self._draining = False  # drained by the operator (scale-in): claim nothing new
+        # Set when the own wake list said a job of ours was cancelled: renew at once, and
+        # learn which from the renewal's reply.
+        self._renew_now = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -400,6 +404,8 @@ class Worker:
                     await self._redis_down(error, retries)
                     continue
                 self._absorb(result)  # here, not in the main loop: a loop turn sooner
+                if result.woken_by == CANCEL_BELL:
+                    self._renew_now.set()
                 self.slots.waker_claimed(len(result.jobs), n)
                 retries.reset()
         finally:
@@ -437,22 +443,31 @@ class Worker:
         """Renew every lease this worker holds, in one call, three times per lease."""
         interval = self.queue.lease / 3
         while True:
-            await asyncio.sleep(interval)
+            # A cancel of one of our jobs rings our wake list (cancel.lua): renew now, and the
+            # reply names it; otherwise every third of a lease.
+            await wait_event(self._renew_now, interval)
+            self._renew_now.clear()
             held = [(r.job.id, r.job.token) for r in self.slots.running.values() if not r.lost]
             try:
-                lost = await self.engine.extend(
+                renewal = await self.engine.extend(
                     held,
                     lease_ms=self.policy.lease_ms,
                     worker_id=self.id,
                     worker_ttl_ms=self.policy.worker_ttl_ms,
+                    keep_cancelled=self.policy.keep_done,
+                    cancelled_age_ms=self.policy.done_age_ms,
                 )
             except REDIS_DOWN:
                 metrics.REDIS_ERRORS.labels(self.queue.name).inc()
                 continue
-            for job_id in lost:
+            for job_id in renewal.lost:
                 running = self.slots.running.get(job_id)
                 if running is not None:
                     self._lose(running)
+            for job_id in renewal.cancelled:
+                running = self.slots.running.get(job_id)
+                if running is not None:
+                    self._cancel(running)
             if self.queue.circuit_breaker is not None:
                 await self._report_circuits()
 
@@ -475,6 +490,18 @@ class Worker:
         log.warning("lease of job %s was lost; abandoning this attempt", running.job.id)
         if self.batches.forget_lost(running):  # never started: just forget it
             self.counters.lost += 1
+        elif running.task is not None and len(self._jobs_of(running.task)) == 1:
+            running.task.cancel()
+        # A started batch runs on for its other jobs; the token check drops this one's outcome.
+
+    def _cancel(self, running: Running) -> None:
+        """The job was cancelled while running (Client.cancel): it is already final in Redis;
+        stop its handler. A thread cannot be stopped: it runs to its end, keeping the slot,
+        and its outcome is dropped; a child process is killed."""
+        running.lost = running.cancelled = True
+        log.info("job %s was cancelled; stopping its handler", running.job.id)
+        if self.batches.forget_lost(running):  # never started
+            self.counters.cancelled += 1
         elif running.task is not None and len(self._jobs_of(running.task)) == 1:
             running.task.cancel()
         # A started batch runs on for its other jobs; the token check drops this one's outcome.
@@ -622,6 +649,8 @@ class Worker:
 
     def _cancelled(self, job: ClaimedJob) -> str:
         running = self.slots.running.get(job.id)
+        if running is not None and running.cancelled:
+            return "cancelled"  # final in Redis already: nothing to send
         if running is not None and running.lost:
             return "lost"
         if self.threads.abandoning:  # its thread may still run: another worker must not start it
@@ -651,6 +680,8 @@ class Worker:
             c.lost += 1
         elif outcome == "abandoned":
             c.abandoned += 1
+        elif outcome == "cancelled":
+            c.cancelled += 1
 
     # -- shutdown -----------------------------------------------------------------------
 

@@ -204,7 +204,13 @@ def create_app(
     secrets: tuple[str, ...] = (),
 ) -> web.Application:
     """The admin application over `client`; `secrets` are hidden from every message."""
-    app = web.Application(middlewares=[middleware], client_max_size=max_body)
+    # A request line of 32 KiB: a page's URL with the longest filters and cursor (200
+    # characters each, up to 12 bytes each percent-encoded) is past aiohttp's 8190 bytes.
+    app = web.Application(
+        middlewares=[middleware],
+        client_max_size=max_body,
+        handler_args={"max_line_size": 32768},
+    )
     app[CLIENT] = client
     app[TOKENS] = tokens
     app[MAX_BODY] = max_body

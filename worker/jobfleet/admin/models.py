@@ -16,9 +16,8 @@ from pydantic import (
 from ..bounds import between
 from ..job import JobInfo, JobSpec
 from ..settings import QUEUE_NAME, check_queue_name
-from ..stats import QueueStats, WorkerInfo
+from ..stats import CronInfo, ListState, QueueStats, WorkerInfo
 from .auth import Role
-from .pending import ClearableState, CronInfo, ListState
 
 MAX_BULK = 1000
 MAX_IDS = 10_000
@@ -30,6 +29,8 @@ QueueName = Annotated[
     AfterValidator(check_queue_name),
     WithJsonSchema({"type": "string", "pattern": QUEUE_NAME.pattern}),
 ]
+# What `Client.clear` may empty (client.CLEARABLE, as a type for the schema).
+ClearableState = Literal["waiting", "delayed", "held"]
 JobId = Annotated[str, Field(min_length=1, max_length=200)]
 Filter = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -62,7 +63,7 @@ class DeadLettersQuery(_Query):
     cursor: str | None = Field(
         default=None,
         min_length=1,
-        max_length=200,  # with the filters, a URL stays under aiohttp's 8190-byte request line
+        max_length=200,
         description="`next_cursor` of the previous page.",
     )
 

@@ -24,7 +24,6 @@ DESCRIPTIONS = {
     409: "The job's state does not allow it (an active job: cancel it first)",
     413: "The body is over the server's limit",
     422: "A parameter or body field is invalid; `errors` names each",
-    501: "This jobfleet's library lacks the verb",
     503: "Redis is not reachable right now",
 }
 

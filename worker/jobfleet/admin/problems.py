@@ -7,8 +7,14 @@ from http import HTTPStatus
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from .. import errors
-from ..errors import ConfigError, JobfleetError, JobNotFound, PayloadError
+from ..errors import (
+    ConfigError,
+    JobfleetError,
+    JobNotFound,
+    JobStateError,
+    PayloadError,
+    QueueBusy,
+)
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -34,16 +40,12 @@ class Problem(BaseModel):
 
 # The status of each jobfleet error, found through the exception's MRO so a subclass
 # (JobActive under JobStateError) gets its parent's status unless it has its own.
-# JobStateError and QueueBusy come with the job-management verbs; until then they are absent.
 STATUS_OF: dict[type[BaseException], int] = {
     JobNotFound: 404,
+    JobStateError: 409,
+    QueueBusy: 409,
     ConfigError: 422,
     PayloadError: 422,
-    **{
-        cls: 409
-        for cls in (getattr(errors, n, None) for n in ("JobStateError", "QueueBusy"))
-        if isinstance(cls, type)
-    },
 }
 
 

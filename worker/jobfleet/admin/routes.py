@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..client import Client
 from ..job import JobInfo
-from ..stats import QueueStats
+from ..stats import ListState, QueueStats
 from .auth import Role
 from .models import (
     BulkEnqueueRequest,
@@ -39,7 +39,6 @@ from .models import (
     WhoAmI,
     WorkerList,
 )
-from .pending import have, queue_stats, verb
 from .problems import ProblemError, invalid
 
 PREFIX = "/api/v1"
@@ -75,7 +74,6 @@ class Route(Generic[Q, B]):
     reply: type[BaseModel] | None  # None: 204 No Content
     status: int = 200
     errors: tuple[int, ...] = ()  # statuses the handler itself answers with
-    needs: str | None = None  # the Client method the handler needs (job-management verbs)
     role: Role | None = field(default=None)
 
     @property
@@ -107,8 +105,6 @@ class Route(Generic[Q, B]):
             out += [400, 413]
         if self.body is not Empty or self.query is not Empty or self.path_model is not Empty:
             out.append(422)
-        if self.needs is not None:
-            out.append(501)  # until the library has the verb
         return sorted(set(out + list(self.errors)), key=lambda s: (s != self.status, s))
 
 
@@ -120,7 +116,7 @@ async def whoami(call: Call[Empty, Empty]) -> WhoAmI:
 
 
 async def list_queues(call: Call[Empty, Empty]) -> QueueList:
-    return QueueList(queues=await queue_stats(call.client))
+    return QueueList(queues=await call.client.queues())
 
 
 async def queue(call: Call[Empty, Empty]) -> QueueStats:
@@ -138,8 +134,8 @@ def _page(call: Call[Any, Any], jobs: list[JobInfo], cursor: str | None) -> JobL
     return JobList(jobs=jobs, next_cursor=cursor, links=Links(next=link))
 
 
-async def _listed(call: Call[Any, Any], state: str, q: DeadLettersQuery) -> JobList:
-    page = await verb(call.client, "jobs")(
+async def _listed(call: Call[Any, Any], state: ListState, q: DeadLettersQuery) -> JobList:
+    page = await call.client.jobs(
         state,
         queue=call.queue,
         name=q.name,
@@ -168,31 +164,20 @@ async def enqueue_bulk(call: Call[Empty, BulkEnqueueRequest]) -> CreatedMany:
 
 
 async def remove(call: Call[Empty, Empty]) -> None:
-    await verb(call.client, "remove")(call.job_id, queue=call.queue)
+    await call.client.remove(call.job_id, queue=call.queue)
 
 
 async def retry(call: Call[Empty, Empty]) -> JobInfo:
-    await verb(call.client, "retry")(call.job_id, queue=call.queue)
+    await call.client.retry(call.job_id, queue=call.queue)
     return await call.client.get(call.job_id, queue=call.queue)
 
 
 async def cancel(call: Call[Empty, Empty]) -> CancelResult:
-    return CancelResult(result=await verb(call.client, "cancel")(call.job_id, queue=call.queue))
+    return CancelResult(result=await call.client.cancel(call.job_id, queue=call.queue))
 
 
 async def dead_letters(call: Call[DeadLettersQuery, Empty]) -> JobList:
-    q = call.query
-    if have("jobs"):
-        return await _listed(call, "dead", q)
-    # Until the library lists by cursor, the cursor is an offset into the dead set.
-    if q.cursor is not None and not q.cursor.isdigit():
-        raise ProblemError(422, "cursor: not a cursor this API gave out")
-    offset = int(q.cursor or 0)
-    found = await call.client.dead_letters(call.queue).list(
-        offset=offset, limit=q.limit + 1, name=q.name, error_type=q.error_type
-    )
-    more = len(found) > q.limit
-    return _page(call, found[: q.limit], str(offset + q.limit) if more else None)
+    return await _listed(call, "dead", call.query)
 
 
 async def replay(call: Call[Empty, DeadLetterSelection]) -> Count:
@@ -218,11 +203,11 @@ async def resume(call: Call[Empty, Empty]) -> QueueStats:
 
 
 async def clear(call: Call[Empty, ClearRequest]) -> Count:
-    return Count(count=await verb(call.client, "clear")(states=call.body.states, queue=call.queue))
+    return Count(count=await call.client.clear(states=call.body.states, queue=call.queue))
 
 
 async def cron(call: Call[Empty, Empty]) -> CronList:
-    return CronList(schedules=await verb(call.client, "cron_schedules")(queue=call.queue))
+    return CronList(schedules=await call.client.cron_schedules(queue=call.queue))
 
 
 Q_ = "/queues/{queue}"
@@ -232,7 +217,7 @@ ROUTES: tuple[Route[Any, Any], ...] = (
     Route("GET", "/queues", list_queues, "Every queue with its stats", Empty, Empty, QueueList),
     Route("GET", Q_, queue, "One queue's stats", Empty, Empty, QueueStats),
     Route("GET", Q_ + "/workers", workers, "Live workers", Empty, Empty, WorkerList),
-    Route("GET", Q_ + "/jobs", list_jobs, "Jobs by state", JobsQuery, Empty, JobList, needs="jobs"),
+    Route("GET", Q_ + "/jobs", list_jobs, "Jobs by state", JobsQuery, Empty, JobList),
     Route("GET", J_, job, "One job", Empty, Empty, JobInfo, errors=(404,)),
     Route("POST", Q_ + "/jobs", enqueue, "Enqueue a job", Empty, EnqueueRequest, Created, 201),
     Route(
@@ -255,7 +240,6 @@ ROUTES: tuple[Route[Any, Any], ...] = (
         None,
         204,
         errors=(404, 409),
-        needs="remove",
     ),
     Route(
         "POST",
@@ -266,7 +250,6 @@ ROUTES: tuple[Route[Any, Any], ...] = (
         Empty,
         JobInfo,
         errors=(404, 409),
-        needs="retry",
     ),
     Route(
         "POST",
@@ -277,7 +260,6 @@ ROUTES: tuple[Route[Any, Any], ...] = (
         Empty,
         CancelResult,
         errors=(404, 409),
-        needs="cancel",
     ),
     Route(
         "GET",
@@ -316,7 +298,6 @@ ROUTES: tuple[Route[Any, Any], ...] = (
         Empty,
         ClearRequest,
         Count,
-        needs="clear",
     ),
     Route(
         "GET",
@@ -326,7 +307,6 @@ ROUTES: tuple[Route[Any, Any], ...] = (
         Empty,
         Empty,
         CronList,
-        needs="cron_schedules",
     ),
 )
 
@@ -359,10 +339,6 @@ async def dispatch(route: Route[Q, B], request: web.Request, client: Client, rol
     path = _validate(route.path_model, dict(request.match_info), "path")
     query = _validate(route.query, dict(request.query), "query")
     body = await _body(request, route.body)
-    if route.needs is not None and not have(route.needs):
-        raise ProblemError(
-            501, f"{route.method} {route.path} needs Client.{route.needs}, not in this jobfleet"
-        )
     call = Call(
         client=client,
         request=request,

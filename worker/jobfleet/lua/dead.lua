@@ -21,12 +21,7 @@ if action == 'purge' then
 else
   local seq = next_seq(#hit)
   for i, id in ipairs(hit) do
-    local key = job_key(id)
-    -- The last error stays readable until the replay succeeds or fails again.
-    redis.call('HSET', key, 'attempt', 0, 'stalls', 0, 'replayed_at', now)
-    redis.call('HDEL', key, 'dead_reason', 'finished_at')
-    redis.call('HINCRBY', key, 'replays', 1)
-    make_ready(key, id, redis.call('HGET', key, 'priority'), seq + i, now)
+    replay_dead(job_key(id), id, seq + i, now)
   end
   wake()
 end

@@ -8,16 +8,22 @@ local out = {'time_ms', now,
              'active', redis.call('ZCARD', K_ACTIVE),
              'dead', redis.call('ZCARD', K_DEAD),
              'completed', redis.call('ZCARD', K_DONE),
+             'cancelled', redis.call('ZCARD', K_CANCELLED),
              'workers', redis.call('ZCOUNT', K_WORKERS, now, '+inf'),
              'paused', redis.call('HGET', K_META, 'paused') or '0'}
+local any_waiting = out[4] > 0
 for band = 0, n_bands - 1 do
   local lo, hi = band * BAND, (band + 1) * BAND
+  local count = 0
+  if any_waiting then  -- an empty line needs no look per level (most queues, most of the time)
+    count = redis.call('ZCOUNT', K_READY, lo, '(' .. string.format('%.0f', hi))
+  end
   out[#out + 1] = 'waiting:' .. band
-  out[#out + 1] = redis.call('ZCOUNT', K_READY, lo, '(' .. string.format('%.0f', hi))
-  local first = redis.call('ZRANGEBYSCORE', K_READY, lo, '(' .. string.format('%.0f', hi),
-                           'LIMIT', 0, 1)
+  out[#out + 1] = count
   out[#out + 1] = 'oldest_ms:' .. band
-  if #first > 0 then
+  if count > 0 then
+    local first = redis.call('ZRANGEBYSCORE', K_READY, lo, '(' .. string.format('%.0f', hi),
+                             'LIMIT', 0, 1)
     local t = redis.call('HMGET', job_key(first[1]), 'ready_at', 'enqueued_at')
     local ready_at = tonumber(t[1]) or tonumber(t[2]) or now
     out[#out + 1] = math.max(0, now - ready_at)
@@ -33,12 +39,14 @@ end
 -- are dropped here so the hash stays small on idle queues.
 local current = math.floor(now / TP_BUCKET_MS)
 local completed, failed = 0, 0
-for _, field in ipairs(redis.call('HKEYS', K_TP)) do
+local buckets = redis.call('HGETALL', K_TP)
+for i = 1, #buckets, 2 do
+  local field = buckets[i]
   local bucket = tonumber(string.sub(field, 2))
   if bucket < current - window then
     redis.call('HDEL', K_TP, field)
   else
-    local v = tonumber(redis.call('HGET', K_TP, field))
+    local v = tonumber(buckets[i + 1])
     if string.sub(field, 1, 1) == 'c' then
       completed = completed + v
     else

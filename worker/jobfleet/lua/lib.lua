@@ -6,7 +6,7 @@
 -- job:, dedup:, wake:, hold:, rlw:, cbw:) is defined in worker/jobfleet/keys.py.
 local K_READY, K_DELAYED, K_ACTIVE, K_DEAD, K_DONE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_META, K_STATS, K_WAKE, K_TP, K_WORKERS = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_HOLDS, K_CB, K_DRAIN = KEYS[11], KEYS[12], KEYS[13]
+local K_HOLDS, K_CB, K_DRAIN, K_CANCELLED = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local PREFIX = ARGV[1]
 
 -- Priority bands: score = band * 2^48 + sequence, so strict between bands, FIFO inside one.
