@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from jobfleet import Registry
 from jobfleet.settings import QueueSettings, Retention, WorkerSettings
@@ -32,15 +33,34 @@ async def ping(job: object) -> None:
     _latency_out.write(f"{(now - job.payload['t']) / 1e6:.3f}\n")  # type: ignore[attr-defined]
 
 
-def _overrides() -> dict[str, int]:
-    """BENCH_BATCH_SIZE / BENCH_CONCURRENCY, for trying other settings than the defaults."""
-    out: dict[str, int] = {}
+def _logging() -> None:
+    """BENCH_LOG_FORMAT=text|json: log as `jobfleet worker` does (INFO) to /dev/null, to
+    measure what the lines cost; BENCH_LOG_JOBS picks the settings' log_jobs (default
+    "failures": no line for a completed job). Unset, no logging is configured."""
+    fmt = os.environ.get("BENCH_LOG_FORMAT")
+    if not fmt:
+        return
+    import logging
+
+    from jobfleet import joblog
+
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - process lifetime
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    joblog.use_format(fmt)
+
+
+def _overrides() -> dict[str, Any]:
+    """BENCH_BATCH_SIZE / BENCH_LOG_JOBS, for trying other settings than the defaults."""
+    out: dict[str, Any] = {}
+    if "BENCH_LOG_JOBS" in os.environ:
+        out["log_jobs"] = os.environ["BENCH_LOG_JOBS"]
     if "BENCH_BATCH_SIZE" in os.environ:
         out["batch_size"] = int(os.environ["BENCH_BATCH_SIZE"])
     return out
 
 
 async def serve(queue: str) -> dict[str, int]:
+    _logging()
     # Completed jobs are kept (as BullMQ does by default) so their timestamps can be read.
     settings = WorkerSettings(
         redis_url=os.environ["BENCH_REDIS_URL"],

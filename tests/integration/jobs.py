@@ -116,3 +116,13 @@ def halves(jobs: list[jobfleet.JobContext]) -> list[object]:
         else {"half": j.payload // 2, "pid": os.getpid()}
         for j in jobs
     ]
+
+
+# A token-like string a handler might quote in an error: no log line may carry it.
+LEAKY_TOKEN = "tok_9fQz2LmXv81KpRw"
+
+
+@jobfleet.handler("leaky")
+async def leaky(job: jobfleet.JobContext) -> None:
+    """Fail with an exception whose message holds a secret-looking string."""
+    raise ConnectionRefusedError(f"upstream refused Authorization: Bearer {LEAKY_TOKEN}")

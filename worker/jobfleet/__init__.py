@@ -35,8 +35,9 @@ from .errors import (
     UnsafeRedisError,
     WaitTimeout,
 )
+from .hooks import FailedJob
 from .job import JobError, JobInfo, JobSpec, JobState, Priority
-from .registry import Registry, handler
+from .registry import Registry, handler, on_failure
 from .sentinel import MASTER_NAME_PATTERN, SENTINEL_PASSWORD_ENV
 from .settings import (
     CircuitBreaker,
@@ -49,8 +50,9 @@ from .settings import (
     url_password,
 )
 from .stats import CronInfo, JobPage, QueueStats, WorkerInfo
+from .version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "MASTER_NAME_PATTERN",
@@ -64,6 +66,7 @@ __all__ = [
     "CronInfo",
     "CronSchedule",
     "DeadLetters",
+    "FailedJob",
     "JobActive",
     "JobContext",
     "JobError",
@@ -93,5 +96,6 @@ __all__ = [
     "connect",
     "handler",
     "load_settings",
+    "on_failure",
     "url_password",
 ]

@@ -9,16 +9,25 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from redis.exceptions import RedisError
 
+from . import joblog
 from .bounds import MIB, PayloadBytes, check
 from .client import CLEARABLE, Client
 from .errors import JobfleetError
 from .job import JobInfo
 from .registry import import_handlers
-from .settings import DEFAULT_REDIS_URL, load_settings, redact_text, redact_url, url_password
+from .settings import (
+    DEFAULT_REDIS_URL,
+    LogFormat,
+    LogJobs,
+    load_settings,
+    redact_text,
+    redact_url,
+    url_password,
+)
 from .stats import LIST_STATES, QueueStats
 
 EXIT_ERROR = 1
@@ -50,6 +59,13 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--log-level",
         default=os.environ.get("JOBFLEET_LOG_LEVEL", "INFO") if top else argparse.SUPPRESS,
     )
+    parser.add_argument(
+        "--log-format",
+        choices=get_args(LogFormat),
+        default=None if top else argparse.SUPPRESS,
+        help="log lines as text or one JSON object per line (default: $JOBFLEET_LOG_FORMAT, "
+        "else the worker settings' log_format, else text)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run on a volatile-* maxmemory-policy, accepting that Redis may evict dedup keys, "
         "rate-limit windows and circuit-breaker state",
+    )
+    w.add_argument(
+        "--log-jobs",
+        choices=get_args(LogJobs),
+        help="a log line for every job outcome, for all but completions (the default), or none",
+    )
+    w.add_argument(
+        "--log-payload",
+        action="store_true",
+        default=None,
+        help="put each job's payload in its outcome log line (off by default: payloads may "
+        "hold personal data)",
     )
 
     e = sub.add_parser("enqueue", parents=[common], help="enqueue one job")
@@ -193,9 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(exc, secrets)
         return EXIT_USAGE
     args.secrets = tuple(s for s in secrets if s)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    joblog.configure(
+        getattr(logging, str(args.log_level).upper(), logging.INFO),
+        args.log_format or os.environ.get("JOBFLEET_LOG_FORMAT") or "text",
     )
     commands: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "worker": _worker,
@@ -242,6 +270,12 @@ async def _worker(args: argparse.Namespace) -> int:
         overrides["sidecar_url"] = args.sidecar_url
     if args.allow_volatile_eviction:
         overrides["allow_volatile_eviction"] = True
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.log_payload:
+        overrides["log_payload"] = True
+    if args.log_jobs:
+        overrides["log_jobs"] = args.log_jobs
     queue: dict[str, Any] = {}
     if args.queue:
         queue["name"] = args.queue
@@ -250,6 +284,7 @@ async def _worker(args: argparse.Namespace) -> int:
     if queue:
         overrides["queue"] = queue
     settings = load_settings(config_file=args.config, overrides=overrides)
+    joblog.use_format(settings.log_format)  # the settings file may choose it too
     sidecar = None
     handlers: HandlerSource | None = None
     if settings.mode == "sidecar":

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from . import tracing
 from .backoff import Backoff
 from .bounds import MIB, PayloadBytes, Seconds, between, check
 from .connection import connect
@@ -238,7 +239,8 @@ class Client:
         if eng.queue not in self._registered:
             await self.conn.sadd(QUEUES, eng.queue)
             self._registered.add(eng.queue)
-        return [job_id for job_id, _ in await eng.enqueue(jobs)]
+        with tracing.publish(eng.queue, jobs):
+            return [job_id for job_id, _ in await eng.enqueue(jobs)]
 
     def encode(self, job: JobSpec | Mapping[str, Any]) -> EncodedJob:
         """Validate and serialize one job exactly as `enqueue` would, without writing it.

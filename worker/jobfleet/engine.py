@@ -18,6 +18,7 @@ from .settings import CircuitBreaker, RateLimit
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
 TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
+CLAIMED_FIELDS = 8  # per job in the claim script's reply: id ... backoff, trace
 CANCEL_BELL = "cancel"  # what cancel.lua pushes to the own wake list of a cancelled job's worker
 LIST_SCAN = 1000  # entries the jobs script looks at per call at most (filters, walk marks)
 CLEAR_CHUNK = 1000  # jobs removed per call of the clear script
@@ -64,6 +65,7 @@ class EncodedJob:
     backoff: str = ""
     timeout_ms: str = ""
     rate_key: str = ""
+    trace: str = ""  # the W3C traceparent of the enqueue's span (jobfleet[otel]), or ""
 
     def record(self) -> str:
         """The job as one record of the enqueue script's batch (see lua/lib.lua `split`)."""
@@ -71,7 +73,7 @@ class EncodedJob:
             f"{self.id}\x1f{self.chosen_id}\x1f{self.name}\x1f{self.priority}\x1f{self.run_at_ms}\x1f"
             f"{self.delay_ms}\x1f{self.dedup_key}\x1f{self.dedup_ttl_ms}\x1f"
             f"{self.max_attempts}\x1f{self.backoff}\x1f{self.timeout_ms}\x1f"
-            f"{self.rate_key}\x1f{self.payload}"
+            f"{self.rate_key}\x1f{self.payload}\x1f{self.trace}"
         )
 
 
@@ -87,6 +89,7 @@ class ClaimedJob:
     timeout_ms: int | None
     backoff: str | None
     token: str
+    trace: str | None = None  # the enqueuer's traceparent, when it traced the enqueue
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +316,9 @@ class Engine:
                 timeout_ms=int(reply[i + 5]) if reply[i + 5] else None,
                 backoff=reply[i + 6] or None,
                 token=token,
+                trace=reply[i + 7] or None,
             )
-            for i in range(7, len(reply), 7)
+            for i in range(7, len(reply), CLAIMED_FIELDS)
         ]
         return ClaimResult(
             jobs=jobs,

@@ -1,25 +1,35 @@
-"""The worker's HTTP port: liveness, readiness and Prometheus metrics."""
+"""The worker's HTTP port: liveness, readiness, Prometheus metrics and the status document."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 
 class HealthServer:
-    """`/healthz` (the process is alive), `/readyz` (it may get work), `/metrics`."""
+    """`/healthz` (the process is alive), `/readyz` (it may get work), `/metrics`, and
+    `/status` (JSON, see jobfleet.status) when given a `status` callable."""
 
     def __init__(
-        self, host: str, port: int, *, alive: Callable[[], bool], ready: Callable[[], bool]
+        self,
+        host: str,
+        port: int,
+        *,
+        alive: Callable[[], bool],
+        ready: Callable[[], bool],
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.host, self.port = host, port
-        self._alive, self._ready = alive, ready
+        self._alive, self._ready, self._status = alive, ready, status
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        if status is not None:
+            app.router.add_get("/status", self._status_doc)
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> None:
@@ -43,3 +53,7 @@ class HealthServer:
     async def _metrics(self, _: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _status_doc(self, _: web.Request) -> web.Response:
+        assert self._status is not None
+        return web.json_response(self._status())

@@ -40,3 +40,63 @@ CIRCUIT = Gauge(
     "Circuit breaker of a scope ('*' = the whole queue): 0 closed, 0.5 half-open, 1 open.",
     ["queue", "scope"],
 )
+FAILURES = Counter(
+    "jobfleet_job_failures_total",
+    "Failed attempts (retried or dead-lettered) by error type: at most MAX_ERROR_TYPES types "
+    "per queue, later ones counted as 'other'.",
+    ["queue", "handler", "error_type", "outcome"],
+)
+CLAIM_SECONDS = Histogram(
+    "jobfleet_redis_claim_seconds",
+    "Round trip of the worker's claim call (acknowledgements + claim in one script), timed "
+    "around the call it makes anyway; the idle wait's claim (behind a BLPOP) is not counted.",
+    ["queue"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+QUEUE_JOBS = Gauge(
+    "jobfleet_queue_jobs",
+    "Jobs of the queue by state (waiting, delayed, held, active, dead), read by every worker "
+    "every DEPTH_INTERVAL seconds: the same value from each, so aggregate with max by (queue).",
+    ["queue", "state"],
+)
+QUEUE_OLDEST_WAIT = Gauge(
+    "jobfleet_queue_oldest_wait_seconds",
+    "Seconds the queue's oldest waiting job has been due (as QUEUE_JOBS: max by (queue)).",
+    ["queue"],
+)
+
+# Error types are the exception class names handlers raise: unbounded in principle. Each queue
+# gets this many distinct label values; the rest share one, so a handler that raises a new
+# class per call cannot grow the series without end.
+MAX_ERROR_TYPES = 20
+OTHER_ERROR_TYPE = "other"
+DEPTH_STATES = ("waiting", "delayed", "held", "active", "dead")
+DEPTH_INTERVAL = 15.0  # seconds between a worker's reads of the queue's counts
+
+
+class ErrorTypeLabels:
+    """The error_type label of one queue: the first MAX_ERROR_TYPES types seen by this
+    process keep their names, any later one becomes OTHER_ERROR_TYPE."""
+
+    def __init__(self, cap: int = MAX_ERROR_TYPES) -> None:
+        self.cap = cap
+        self._seen: set[str] = set()
+
+    def label(self, error_type: str) -> str:
+        if error_type in self._seen:
+            return error_type
+        if len(self._seen) < self.cap:
+            self._seen.add(error_type)
+            return error_type
+        return OTHER_ERROR_TYPE
+
+
+def report_depth(queue: str, raw: dict[str, str]) -> None:
+    """Set the depth gauges from an `Engine.inspect` reply."""
+    for state in DEPTH_STATES:
+        QUEUE_JOBS.labels(queue, state).set(float(raw.get(state, 0)))
+    oldest = max(
+        (int(v) for k, v in raw.items() if k.startswith("oldest_ms:")),
+        default=0,
+    )
+    QUEUE_OLDEST_WAIT.labels(queue).set(oldest / 1000.0)

@@ -11,10 +11,12 @@ from typing import Annotated, Any, TypeVar
 from .bounds import DAY, AttemptTimeout, between, check
 from .context import JobContext
 from .errors import ConfigError
+from .hooks import FailureHook, Hook, HookWhen
 
 HandlerFn = Callable[[JobContext], Any]
 BatchHandlerFn = Callable[[list[JobContext]], Any]
 F = TypeVar("F", bound=HandlerFn | BatchHandlerFn)
+H = TypeVar("H", bound=FailureHook)
 BatchSize = Annotated[int, between(1, 10_000)]
 BatchWait = Annotated[float, between(0, DAY, above=True)]
 
@@ -36,6 +38,20 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self.failure_hooks: list[Hook] = []
+
+    def on_failure(self, fn: H | None = None, *, when: HookWhen = "dead") -> Any:
+        """Register `fn(job: FailedJob, exc)` to be called when a job is dead-lettered
+        (`when="every"`: after every failed attempt too). Usable as `@on_failure` or
+        `@on_failure(when="every")`; see jobfleet.hooks for how calls are isolated."""
+        if when not in ("dead", "every"):
+            raise ConfigError(f"on_failure: when must be 'dead' or 'every', not {when!r}")
+
+        def register(f: H) -> H:
+            self.failure_hooks.append(Hook(f, when))
+            return f
+
+        return register if fn is None else register(fn)
 
     def handler(
         self,
@@ -99,6 +115,7 @@ class Registry:
 
 default_registry = Registry()
 handler = default_registry.handler
+on_failure = default_registry.on_failure
 
 
 def import_handlers(modules: list[str]) -> None:

@@ -34,6 +34,10 @@ PRIORITY_NAMES: tuple[str, ...] = get_args(PriorityName)
 BreakerScope = Literal["queue", "handler"]
 Isolation = Literal["thread", "process"]
 WorkerMode = Literal["inProcess", "sidecar"]
+LogFormat = Literal["text", "json"]
+# Which job outcomes get a log line: every one, all but completions (the default: a line per
+# completed job costs more CPU than a no-op job, bench/RESULTS.md), or none.
+LogJobs = Literal["all", "failures", "none"]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -247,6 +251,17 @@ class WorkerSettings(BaseModel):
         description="Run on a Redis whose maxmemory-policy is volatile-*, accepting that it "
         "may evict dedup keys, rate-limit windows and circuit-breaker state.",
     )
+    log_format: LogFormat = Field(
+        default="text", description="Log lines as text, or one JSON object per line."
+    )
+    log_jobs: LogJobs = Field(
+        default="failures",
+        description="Outcome lines for every job ('all'), every outcome but completed "
+        "('failures': retried, dead, released, lost, abandoned), or none.",
+    )
+    log_payload: bool = Field(
+        default=False, description="Put each job's payload in its outcome log line."
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -279,6 +294,9 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         "GRACE_PERIOD": ("grace_period", float),
         "BATCH_SIZE": ("batch_size", int),
         "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
+        "LOG_FORMAT": ("log_format", str),
+        "LOG_PAYLOAD": ("log_payload", boolean),
+        "LOG_JOBS": ("log_jobs", str),
     }
     for key, (field, conv) in simple.items():
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):

@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from . import metrics
+from . import metrics, status, tracing
 from . import outcome as oc
 from .backoff import Backoff, Retries
 from .batches import Batches
@@ -29,6 +30,8 @@ from .cron import Scheduler
 from .engine import CANCEL_BELL, ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
 from .errors import ConfigError
 from .health import HealthServer
+from .hooks import FailedJob, FailureHook, Hook, Hooks
+from .joblog import JobLog
 from .outbox import Outbox
 from .process_pool import Killed, ProcessPool
 from .registry import Handler, default_registry
@@ -79,6 +82,7 @@ class Worker:
         *,
         connection: aioredis.Redis | None = None,
         worker_id: str | None = None,
+        on_failure: FailureHook | None = None,
     ) -> None:
         self.settings = settings
         self.queue = settings.queue
@@ -143,6 +147,18 @@ class Worker:
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
         self._draining = False  # drained by the operator (scale-in): claim nothing new
+        # Observability (joblog, metrics, tracing, hooks, status): one call per outcome.
+        self.joblog = JobLog(
+            self.queue.name, self.id, jobs=settings.log_jobs, payload=settings.log_payload
+        )
+        self._error_labels = metrics.ErrorTypeLabels()
+        self._m_claim = metrics.CLAIM_SECONDS.labels(self.queue.name)
+        self._failed_types: dict[str, str] = {}  # job id -> error type, until _finished
+        self._tracing = tracing.Consumer.build(self.queue.name, self.id)
+        registered = getattr(self.handlers, "failure_hooks", [])
+        self.hooks = Hooks([*registered, *([Hook(on_failure)] if on_failure else [])])
+        self._redis_state = status.RedisState()
+        self._last_claim: float | None = None
         # Set when the own wake list said a job of ours was cancelled: renew at once, and
         # learn which from the renewal's reply.
         self._renew_now = asyncio.Event()
@@ -193,6 +209,7 @@ class Worker:
                 self.settings.http_port,
                 alive=self._alive,
                 ready=lambda: self._redis_ok and not self.stopping and not self._draining,
+                status=self.status,
             )
             await self.http.start()
         await self._check_redis()
@@ -201,6 +218,8 @@ class Worker:
             asyncio.create_task(self._renewer(), name="jobfleet-renewer"),
             asyncio.create_task(self.scheduler.run(self._stop_requested), name="jobfleet-cron"),
         ]
+        if self.http is not None:  # the depth gauges are for a scraper; none, no reads
+            helpers.append(asyncio.create_task(self._depth_reporter(), name="jobfleet-depth"))
         try:
             await self._main_loop()
             await self._finish()
@@ -209,6 +228,7 @@ class Worker:
             for t in helpers:
                 t.cancel()
             await asyncio.gather(*helpers, *self._cuts, return_exceptions=True)
+            await self.hooks.settle(self.settings.shutdown_margin / 2)
             self.threads.shutdown()
             if self._processes is not None:
                 await self._processes.close()
@@ -231,7 +251,7 @@ class Worker:
                 await check_eviction_policy(
                     self.conn, allow_volatile=self.settings.allow_volatile_eviction
                 )
-                self._redis_ok = True
+                self._set_redis(True)
                 log.info(
                     "worker %s on queue %r at %s, concurrency %d",
                     self.id,
@@ -248,9 +268,35 @@ class Worker:
         # (a sync handler called on the loop by mistake, say).
         return time.monotonic() - self._last_loop < max(60.0, 4 * IDLE_WAKE)
 
+    def _set_redis(self, ok: bool) -> None:
+        self._redis_ok = ok
+        self._redis_state.set(ok, time.time())
+
+    def status(self) -> dict[str, Any]:
+        """The `/status` document (jobfleet.status)."""
+        return status.document(
+            queue=self.queue.name,
+            worker_id=self.id,
+            in_flight=self.in_flight,
+            concurrency=self.queue.concurrency,
+            last_claim=self._last_claim,
+            redis=self._redis_state,
+            draining=self._draining,
+            stopping=self.stopping,
+        )
+
+    async def _depth_reporter(self) -> None:
+        """The queue's counts as gauges, one inspect call per DEPTH_INTERVAL (jittered, so a
+        fleet started at once spreads its reads)."""
+        await asyncio.sleep(random.uniform(0, 1))
+        while True:
+            with contextlib.suppress(RedisError, *REDIS_DOWN):
+                metrics.report_depth(self.queue.name, await self.engine.inspect())
+            await asyncio.sleep(metrics.DEPTH_INTERVAL * random.uniform(0.9, 1.1))
+
     async def _redis_down(self, exc: BaseException, retries: Retries) -> None:
         """Log, count and sleep 1 s -> 30 s with jitter (`retries`)."""
-        self._redis_ok = False
+        self._set_redis(False)
         metrics.REDIS_ERRORS.labels(self.queue.name).inc()
         # redis-py's messages name host and port, never the password.
         delay = retries.next_delay()
@@ -295,7 +341,9 @@ class Worker:
 
     def _absorb(self, result: ClaimResult) -> None:
         """Take in what a claim returned: start its jobs, count, and plan the next wake-up."""
-        self._redis_ok = True
+        if not self._redis_ok:
+            self._set_redis(True)
+        self._last_claim = time.time()
         self.counters.claims += 1
         if result.draining != self._draining:
             self._draining = result.draining
@@ -356,7 +404,8 @@ class Worker:
         """
         completions, failures = self.outbox.take_acks()
         try:
-            return await self.engine.claim(
+            started = time.perf_counter()
+            result = await self.engine.claim(
                 token=f"{self.id}:{next(self._tokens)}",
                 n=n,
                 worker_id=self.id,
@@ -364,6 +413,8 @@ class Worker:
                 completions=completions,
                 failures=failures,
             )
+            self._m_claim.observe(time.perf_counter() - started)
+            return result
         except BaseException:
             self.outbox.restore_acks(completions, failures)
             raise
@@ -533,7 +584,7 @@ class Worker:
                 outcome = self._cancelled(job)
                 raise
             except Exception as exc:
-                outcome = self._record(job, oc.classify(job, self.queue, error=exc))
+                outcome = self._record(job, oc.classify(job, self.queue, error=exc), exc)
             else:
                 outcome = self._record(job, oc.classify(job, self.queue, result=result))
         finally:
@@ -560,7 +611,7 @@ class Worker:
                 raise
             except Exception as exc:
                 outcomes = [
-                    self._record(job, oc.classify(job, self.queue, error=exc)) for job in jobs
+                    self._record(job, oc.classify(job, self.queue, error=exc), exc) for job in jobs
                 ]
             else:
                 outcomes = [
@@ -569,6 +620,7 @@ class Worker:
                         oc.classify(job, self.queue, error=r)
                         if isinstance(r, Exception)
                         else oc.classify(job, self.queue, result=r),
+                        r if isinstance(r, Exception) else None,
                     )
                     for job, r in zip(jobs, results, strict=True)
                 ]
@@ -579,13 +631,39 @@ class Worker:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _record(self, job: ClaimedJob, verdict: oc.Verdict) -> str:
+    def _record(
+        self, job: ClaimedJob, verdict: oc.Verdict, exc: BaseException | None = None
+    ) -> str:
         """Put an attempt's outcome in the outbox, for the next claim; returns its name."""
         if verdict.failure is None:
             self.outbox.complete(job, verdict.result_json)
         else:
             self.outbox.fail(verdict.failure)
+            self._failed(job, verdict, exc)
         return verdict.outcome
+
+    def _failed(self, job: ClaimedJob, verdict: oc.Verdict, exc: BaseException | None) -> None:
+        """A failed attempt's signals: the error-type metric, the span's error, the hooks."""
+        assert verdict.failure is not None
+        error_type = verdict.failure.error_type
+        self._failed_types[job.id] = error_type
+        label = self._error_labels.label(error_type)
+        metrics.FAILURES.labels(self.queue.name, job.name, label, verdict.outcome).inc()
+        if self._tracing is not None:
+            self._tracing.error(job.id, exc, error_type)
+        if self.hooks:
+            failed = FailedJob(
+                queue=self.queue.name,
+                id=job.id,
+                name=job.name,
+                attempt=job.attempt,
+                max_attempts=job.max_attempts or self.queue.max_attempts,
+                payload=json.loads(job.payload),
+                error_type=error_type,
+                dead=verdict.outcome == "dead",
+                worker_id=self.id,
+            )
+            self.hooks.failed(failed, exc or LookupError(verdict.failure.message))
 
     async def _call(self, handler: Handler, jobs: list[ClaimedJob]) -> Any:
         """Run the handler on one job, or on a list of them for a batch handler."""
@@ -605,6 +683,16 @@ class Worker:
             for job in jobs
         ]
         arg: Any = ctxs if handler.batch_size else ctxs[0]
+        if self._tracing is not None and self._tracing.active():
+            for job in jobs:
+                self._tracing.start(job)
+            with self._tracing.current(jobs[0].id if len(jobs) == 1 else ""):
+                return await self._run_handler(handler, arg, ctxs, jobs)
+        return await self._run_handler(handler, arg, ctxs, jobs)
+
+    async def _run_handler(
+        self, handler: Handler, arg: Any, ctxs: list[JobContext], jobs: list[ClaimedJob]
+    ) -> Any:
         timeouts = [job.timeout_ms / 1000.0 for job in jobs if job.timeout_ms]
         timeout = max(timeouts) if timeouts else handler.timeout or self.queue.job_timeout
         if not handler.is_async and self._processes is not None:
@@ -660,6 +748,12 @@ class Worker:
 
     def _finished(self, job: ClaimedJob, name: str, outcome: str, seconds: float) -> None:
         self.slots.free_slot(job.id)
+        error_type = self._failed_types.pop(job.id, "") if self._failed_types else ""
+        self.joblog.finished(
+            job.id, job.name, job.attempt, outcome, seconds, error_type, job.payload
+        )
+        if self._tracing is not None:
+            self._tracing.end(job.id, outcome)
         key = (name, outcome)
         series = self._series.get(key)
         if series is None:

@@ -8,7 +8,7 @@
 --       n_fail, [id, token, error_type, message, traceback, delay_ms, permanent] * n_fail
 -- Returns: {stale_acks, ms_until_next_delayed (-1 none), ms_until_next_lease_expiry (-1 none),
 --           paused, ms_until_next_hold_release (-1 none), leases_recovered, draining,
---           id, name, payload, attempt, max_attempts, timeout_ms, backoff, ...}
+--           id, name, payload, attempt, max_attempts, timeout_ms, backoff, trace, ...}
 local token, n, worker = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local POLICY_PATTERN = '^' .. string.rep('(%-?%d+)\31', 8) .. '(.*)$'
 -- One match decodes the policy: cheaper than splitting it into a table (bench/RESULTS.md).
@@ -145,7 +145,7 @@ if n > 0 and not paused and not drained then
       local id = popped[i]
       local key = job_key(id)
       local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
-                           'timeout_ms', 'backoff', 'rate_key')
+                           'timeout_ms', 'backoff', 'rate_key', 'trace')
       local attempt = (tonumber(f[3]) or 0) + 1
       local hold_name, hold_until, extend = nil, nil, nil
       if f[1] and flow then
@@ -166,6 +166,7 @@ if n > 0 and not paused and not drained then
         out[#out + 1] = f[4] or ''
         out[#out + 1] = f[5] or ''
         out[#out + 1] = f[6] or ''
+        out[#out + 1] = f[8] or ''
       end
     end
     looked = looked + #popped / 2

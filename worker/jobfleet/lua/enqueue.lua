@@ -2,7 +2,7 @@
 -- ARGV: prefix, count, jobs: one record per job (see split), fields:
 --   id, caller_chose_id ('1' or ''), name, priority, run_at_ms (0 = now; absolute ms),
 --   delay_ms (-1 = none), dedup_key, dedup_ttl_ms, max_attempts, backoff, timeout_ms,
---   rate_key, payload
+--   rate_key, payload, trace (a W3C traceparent, '' for none)
 -- Returns {index, id, ...} for the jobs NOT written because they are duplicates (an existing
 -- caller-chosen id, or a live dedup key): `id` is the job that already stands for them.
 local count = tonumber(ARGV[2])
@@ -37,7 +37,7 @@ for j = 1, count do
     end
     local fields = {'name', name, 'payload', f[13], 'priority', prio, 'enqueued_at', now}
     local opt = {'dedup_key', dedup, 'max_attempts', f[9], 'backoff', f[10],
-                 'timeout_ms', f[11], 'rate_key', f[12]}
+                 'timeout_ms', f[11], 'rate_key', f[12], 'trace', f[14] or ''}
     for i = 1, #opt, 2 do
       if opt[i + 1] ~= '' then
         fields[#fields + 1] = opt[i]
