@@ -190,8 +190,11 @@ class Worker:
         self._drain_deadline = time.monotonic() + max(budget, 0.0)
         self.batches.release_all(self.outbox)
         self._plan_wake(None)
-        if self.slots.reserved:
-            self._cut_wait("stop")  # the waker's BLPOP would otherwise wait out its timeout
+        if self.slots.reserved and self._loop is not None:
+            # The waker's BLPOP would otherwise wait out its timeout.
+            task = self._loop.create_task(self._stop_claiming())
+            self._cuts.add(task)
+            task.add_done_callback(self._cuts.discard)
         self._stop_requested.set()
         log.info("stopping: %d jobs in flight, %.1f s to finish them", self.in_flight, budget)
 
@@ -470,6 +473,16 @@ class Worker:
         task = self._loop.create_task(self._push_wake(key or self._own_wake_key, why))
         self._cuts.add(task)
         task.add_done_callback(self._cuts.discard)
+
+    async def _stop_claiming(self) -> None:
+        """End the waker's wait for a stop so that the claim queued behind it in Redis takes
+        nothing: this worker drains itself (claim.lua reads the flag) before ringing its own
+        wake list. Without it, a job released by the stop could be claimed straight back and
+        left to its lease."""
+        with contextlib.suppress(RedisError, *REDIS_DOWN):
+            ttl = self.settings.grace_period + max(self.settings.shutdown_margin, 1.0) + IDLE_WAKE
+            await self.engine.drain([self.id], ttl_ms=int(ttl * 1000))
+        await self._push_wake(self._own_wake_key, "stop")
 
     async def _push_wake(self, key: str, why: str) -> None:
         with contextlib.suppress(RedisError, *REDIS_DOWN):
@@ -781,6 +794,13 @@ class Worker:
 
     async def _finish(self) -> None:
         """After the drain: release what still runs, then flush every outcome."""
+        # The waker's claim may still be in Redis: take back its slots first, so that what
+        # it took (if a release rang the queue before the stop's drain flag was set) is
+        # released with the rest instead of being left to its lease.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(IDLE_WAKE + max(self.settings.shutdown_margin, 1.0)):
+                while self.slots.reserved:
+                    await self.slots.wait(IDLE_WAKE)
         tasks = {r.task for r in self.slots.running.values() if r.task is not None}
         for task in tasks:
             task.cancel()
