@@ -3,8 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
+# playwright drives Debian's chromium (tests/browser); it never downloads a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help bootstrap venv tools crds demo test lint unit integration e2e bench clean
+.PHONY: help bootstrap venv tools crds demo test lint unit integration browser e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,10 +44,13 @@ unit: venv  ## pure-logic tests, no I/O (no redis-server: a test that would star
 integration: venv  ## tests against a real redis-server (the admin API's too)
 	$(PYTEST) -q tests/integration tests/admin
 
+browser: venv  ## the dashboard in headless Chromium against a real admin server, worker and redis-server
+	$(PYTEST) -q tests/browser
+
 e2e: venv  ## tests against a real Kubernetes control plane (kwok; E2E_CLUSTER=kind for kind)
 	bash e2e/run.sh
 
-test: bootstrap  ## everything, on a fresh machine too: set-up, lint, unit, integration, packaging, e2e
+test: bootstrap  ## everything, on a fresh machine too: set-up, lint, unit, integration, browser, packaging, e2e
 	$(MAKE) --no-print-directory lint
 	$(PYTEST) -q tests
 	bash e2e/run.sh

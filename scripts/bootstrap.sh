@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up what `make demo` and `make test` need on a fresh Debian machine; a no-op when done.
 #
-#   1. Debian packages that are missing (redis-server, openssl, shellcheck, python3-venv, ...),
+#   1. Debian packages that are missing (redis-server, openssl, shellcheck, chromium, python3-venv, ...),
 #      through apt-get (as root, or with sudo);
 #   2. the virtualenv .venv with the package and its dev tools (make venv);
 #   3. the pinned Kubernetes tools and helm, built once into ~/.cache/jobfleet (e2e/tools/build.sh).
@@ -30,6 +30,7 @@ declare -A PACKAGES=(
   [shellcheck]=shellcheck     # lints the shell scripts (tests/packaging)
   [make]=make
   [go]=golang-go              # builds the e2e tools (a Go already on PATH is used as it is)
+  [chromium]=chromium         # the dashboard's browser test (tests/browser), driven by playwright
 )
 
 missing=()
