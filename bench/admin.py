@@ -6,7 +6,12 @@ over several keep-alive connections. Latencies are the server's own (its `Server
 header: from the request reaching the app to the reply being ready), p50 of many requests.
 Run through `bash bench/run.sh admin` (a fresh redis-server; one JSON line to bench/.out/).
 Env: BENCH_ADMIN_SINGLE (20000), BENCH_ADMIN_BULK (200000), BENCH_ADMIN_DEEP (1000000),
-BENCH_ADMIN_CONNECTIONS (16).
+BENCH_ADMIN_CONNECTIONS (16), BENCH_HEY (a `hey` binary: bench/run.sh admin builds one with Go).
+
+One job a request is measured twice: from this Python process, and from `hey` (a Go load
+generator), which spends a fraction of the CPU per request that an aiohttp client does. On a
+2-core machine the load generator shares the cores with the server and Redis, so the second
+figure is the closer one to what the server itself sustains.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -61,6 +67,26 @@ async def spread(n: int, connections: int, one: Any) -> float:
     return time.perf_counter() - start
 
 
+def hey_single(url: str, token: str, pid: int) -> dict[str, Any]:
+    """One job a request from `hey` ($BENCH_HEY), if there is one: jobs/s and server CPU."""
+    hey = os.environ.get("BENCH_HEY", "")
+    if not hey or not Path(hey).is_file():
+        return {}
+    args = [hey, "-c", str(CONNECTIONS), "-m", "POST", "-T", "application/json"]
+    args += ["-H", f"Authorization: Bearer {token}", "-d", '{"name": "n", "payload": {"i": 1}}']
+    subprocess.run([*args, "-n", "1000", url], capture_output=True, check=True)  # warm-up
+    cpu0 = cpu_seconds(pid)
+    report = subprocess.run([*args, "-n", str(SINGLE), url], capture_output=True, text=True)
+    cpu = cpu_seconds(pid) - cpu0
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", report.stdout)
+    if report.returncode != 0 or rate is None or f"[201]\t{SINGLE} responses" not in report.stdout:
+        raise RuntimeError(f"hey failed: {report.stdout[-2000:]} {report.stderr[-2000:]}")
+    return {
+        "single_hey_jobs_per_s": round(float(rate.group(1))),
+        "single_hey_server_cpu_us": round(cpu / SINGLE * 1e6),
+    }
+
+
 def start_server() -> tuple[subprocess.Popen[bytes], int, str]:
     """`jobfleet admin` in a process of its own, with one admin token."""
     token = secrets.token_hex(16)
@@ -98,6 +124,7 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
         )
         out["single_jobs_per_s"] = round(SINGLE / secs)
         out["single_server_cpu_us"] = round((cpu_seconds(pid) - cpu0) / SINGLE * 1e6)
+        out.update(hey_single(base + "/queues/hey/jobs", token, pid))
 
         chunk = {"jobs": [{"name": "n", "payload": {"i": i}} for i in range(BULK_SIZE)]}
         requests = BULK // BULK_SIZE

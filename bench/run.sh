@@ -55,6 +55,15 @@ if [ "${1:-}" = "profile" ]; then
   exec "$PY" bench/run_one.py "$OUT/profile.jsonl" "$PY" bench/profile_jobfleet.py
 fi
 if [ "${1:-}" = "admin" ]; then
+  # hey, a Go HTTP load generator, pinned and cached like the e2e tools (output in a log).
+  HEY_VERSION=v0.1.4
+  BENCH_HEY="$HOME/.cache/jobfleet/hey-$HEY_VERSION/hey"
+  if [ ! -x "$BENCH_HEY" ] && command -v go >/dev/null; then
+    echo "building hey $HEY_VERSION (log: $OUT/hey-build.log)" >&2
+    GOBIN="$(dirname "$BENCH_HEY")" go install "github.com/rakyll/hey@$HEY_VERSION" >"$OUT/hey-build.log" 2>&1 ||
+      echo "hey did not build (see $OUT/hey-build.log): only the Python load generator runs" >&2
+  fi
+  export BENCH_HEY
   wait_quiet
   exec "$PY" bench/run_one.py "$OUT/admin-$(date -u +%Y%m%dT%H%M%SZ).jsonl" "$PY" bench/admin.py
 fi

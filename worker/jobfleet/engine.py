@@ -189,15 +189,21 @@ class Engine:
     prefix: str = field(init=False)
     _scripts: dict[str, AsyncScript] = field(init=False, repr=False)
     _inspect_packed: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
+    # Every script call sends the queue's keys and prefix: encoded once here, since redis-py
+    # would otherwise encode each of them on every call (the larger part of packing a call).
+    _wire_keys: list[bytes] = field(init=False, repr=False)
+    _wire_prefix: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = QueueKeys(self.queue)
         self.prefix = self.keys.prefix
+        self._wire_keys = [k.encode() for k in self.keys.script]
+        self._wire_prefix = self.prefix.encode()
         self._scripts = {n: self.conn.register_script(scripts.source(n)) for n in scripts.NAMES}
 
     async def _run(self, name: str, *args: Any) -> Any:
         self.round_trips += 1
-        return await self._scripts[name](keys=self.keys.script, args=[self.prefix, *args])
+        return await self._scripts[name](keys=self._wire_keys, args=[self._wire_prefix, *args])
 
     async def enqueue(self, jobs: Sequence[EncodedJob]) -> list[tuple[str, bool]]:
         """Write jobs (skipping duplicates); returns (id, written) per job, in order."""
@@ -207,11 +213,11 @@ class Engine:
         self.round_trips += 1
         script = self._scripts["enqueue"]
         if len(chunks) == 1:
-            replies = [await script(keys=self.keys.script, args=self._enqueue_args(chunks[0]))]
+            replies = [await script(keys=self._wire_keys, args=self._enqueue_args(chunks[0]))]
         else:
             async with self.conn.pipeline(transaction=False) as pipe:
                 for chunk in chunks:
-                    await script(keys=self.keys.script, args=self._enqueue_args(chunk), client=pipe)
+                    await script(keys=self._wire_keys, args=self._enqueue_args(chunk), client=pipe)
                 replies = await pipe.execute()
         out = [(job.id, True) for job in jobs]
         for c, reply in enumerate(replies):
@@ -220,7 +226,7 @@ class Engine:
         return out
 
     def _enqueue_args(self, chunk: Sequence[EncodedJob]) -> list[Any]:
-        return [self.prefix, len(chunk), "\x1e".join([job.record() for job in chunk])]
+        return [self._wire_prefix, len(chunk), "\x1e".join([job.record() for job in chunk])]
 
     async def claim(
         self,
@@ -265,8 +271,8 @@ class Engine:
         self.round_trips += 1
         async with conn.pipeline(transaction=False) as pipe:
             pipe.blpop(wake, timeout=timeout)
-            keys = self.keys.script
-            pipe.evalsha(script.sha, len(keys), *keys, self.prefix, *args)
+            keys = self._wire_keys
+            pipe.evalsha(script.sha, len(keys), *keys, self._wire_prefix, *args)
             popped, reply = await pipe.execute(raise_on_error=False)
         if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: load and claim
             reply = await self._run("claim", *args)
@@ -499,8 +505,13 @@ class Engine:
         """The inspect script's arguments after its hash, as bytes, built once: encoding them
         costs more than anything else `inspect_many` does per queue, and they never change."""
         if self._inspect_packed is None:
-            args = [*self.keys.script, self.prefix, len(Priority), TP_WINDOW_BUCKETS]
-            self._inspect_packed = (len(self.keys.script), *(str(a).encode() for a in args))
+            args = (len(Priority), TP_WINDOW_BUCKETS)
+            self._inspect_packed = (
+                len(self._wire_keys),
+                *self._wire_keys,
+                self._wire_prefix,
+                *(str(a).encode() for a in args),
+            )
         return self._inspect_packed
 
     async def job_hash(self, job_id: str) -> dict[str, str]:
