@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -190,11 +191,8 @@ class Worker:
         self._drain_deadline = time.monotonic() + max(budget, 0.0)
         self.batches.release_all(self.outbox)
         self._plan_wake(None)
-        if self.slots.reserved and self._loop is not None:
-            # The waker's BLPOP would otherwise wait out its timeout.
-            task = self._loop.create_task(self._stop_claiming())
-            self._cuts.add(task)
-            task.add_done_callback(self._cuts.discard)
+        if self.slots.reserved:
+            self._cut(self._stop_claiming())  # the waker's BLPOP would wait out its timeout
         self._stop_requested.set()
         log.info("stopping: %d jobs in flight, %.1f s to finish them", self.in_flight, budget)
 
@@ -466,11 +464,16 @@ class Worker:
             await blocking.aclose(close_connection_pool=True)
 
     def _cut_wait(self, why: str, key: str | None = None) -> None:
-        """End a wait now (a stop, a job due) rather than at its timeout: push to this
-        worker's own wake list, which its waker's BLPOP watches too (or to `key`)."""
+        """End a wait now (a job due) rather than at its timeout: push to this worker's own
+        wake list, which its waker's BLPOP watches too (or to `key`)."""
+        self._cut(self._push_wake(key or self._own_wake_key, why))
+
+    def _cut(self, push: Coroutine[Any, Any, None]) -> None:
+        """Run `push` in the background; `run` waits for those in flight before it ends."""
         if self._loop is None:
+            push.close()
             return
-        task = self._loop.create_task(self._push_wake(key or self._own_wake_key, why))
+        task = self._loop.create_task(push)
         self._cuts.add(task)
         task.add_done_callback(self._cuts.discard)
 
@@ -479,9 +482,10 @@ class Worker:
         nothing: this worker drains itself (claim.lua reads the flag) before ringing its own
         wake list. Without it, a job released by the stop could be claimed straight back and
         left to its lease."""
+        ttl = self.settings.grace_period + max(self.settings.shutdown_margin, 1.0) + IDLE_WAKE
         with contextlib.suppress(RedisError, *REDIS_DOWN):
-            ttl = self.settings.grace_period + max(self.settings.shutdown_margin, 1.0) + IDLE_WAKE
-            await self.engine.drain([self.id], ttl_ms=int(ttl * 1000))
+            if await self.engine.drain([self.id], ttl_ms=int(ttl * 1000)):
+                return  # drain.lua rang the own wake list as it set the flag
         await self._push_wake(self._own_wake_key, "stop")
 
     async def _push_wake(self, key: str, why: str) -> None:
