@@ -25,7 +25,7 @@ def main() -> None:
     ):
         best = min(
             timeit.repeat(
-                lambda k=script_keys, p=prefix: conn.pack_command(  # type: ignore[misc]
+                lambda k=script_keys, p=prefix: conn.pack_command(
                     "EVALSHA", sha, len(k), *k, p, 1, RECORD
                 ),
                 number=CALLS,
