@@ -7,7 +7,7 @@ import enum
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -15,6 +15,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import cluster
 from .errors import ConfigError, UnsafeRedisError
 from .sentinel import SENTINEL_PASSWORD_ENV, is_sentinel_url, parse_sentinel_url, sentinel_client
 from .settings import check_redis_url
@@ -30,9 +31,16 @@ VOLATILE_LOSS = (
     "circuit would close early)"
 )
 PASSWORD_ENV = "JOBFLEET_REDIS_PASSWORD"
-# What an unreachable Redis raises (redis-py's errors and the socket's): every loop that
-# waits for Redis to come back catches these.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# What an unreachable Redis raises (redis-py's errors and the socket's), and what a Redis
+# Cluster raises while a slot moves or a replica takes over: every loop that waits for Redis
+# to come back catches these.
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    *cluster.TRANSIENT,
+)
 
 
 class Default(enum.Enum):
@@ -54,6 +62,8 @@ def connect(
     rather than in a URL that ends up in config files. A `redis+sentinel://` URL gives a
     client of the master its Sentinels name, which follows it through failovers; the
     Sentinels' own password is `sentinel_password`, else `$JOBFLEET_REDIS_SENTINEL_PASSWORD`.
+    A `redis+cluster://` URL gives a `RedisCluster` (jobfleet.cluster) that routes every
+    command to the node owning its key's slot.
     """
     check_redis_url(url)
     password = os.environ.get(PASSWORD_ENV) or None
@@ -67,6 +77,10 @@ def connect(
         Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries) if retries else None,
     )
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
+    if cluster.is_cluster_url(url):
+        kwargs.pop("db", None)
+        client: Any = cluster.cluster_client(cluster.parse_cluster_url(url), **kwargs)
+        return cluster.use_connection_class(client, _direct_class)  # type: ignore[no-any-return]
     if is_sentinel_url(url):
         if sentinel_password is Default.FROM_ENV:
             sentinel_password = os.environ.get(SENTINEL_PASSWORD_ENV) or None
@@ -89,12 +103,40 @@ def connect(
 def direct_writes(client: aioredis.Redis) -> aioredis.Redis:
     """Make `client`'s connections write commands at once (see `_DirectWrite`)."""
     pool = client.connection_pool
-    if sys.version_info < (3, 12) and not issubclass(pool.connection_class, _DirectWrite):
-        base = pool.connection_class
-        if base not in _DIRECT_CLASSES:
-            _DIRECT_CLASSES[base] = type(base.__name__, (_DirectWrite, base), {})
-        pool.connection_class = _DIRECT_CLASSES[base]
+    pool.connection_class = _direct_class(pool.connection_class)
     return client
+
+
+async def close_client(conn: aioredis.Redis) -> None:
+    """Close `conn` and its connections (a cluster's: to every node)."""
+    if cluster.is_cluster(conn):
+        await cast(cluster.Cluster, conn).aclose()
+    else:
+        await conn.aclose(close_connection_pool=True)
+
+
+def _direct_class(base: type[Any]) -> type[Any]:
+    """`base` with `_DirectWrite`'s write where Python needs it (3.11)."""
+    if sys.version_info >= (3, 12) or issubclass(base, _DirectWrite):
+        return base
+    if base not in _DIRECT_CLASSES:
+        _DIRECT_CLASSES[base] = type(base.__name__, (_DirectWrite, base), {})
+    return _DIRECT_CLASSES[base]
+
+
+def blocking_client(conn: aioredis.Redis, socket_timeout: float) -> aioredis.Redis:
+    """A client like `conn` with a connection of its own (one per node of a cluster) whose
+    read timeout is `socket_timeout`, for a blocking wait that must hold up nothing else."""
+    if cluster.is_cluster(conn):
+        copy: Any = cluster.blocking_copy(cast(cluster.Cluster, conn), socket_timeout)
+        return cast(aioredis.Redis, copy)
+    pool = conn.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
+    return aioredis.Redis(
+        connection_pool=aioredis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=1, **kwargs
+        )
+    )
 
 
 class _DirectWrite:

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from . import scripts
+from .cluster import is_cluster
 from .job import Priority
 from .keys import QueueKeys
 from .settings import CircuitBreaker, RateLimit
@@ -178,6 +180,30 @@ class WorkerLoad:
     draining: bool
 
 
+async def evalsha_pipeline(
+    conn: aioredis.Redis | RedisCluster,
+    script: AsyncScript,
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+) -> list[Any]:
+    """Call `script` once per (keys, args) in one pipeline (on a cluster: one per node
+    involved, each call on the node owning its keys), by its hash directly: redis-py's
+    pipelined scripts would first ask Redis whether each is loaded, a round trip more, and
+    its cluster pipeline refuses them. A Redis that does not know the script (restarted,
+    flushed, a replica just promoted) gets it loaded, and the pipeline is sent again."""
+    for _ in range(2):
+        async with conn.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+        if not any(isinstance(r, NoScriptError) for r in replies):
+            break
+        await conn.script_load(script.script)  # on a cluster: on every primary
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return list(replies)
+
+
 @dataclass
 class Engine:
     """One queue on one Redis connection; every method is one round trip."""
@@ -188,7 +214,9 @@ class Engine:
     keys: QueueKeys = field(init=False)  # every key of the queue (jobfleet.keys)
     prefix: str = field(init=False)
     _scripts: dict[str, AsyncScript] = field(init=False, repr=False)
-    _inspect_packed: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
+    _inspect_packed: tuple[list[bytes], list[Any]] | None = field(
+        default=None, init=False, repr=False
+    )
     # Every script call sends the queue's keys and prefix: encoded once here, since redis-py
     # would otherwise encode each of them on every call (the larger part of packing a call).
     _wire_keys: list[bytes] = field(init=False, repr=False)
@@ -214,6 +242,9 @@ class Engine:
         script = self._scripts["enqueue"]
         if len(chunks) == 1:
             replies = [await script(keys=self._wire_keys, args=self._enqueue_args(chunks[0]))]
+        elif is_cluster(self.conn):
+            calls = [(self._wire_keys, self._enqueue_args(chunk)) for chunk in chunks]
+            replies = await evalsha_pipeline(self.conn, script, calls)
         else:
             async with self.conn.pipeline(transaction=False) as pipe:
                 for chunk in chunks:
@@ -272,7 +303,9 @@ class Engine:
         async with conn.pipeline(transaction=False) as pipe:
             pipe.blpop(wake, timeout=timeout)
             keys = self._wire_keys
-            pipe.evalsha(script.sha, len(keys), *keys, self._wire_prefix, *args)
+            # execute_command: redis-py's cluster pipeline refuses its own evalsha (but
+            # routes the command by its keys like any other).
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, self._wire_prefix, *args)
             popped, reply = await pipe.execute(raise_on_error=False)
         if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: load and claim
             reply = await self._run("claim", *args)
@@ -486,31 +519,19 @@ class Engine:
         if not engines:
             return []
         script = engines[0]._scripts["inspect"]
-        for _ in range(2):
-            async with conn.pipeline(transaction=False) as pipe:
-                for eng in engines:
-                    pipe.evalsha(script.sha, *eng._inspect_args())
-                replies = await pipe.execute(raise_on_error=False)
-            for eng in engines:
-                eng.round_trips += 1
-            if not any(isinstance(r, NoScriptError) for r in replies):
-                break
-            await conn.script_load(script.script)  # a restarted or flushed Redis
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        for eng in engines:
+            eng.round_trips += 1
+        replies = await evalsha_pipeline(conn, script, [e._inspect_args() for e in engines])
         return [{str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)} for r in replies]
 
-    def _inspect_args(self) -> tuple[Any, ...]:
+    def _inspect_args(self) -> tuple[list[bytes], list[Any]]:
         """The inspect script's arguments after its hash, as bytes, built once: encoding them
         costs more than anything else `inspect_many` does per queue, and they never change."""
         if self._inspect_packed is None:
             args = (len(Priority), TP_WINDOW_BUCKETS)
             self._inspect_packed = (
-                len(self._wire_keys),
-                *self._wire_keys,
-                self._wire_prefix,
-                *(str(a).encode() for a in args),
+                self._wire_keys,
+                [self._wire_prefix, *(str(a).encode() for a in args)],
             )
         return self._inspect_packed
 

@@ -48,6 +48,12 @@ SCRIPT_KEYS = (
     "cb",  # HASH circuit state per scope
     "drain",  # ZSET worker id -> expiry (ms): workers told to claim nothing (scale-in drains)
     "cancelled",  # ZSET cancelled jobs by time, trimmed like `done` (completed-style retention)
+    # Never written nor read: a key that never exists, so that Redis Cluster refuses every
+    # script of the queue (ASK, then TRYAGAIN) while the queue's slot is being migrated,
+    # before the script starts. Otherwise a script could run at the old node, write, and
+    # then fail at a per-id key already moved away, its first writes kept (see "Redis
+    # Cluster" in docs/architecture.md). Last, so lib.lua's KEYS[1..14] stay as they are.
+    "absent",
 )
 
 # Suffixes of the keys built per id or name (see the table above).
@@ -88,6 +94,7 @@ class QueueKeys:
     """
 
     __slots__ = (
+        "absent",
         "active",
         "cancelled",
         "cb",
@@ -136,6 +143,7 @@ class QueueKeys:
     cb: str
     drain: str
     cancelled: str
+    absent: str
 
     def job(self, job_id: str) -> str:
         """The HASH of job `job_id`."""

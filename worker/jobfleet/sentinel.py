@@ -46,7 +46,8 @@ OPTIONS = frozenset(URL_QUERY_ARGUMENT_PARSERS) - {"db"} | {
 _FORMAT = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master-name>[/<db>]"
 
 
-def _bad(problem: str) -> ConfigError:
+def bad_url(problem: str) -> ConfigError:
+    """The ConfigError of a malformed Redis URL (`problem` never quotes a secret)."""
     return ConfigError(f"malformed Redis URL: {problem}")
 
 
@@ -73,26 +74,38 @@ def is_sentinel_url(url: str) -> bool:
     return isinstance(url, str) and url.partition("://")[0].lower() in SCHEMES
 
 
-def _node(raw: str, index: int, total: int) -> tuple[str, int]:
-    # Never quote the entry: a mistyped URL may have a password where a host should be.
-    where = f"Sentinel {index} of {total}"
+def node_address(raw: str, where: str, default_port: int) -> tuple[str, int]:
+    """One `host[:port]` entry of a multi-host URL (Sentinel's, Cluster's); `where` names it
+    in errors ("Sentinel 2 of 3"): the entry itself is never quoted, since a mistyped URL may
+    have a password where a host should be."""
     if not raw:
-        raise _bad(f"{where} has an empty host")
+        raise bad_url(f"{where} has an empty host")
     if raw.startswith("["):
         host, bracket, rest = raw[1:].partition("]")
         if not bracket or not host or (rest and not rest.startswith(":")):
-            raise _bad(f"{where}: an IPv6 address goes in brackets, as [::1]:26379")
+            raise bad_url(f"{where}: an IPv6 address goes in brackets, as [::1]:{default_port}")
         port_text = rest[1:] if rest else None
     else:
         host, colon, port_text_or_empty = raw.partition(":")
         port_text = port_text_or_empty if colon else None
         if not host:
-            raise _bad(f"{where} has an empty host")
+            raise bad_url(f"{where} has an empty host")
     if port_text is None:
-        return host, DEFAULT_PORT
+        return host, default_port
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise _bad(f"{where}: port must be a number from 1 to 65535")
+        raise bad_url(f"{where}: port must be a number from 1 to 65535")
     return host, int(port_text)
+
+
+def credentials(netloc: str) -> tuple[str | None, str | None, str]:
+    """(user, password, hosts) of a URL's netloc, decoded; split at the last '@'."""
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    return username, password, hosts
 
 
 def parse_sentinel_url(url: str) -> SentinelAddress:
@@ -100,38 +113,36 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise _bad("invalid IPv6 address (brackets do not match)") from None
+        raise bad_url("invalid IPv6 address (brackets do not match)") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise _bad(f"not a Sentinel URL: use {_FORMAT}")
+        raise bad_url(f"not a Sentinel URL: use {_FORMAT}")
     if parts.fragment:
-        raise _bad("a Sentinel URL has no #fragment")
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
+        raise bad_url("a Sentinel URL has no #fragment")
+    username, password, hosts = credentials(parts.netloc)
     if not hosts:
-        raise _bad(f"no Sentinel host: use {_FORMAT}")
+        raise bad_url(f"no Sentinel host: use {_FORMAT}")
     entries = hosts.split(",")
-    nodes = tuple(_node(e, i, len(entries)) for i, e in enumerate(entries, 1))
+    nodes = tuple(
+        node_address(e, f"Sentinel {i} of {len(entries)}", DEFAULT_PORT)
+        for i, e in enumerate(entries, 1)
+    )
     segments = parts.path.split("/")[1:]
     if segments and not segments[-1]:
         segments.pop()  # a trailing slash
     if not segments or not segments[0]:
-        raise _bad(f"a Sentinel URL needs the master's name: {_FORMAT}")
+        raise bad_url(f"a Sentinel URL needs the master's name: {_FORMAT}")
     if len(segments) > 2:
-        raise _bad(f"too many path segments: {_FORMAT}")
+        raise bad_url(f"too many path segments: {_FORMAT}")
     master = unquote(segments[0])
     if not _MASTER_NAME.match(master):
-        raise _bad(
+        raise bad_url(
             f"invalid master name {master!r}: use 1-100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     db_text = segments[1] if len(segments) > 1 else "0"
     if not db_text.isdigit():
-        raise _bad("database must be a number")
+        raise bad_url("database must be a number")
     address = SentinelAddress(
         nodes=nodes,
         master=master,
@@ -148,10 +159,10 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
 def _check_query(address: SentinelAddress) -> None:
     names = option_names(address.query)
     if "db" in names:
-        raise _bad("put the database in the path (/<master-name>/<db>), not in ?db=")
+        raise bad_url("put the database in the path (/<master-name>/<db>), not in ?db=")
     check_option_names(names, OPTIONS)
     if not address.tls and any(n.startswith("ssl_") for n in names):
-        raise _bad("ssl_* options need rediss+sentinel://")
+        raise bad_url("ssl_* options need rediss+sentinel://")
     check_option_values(address.options)
 
 
@@ -170,7 +181,7 @@ def check_option_names(names: Iterable[str], allowed: frozenset[str]) -> None:
         if name not in allowed:
             # Only a plain name is quoted: anything else might be part of a password.
             shown = repr(name) if _OPTION_NAME.match(name) else "with that name"
-            raise _bad(f"unknown option {shown} in the query")
+            raise bad_url(f"unknown option {shown} in the query")
 
 
 def check_option_values(parse: Callable[[], object]) -> None:
@@ -181,7 +192,7 @@ def check_option_values(parse: Callable[[], object]) -> None:
     except ValueError as exc:
         found = _INVALID_VALUE.search(str(exc))
         problem = f"{found[0]} in the query" if found else "invalid query options"
-        raise _bad(problem) from None
+        raise bad_url(problem) from None
 
 
 def _describe(exc: RedisError) -> str:

@@ -15,6 +15,7 @@ from redis.asyncio.connection import parse_url
 
 from .backoff import Backoff
 from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Seconds, between
+from .cluster import is_cluster_url, parse_cluster_url
 from .errors import ConfigError
 from .redaction import redact_text as redact_text  # re-exported: still public here
 from .redaction import redact_url as redact_url
@@ -83,6 +84,9 @@ def _check_url_shape(url: str) -> None:
     if is_sentinel_url(url):
         parse_sentinel_url(url)
         return
+    if is_cluster_url(url):
+        parse_cluster_url(url)
+        return
     # urlsplit's own messages quote the port, which may be the start of a password.
     try:
         parts = urlsplit(url)
@@ -96,7 +100,8 @@ def _check_url_shape(url: str) -> None:
         given = parts.scheme + "://" if parts.scheme else "missing"
         raise ConfigError(
             "malformed Redis URL: scheme must be redis://, rediss://, unix://, "
-            f"redis+sentinel:// or rediss+sentinel://, not {given}"
+            "redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://, "
+            f"not {given}"
         )
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigError("malformed Redis URL: no host")

@@ -25,7 +25,13 @@ from . import outcome as oc
 from .backoff import Backoff, Retries
 from .batches import Batches
 from .client import Client
-from .connection import REDIS_DOWN, check_eviction_policy, connect
+from .connection import (
+    REDIS_DOWN,
+    blocking_client,
+    check_eviction_policy,
+    close_client,
+    connect,
+)
 from .context import JobContext
 from .cron import Scheduler
 from .engine import CANCEL_BELL, ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
@@ -461,7 +467,7 @@ class Worker:
                 self.slots.waker_claimed(len(result.jobs), n)
                 retries.reset()
         finally:
-            await blocking.aclose(close_connection_pool=True)
+            await close_client(blocking)
 
     def _cut_wait(self, why: str, key: str | None = None) -> None:
         """End a wait now (a job due) rather than at its timeout: push to this worker's own
@@ -499,13 +505,7 @@ class Worker:
     def _blocking_client(self) -> aioredis.Redis:
         """A connection of its own for BLPOP, so claims never queue behind it, with a read
         timeout longer than any wait we ask of it (redis-py's default is 5 s)."""
-        pool = self.conn.connection_pool
-        kwargs = {**pool.connection_kwargs, "socket_timeout": IDLE_WAKE + 10}
-        return aioredis.Redis(
-            connection_pool=aioredis.ConnectionPool(
-                connection_class=pool.connection_class, max_connections=1, **kwargs
-            )
-        )
+        return blocking_client(self.conn, IDLE_WAKE + 10)
 
     async def _renewer(self) -> None:
         """Renew every lease this worker holds, in one call, three times per lease."""

@@ -1,0 +1,171 @@
+"""Redis Cluster: URL parsing and a cluster client, on redis-py's asyncio RedisCluster.
+
+redis-py routes every command by its key's slot and follows MOVED, ASK, failovers and
+resharding; what it lacks for jobfleet, and this module adds:
+
+- the ``redis+cluster://`` / ``rediss+cluster://`` URL with several seed nodes (redis-py's
+  ``RedisCluster.from_url`` takes one host), checked like a Sentinel URL: specific errors
+  that never quote a password;
+- the 3.11 write fix (`connection.direct_writes`) on every node's connections, which
+  RedisCluster creates with its own connection class and no way to pass another;
+- a copy of a client for blocking waits (`blocking_copy`), as a single server's pool has;
+- no retries unless asked (the operator's reader), where RedisCluster defaults to three.
+
+Errors a cluster raises while it moves slots or promotes a replica are transient
+(`TRANSIENT`): redis-py retries them a little, and jobfleet's loops retry them as they
+retry an unreachable Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
+
+from .sentinel import (
+    OPTIONS as SENTINEL_OPTIONS,
+)
+from .sentinel import (
+    bad_url,
+    check_option_names,
+    check_option_values,
+    credentials,
+    node_address,
+    option_names,
+)
+
+SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme -> TLS
+DEFAULT_PORT = 6379
+# Query options a cluster URL may carry: a Sentinel URL's that RedisCluster takes.
+OPTIONS = SENTINEL_OPTIONS - {"retry_on_timeout", "ssl_ca_path", "timeout"}
+_FORMAT = "redis+cluster://[[user]:password@]host[:port][,host[:port]...]/"
+# What a cluster says while a slot moves or a primary is replaced, beyond the connection
+# errors: TRYAGAIN (a slot half migrated: see "Redis Cluster" in docs/architecture.md for why
+# jobfleet's scripts meet it before they run, never halfway), CLUSTERDOWN (ClusterDownError
+# is a ClusterError), redis-py's "TTL exhausted" after too many redirections (ClusterError),
+# and a slot no node serves yet.
+TRANSIENT = (TryAgainError, ClusterError, SlotNotCoveredError)
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """A Redis Cluster: the seed nodes to discover it from, and the connection options."""
+
+    nodes: tuple[tuple[str, int], ...]
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    query: str = ""
+
+    def options(self) -> dict[str, Any]:
+        """The URL's query as connection keyword arguments, parsed as for redis://."""
+        if not self.query:
+            return {}
+        return dict(parse_url(f"redis://?{self.query}"))
+
+
+def is_cluster(conn: object) -> bool:
+    """Whether `conn` is a cluster client (jobfleet types every client as `Redis`)."""
+    return isinstance(conn, RedisCluster)
+
+
+def is_cluster_url(url: str) -> bool:
+    return isinstance(url, str) and url.partition("://")[0].lower() in SCHEMES
+
+
+def parse_cluster_url(url: str) -> ClusterAddress:
+    """Parse `redis+cluster://` / `rediss+cluster://`; errors never quote a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise bad_url("invalid IPv6 address (brackets do not match)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise bad_url(f"not a Redis Cluster URL: use {_FORMAT}")
+    if parts.fragment:
+        raise bad_url("a Redis Cluster URL has no #fragment")
+    username, password, hosts = credentials(parts.netloc)
+    if not hosts:
+        raise bad_url(f"no cluster node: use {_FORMAT}")
+    entries = hosts.split(",")
+    nodes = tuple(
+        node_address(e, f"cluster node {i} of {len(entries)}", DEFAULT_PORT)
+        for i, e in enumerate(entries, 1)
+    )
+    if parts.path.strip("/") not in ("", "0"):
+        raise bad_url("a Redis Cluster has only database 0: end the URL with / or /0")
+    address = ClusterAddress(
+        nodes=nodes,
+        tls=SCHEMES[scheme],
+        username=username,
+        password=password,
+        query=parts.query,
+    )
+    names = option_names(address.query)
+    if "db" in names:
+        raise bad_url("a Redis Cluster has only database 0: no ?db=")
+    check_option_names(names, OPTIONS)
+    if not address.tls and any(n.startswith("ssl_") for n in names):
+        raise bad_url("ssl_* options need rediss+cluster://")
+    check_option_values(address.options)
+    return address
+
+
+class Cluster(RedisCluster):
+    """A RedisCluster that remembers how it was made, so that `blocking_copy` can make
+    another like it (RedisCluster keeps no such record)."""
+
+    def __init__(self, address: ClusterAddress, options: dict[str, Any]) -> None:
+        self.address = address
+        self.options = options
+        nodes = [ClusterNode(host, port) for host, port in address.nodes]
+        super().__init__(startup_nodes=nodes, **options)
+
+
+def cluster_client(address: ClusterAddress, **kwargs: Any) -> Cluster:
+    """A client of the cluster `address` seeds; nothing is contacted until the first command.
+
+    `kwargs` are connection options (as for `Redis.from_url`); the URL's credentials and
+    query win over them, as they do for redis://. The password and TLS apply to every node.
+    `retry` bounds redis-py's own retries of a cluster's errors (None: none).
+    """
+    options = {**kwargs, **address.options()}
+    options.pop("db", None)
+    if address.username is not None:
+        options["username"] = address.username
+    if address.password is not None:
+        options["password"] = address.password
+    if address.tls:
+        options["ssl"] = True
+    if options.get("retry") is None:
+        options["retry"] = Retry(NoBackoff(), 0)
+    return Cluster(address, options)
+
+
+def blocking_copy(client: Cluster, socket_timeout: float) -> Cluster:
+    """A client of the same cluster with one connection per node and a read timeout of
+    `socket_timeout`, for a blocking wait that must not hold up other commands."""
+    options = {**client.options, "socket_timeout": socket_timeout, "max_connections": 1}
+    copy = Cluster(client.address, options)
+    base = client.connection_kwargs["connection_class"]
+    return use_connection_class(copy, lambda _: base)
+
+
+_C = TypeVar("_C", bound=RedisCluster)
+
+
+def use_connection_class(client: _C, wrap: Callable[[type[Any]], type[Any]]) -> _C:
+    """Make every node connection of `client` (present and future) of class `wrap(base)`:
+    RedisCluster picks the class itself and takes none as an argument."""
+    kwargs = client.connection_kwargs
+    kwargs["connection_class"] = wrap(kwargs["connection_class"])
+    for node in client.startup_nodes:
+        node.connection_class = wrap(node.connection_class)
+    return client
