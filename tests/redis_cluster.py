@@ -29,15 +29,29 @@ class RedisCluster:
     """`primaries` primaries with `replicas` replicas each; `url` is a redis+cluster:// URL
     naming every node. Nodes are RedisServers (kill one with `.stop(signal.SIGKILL)`)."""
 
-    def __init__(self, primaries: int = 3, replicas: int = 1, extra: list[str] | None = None):
+    def __init__(
+        self,
+        primaries: int = 3,
+        replicas: int = 1,
+        *,
+        password: str | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
         self.size = primaries * (1 + replicas)
         self.replicas = replicas
+        self.password = password
         self.extra = extra or []
         self.nodes: list[RedisServer] = []
 
     @property
+    def address(self) -> str:
+        """Every node, as host:port,host:port,..."""
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes) + "/"
+        """A redis+cluster:// URL of every node, without the password."""
+        return f"redis+cluster://{self.address}/"
 
     def start(self) -> None:
         try:
@@ -60,10 +74,14 @@ class RedisCluster:
                     "0",
                     *self.extra,
                 ]
+                if self.password is not None:
+                    node.extra += ["--requirepass", self.password, "--masterauth", self.password]
                 self.nodes.append(node)
                 node.start()
             addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
             replicas = ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+            if self.password is not None:
+                replicas += ["-a", self.password, "--no-auth-warning"]
             subprocess.run(
                 [REDIS_CLI, "--cluster", "create", *addresses, *replicas],
                 check=True,
@@ -76,7 +94,15 @@ class RedisCluster:
             raise
 
     def client(self, node: RedisServer) -> redis.Redis:
-        return redis.Redis(port=node.port, decode_responses=True, socket_timeout=5)
+        return redis.Redis(
+            port=node.port, password=self.password, decode_responses=True, socket_timeout=5
+        )
+
+    def flush(self) -> None:
+        """Empty every primary (replicas follow)."""
+        for node in self.primaries():
+            with self.client(node) as conn:
+                conn.flushall()
 
     def alive(self) -> list[RedisServer]:
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]

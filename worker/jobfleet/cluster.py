@@ -27,7 +27,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .sentinel import (
     OPTIONS as SENTINEL_OPTIONS,
@@ -74,6 +75,14 @@ class ClusterAddress:
 def is_cluster(conn: object) -> bool:
     """Whether `conn` is a cluster client (jobfleet types every client as `Redis`)."""
     return isinstance(conn, RedisCluster)
+
+
+def node_of(conn: object, key: str) -> dict[str, Any]:
+    """Keyword arguments that send a keyless command (TIME) to the node owning `key`, on a
+    cluster (where redis-py would pick any node); none for one server."""
+    if isinstance(conn, RedisCluster):
+        return {"target_nodes": conn.get_node_from_key(key)}
+    return {}
 
 
 def is_cluster_url(url: str) -> bool:
@@ -127,6 +136,19 @@ class Cluster(RedisCluster):
         self.options = options
         nodes = [ClusterNode(host, port) for host, port in address.nodes]
         super().__init__(startup_nodes=nodes, **options)
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        """Discover the cluster; no node reachable (or none accepting the password) is a
+        ConnectionError, as for one server, rather than redis-py's RedisClusterException,
+        which is no RedisError: jobfleet's loops then wait for the cluster like for a
+        Redis that is down, and the CLI says it in one line."""
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            if type(exc) is not RedisClusterException:
+                raise
+            problem = str(exc)
+        raise RedisConnectionError(problem)
 
 
 def cluster_client(address: ClusterAddress, **kwargs: Any) -> Cluster:

@@ -21,6 +21,7 @@ from redis.typing import EncodableT, FieldT
 
 from .backoff import Retries
 from .client import Client
+from .cluster import node_of
 from .connection import REDIS_DOWN
 from .engine import EncodedJob
 from .errors import ConfigError, JobfleetError
@@ -321,7 +322,9 @@ class Scheduler:
         fields = [cron_field(s.sched.name) for s in self._states]
         before = time.monotonic()
         async with self._conn.pipeline(transaction=False) as pipe:
-            pipe.time()
+            # The clock of the node the queue's scripts run on (a cluster's pipeline refuses
+            # time() and would ask any node).
+            pipe.execute_command("TIME", **node_of(self._conn, self._meta))
             pipe.hmget(self._meta, fields)
             (secs, usecs), values = await pipe.execute()
         after = time.monotonic()
