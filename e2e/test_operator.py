@@ -284,12 +284,12 @@ def stats(redis_url: str, queue: str) -> Any:
         ),
         (
             {"redis": {"sentinel": {"masterName": "mymaster", "nodes": ["sentinel:26379"]}}},
-            "set exactly one of redis.url, redis.urlSecretRef and redis.sentinel",
+            "set exactly one of redis.url, redis.urlSecretRef, redis.sentinel and redis.cluster",
         ),
         (
             {"redis": {"url": "sentinel://s1:26379/mymaster"}},
-            "redis.url must start with redis://, rediss://, unix://, redis+sentinel:// or "
-            "rediss+sentinel://",
+            "redis.url must start with redis://, rediss://, unix://, redis+sentinel://, "
+            "rediss+sentinel://, redis+cluster:// or rediss+cluster://",
         ),
         (
             {"redis": {"url": "redis+sentinel://:hunter2@s1:26379,s2:26379/mymaster"}},

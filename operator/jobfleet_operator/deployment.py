@@ -81,7 +81,11 @@ def owner_reference(queue: QueueRef) -> dict[str, Any]:
     }
 
 
-TLS_SCHEMES = {"redis": "rediss", "redis+sentinel": "rediss+sentinel"}
+TLS_SCHEMES = {
+    "redis": "rediss",
+    "redis+sentinel": "rediss+sentinel",
+    "redis+cluster": "rediss+cluster",
+}
 
 
 def settings_redis_url(spec: QueueSpec) -> str | None:
@@ -89,8 +93,7 @@ def settings_redis_url(spec: QueueSpec) -> str | None:
 
     None when the URL comes from a Secret (the worker then reads `JOBFLEET_REDIS_URL`).
     """
-    sentinel = spec.redis.sentinel
-    url = sentinel.url() if sentinel is not None else spec.redis.url
+    url = spec.redis.plain_url()
     if url is None:
         return None
     tls = spec.redis.tls

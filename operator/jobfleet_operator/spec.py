@@ -55,7 +55,8 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-# host[:port] of a Sentinel: a DNS name or an address ([brackets] for IPv6), port 1-65535.
+# host[:port] of a Sentinel or a cluster node: a DNS name or an address ([brackets] for
+# IPv6), port 1-65535.
 SENTINEL_NODE = (
     r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)"
     r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
@@ -188,7 +189,36 @@ class RedisSentinel(SpecModel):
         return f"redis+sentinel://{','.join(self.nodes)}/{self.master_name}/{self.db}"
 
 
-REDIS_SOURCES = "set exactly one of redis.url, redis.urlSecretRef and redis.sentinel"
+class RedisClusterSpec(SpecModel):
+    """A Redis Cluster: workers and the operator discover it from these nodes, send each
+    command to the node owning its queue's slot, and follow failovers and resharding."""
+
+    nodes: list[Annotated[str, Field(min_length=1, max_length=260, pattern=SENTINEL_NODE)]] = Field(
+        min_length=1,
+        max_length=64,
+        description="Seed nodes as host:port (port 6379 when left out; [::1]:6379 for IPv6): "
+        "any reachable one tells the rest of the cluster.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},  # the API server refuses repeats
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique(cls, nodes: list[str]) -> list[str]:
+        if len(set(nodes)) != len(nodes):
+            raise ValueError("redis.cluster.nodes must not repeat a node")
+        return nodes
+
+    def url(self) -> str:
+        """The `redis+cluster://` URL of these nodes; no password (it comes from a Secret),
+        TLS from redis.tls."""
+        return f"redis+cluster://{','.join(self.nodes)}/"
+
+
+REDIS_SOURCES = "set exactly one of redis.url, redis.urlSecretRef, redis.sentinel and redis.cluster"
+URL_SCHEMES = (
+    "redis.url must start with redis://, rediss://, unix://, redis+sentinel://, "
+    "rediss+sentinel://, redis+cluster:// or rediss+cluster://"
+)
 
 
 class RedisSpec(SpecModel):
@@ -197,15 +227,14 @@ class RedisSpec(SpecModel):
     model_config = ConfigDict(
         json_schema_extra=_rules(
             cel(
-                "[has(self.url), has(self.urlSecretRef), has(self.sentinel)]"
+                "[has(self.url), has(self.urlSecretRef), has(self.sentinel), has(self.cluster)]"
                 ".filter(x, x).size() == 1",
                 REDIS_SOURCES,
             ),
             cel(
-                "!has(self.url) || "
-                "self.url.matches('^(redis|rediss|unix|redis[+]sentinel|rediss[+]sentinel)://')",
-                "redis.url must start with redis://, rediss://, unix://, redis+sentinel:// or "
-                "rediss+sentinel://",
+                "!has(self.url) || self.url.matches("
+                "'^(redis|rediss|unix|rediss?[+]sentinel|rediss?[+]cluster)://')",
+                URL_SCHEMES,
             ),
             cel(
                 "!has(self.url) || !self.url.matches('^[a-z+]+://[^/@]*:[^/@]*@')",
@@ -226,8 +255,13 @@ class RedisSpec(SpecModel):
     sentinel: RedisSentinel | None = Field(
         default=None, description="Find the master through Redis Sentinel instead of a URL."
     )
+    cluster: RedisClusterSpec | None = Field(
+        default=None, description="A Redis Cluster (cluster mode) instead of one server."
+    )
     password_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="A Secret key holding the Redis password (of the master)."
+        default=None,
+        description="A Secret key holding the Redis password (of the master; of every "
+        "node of a cluster).",
     )
     tls: RedisTLS = Field(default_factory=RedisTLS)
     allow_volatile_eviction: bool = Field(
@@ -238,7 +272,7 @@ class RedisSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> RedisSpec:
-        sources = (self.url, self.url_secret_ref, self.sentinel)
+        sources = (self.url, self.url_secret_ref, self.sentinel, self.cluster)
         if sum(s is not None for s in sources) != 1:
             raise ValueError(REDIS_SOURCES)
         if self.url is not None:
@@ -256,7 +290,21 @@ class RedisSpec(SpecModel):
                 check_redis_url(self.sentinel.url())
             except ConfigError as exc:
                 raise ValueError(f"redis.sentinel: {exc}") from None
+        if self.cluster is not None:
+            try:
+                check_redis_url(self.cluster.url())
+            except ConfigError as exc:
+                raise ValueError(f"redis.cluster: {exc}") from None
         return self
+
+    def plain_url(self) -> str | None:
+        """The URL of where the queue lives, without TLS or password; None when it comes
+        from a Secret."""
+        if self.sentinel is not None:
+            return self.sentinel.url()
+        if self.cluster is not None:
+            return self.cluster.url()
+        return self.url
 
 
 class EnvVar(SpecModel):

@@ -318,6 +318,27 @@ def test_sentinel_with_tls() -> None:
     assert s.redis_url == "rediss+sentinel://s1,s2/jobs"
 
 
+CLUSTER: dict[str, Any] = {
+    **IN_PROCESS,
+    "redis": {
+        "cluster": {"nodes": ["redis-0.redis:6379", "redis-1.redis", "[fd00::7]:7000"]},
+        "passwordSecretRef": {"name": "redis", "key": "password"},
+    },
+}
+
+
+def test_cluster_settings_url_with_and_without_tls() -> None:
+    s = worker_settings(Q, QueueSpec.model_validate(CLUSTER))
+    assert s.redis_url == "redis+cluster://redis-0.redis:6379,redis-1.redis,[fd00::7]:7000/"
+    redis = {**CLUSTER["redis"], "tls": {"enabled": True, "insecureSkipVerify": True}}
+    s = worker_settings(Q, QueueSpec.model_validate({**CLUSTER, "redis": redis}))
+    assert s.redis_url == (
+        "rediss+cluster://redis-0.redis:6379,redis-1.redis,[fd00::7]:7000/?ssl_cert_reqs=none"
+    )
+    env = env_of(container(deploy(CLUSTER)))
+    assert env["JOBFLEET_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis", "key": "password"}}
+
+
 def test_sentinel_worker_env_has_both_passwords_from_secrets() -> None:
     env = env_of(container(deploy(SENTINEL)))
     assert env["JOBFLEET_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis", "key": "password"}}

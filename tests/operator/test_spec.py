@@ -57,12 +57,30 @@ def test_minimal_spec_defaults() -> None:
         ({"sla": {"targetWaitSeconds": 0}}, "greater than 0"),
         ({"redis": {"url": "redis://:hunter2@redis:6379"}}, "must not contain a password"),
         ({"redis": {"url": "http://redis"}}, "scheme must be"),
-        ({"redis": {}}, "exactly one of redis.url, redis.urlSecretRef and redis.sentinel"),
+        (
+            {"redis": {}},
+            "exactly one of redis.url, redis.urlSecretRef, redis.sentinel and redis.cluster",
+        ),
         (
             {"redis": {"url": "redis://r:6379", "sentinel": {"masterName": "m", "nodes": ["s"]}}},
-            "exactly one of redis.url, redis.urlSecretRef and redis.sentinel",
+            "exactly one of redis.url, redis.urlSecretRef, redis.sentinel and redis.cluster",
         ),
         ({"redis": {"url": "redis+sentinel://s1,s2"}}, "needs the master's name"),
+        (
+            {
+                "redis": {
+                    "sentinel": {"masterName": "m", "nodes": ["s"]},
+                    "cluster": {"nodes": ["c"]},
+                }
+            },
+            "exactly one of redis.url, redis.urlSecretRef, redis.sentinel and redis.cluster",
+        ),
+        ({"redis": {"cluster": {"nodes": []}}}, "at least 1 item"),
+        ({"redis": {"cluster": {"nodes": ["c:0"]}}}, "match pattern"),
+        ({"redis": {"cluster": {"nodes": ["c:6379,d"]}}}, "match pattern"),
+        ({"redis": {"cluster": {"nodes": ["c", "c"]}}}, "must not repeat"),
+        ({"redis": {"url": "redis+cluster://c1/4"}}, "only database 0"),
+        ({"redis": {"url": "redis+cluster://:pw@c1,c2/"}}, "must not contain a password"),
         ({"redis": {"url": "redis+sentinel://:pw@s1/m"}}, "must not contain a password"),
         ({"redis": {"sentinel": {"masterName": "m", "nodes": []}}}, "at least 1 item"),
         ({"redis": {"sentinel": {"masterName": "m"}}}, "redis.sentinel.nodes\n  Field required"),
@@ -108,6 +126,14 @@ def test_described_errors_name_the_field_and_never_echo_a_password() -> None:
         "spec.redis: redis.url must not contain a password: put it in a Secret and set "
         "redis.passwordSecretRef; spec.concurrenc: unknown field"
     )
+
+
+def test_cluster_spec() -> None:
+    s = spec(redis={"cluster": {"nodes": ["redis-0.redis:6379", "10.0.0.7", "[fd00::7]:7000"]}})
+    assert s.redis.cluster is not None
+    assert s.redis.plain_url() == "redis+cluster://redis-0.redis:6379,10.0.0.7,[fd00::7]:7000/"
+    url = spec(redis={"url": "rediss+cluster://c1,c2:7001/"}).redis.url
+    assert url == "rediss+cluster://c1,c2:7001/"
 
 
 def test_sentinel_spec() -> None:
