@@ -19,28 +19,16 @@ retry an unreachable Redis.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .sentinel import (
-    OPTIONS as SENTINEL_OPTIONS,
-)
-from .sentinel import (
-    bad_url,
-    check_option_names,
-    check_option_values,
-    credentials,
-    node_address,
-    option_names,
-)
+from .sentinel import OPTIONS as SENTINEL_OPTIONS
+from .sentinel import MultiHostURL, bad_url, check_query, split_multi_host
 
 SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme -> TLS
 DEFAULT_PORT = 6379
@@ -55,21 +43,8 @@ _FORMAT = "redis+cluster://[[user]:password@]host[:port][,host[:port]...]/"
 TRANSIENT = (TryAgainError, ClusterError, SlotNotCoveredError)
 
 
-@dataclass(frozen=True)
-class ClusterAddress:
-    """A Redis Cluster: the seed nodes to discover it from, and the connection options."""
-
-    nodes: tuple[tuple[str, int], ...]
-    tls: bool = False
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    query: str = ""
-
-    def options(self) -> dict[str, Any]:
-        """The URL's query as connection keyword arguments, parsed as for redis://."""
-        if not self.query:
-            return {}
-        return dict(parse_url(f"redis://?{self.query}"))
+# A cluster is its seed nodes and the connection options every node gets.
+ClusterAddress = MultiHostURL
 
 
 def is_cluster(conn: object) -> bool:
@@ -91,40 +66,17 @@ def is_cluster_url(url: str) -> bool:
 
 def parse_cluster_url(url: str) -> ClusterAddress:
     """Parse `redis+cluster://` / `rediss+cluster://`; errors never quote a password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise bad_url("invalid IPv6 address (brackets do not match)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise bad_url(f"not a Redis Cluster URL: use {_FORMAT}")
-    if parts.fragment:
-        raise bad_url("a Redis Cluster URL has no #fragment")
-    username, password, hosts = credentials(parts.netloc)
-    if not hosts:
-        raise bad_url(f"no cluster node: use {_FORMAT}")
-    entries = hosts.split(",")
-    nodes = tuple(
-        node_address(e, f"cluster node {i} of {len(entries)}", DEFAULT_PORT)
-        for i, e in enumerate(entries, 1)
-    )
+    parts = split_multi_host(url, SCHEMES, "Redis Cluster", "cluster node", _FORMAT, DEFAULT_PORT)
     if parts.path.strip("/") not in ("", "0"):
         raise bad_url("a Redis Cluster has only database 0: end the URL with / or /0")
-    address = ClusterAddress(
-        nodes=nodes,
-        tls=SCHEMES[scheme],
-        username=username,
-        password=password,
-        query=parts.query,
+    check_query(
+        parts.query,
+        tls=parts.tls,
+        allowed=OPTIONS,
+        db_hint="a Redis Cluster has only database 0: no ?db=",
+        tls_scheme="rediss+cluster://",
     )
-    names = option_names(address.query)
-    if "db" in names:
-        raise bad_url("a Redis Cluster has only database 0: no ?db=")
-    check_option_names(names, OPTIONS)
-    if not address.tls and any(n.startswith("ssl_") for n in names):
-        raise bad_url("ssl_* options need rediss+cluster://")
-    check_option_values(address.options)
-    return address
+    return parts
 
 
 class Cluster(RedisCluster):

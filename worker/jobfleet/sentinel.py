@@ -97,36 +97,70 @@ def node_address(raw: str, where: str, default_port: int) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def credentials(netloc: str) -> tuple[str | None, str | None, str]:
-    """(user, password, hosts) of a URL's netloc, decoded; split at the last '@'."""
-    userinfo, at, hosts = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    return username, password, hosts
+@dataclass(frozen=True)
+class MultiHostURL:
+    """The parts of a URL naming several hosts (Sentinel's, Cluster's), decoded."""
+
+    tls: bool
+    nodes: tuple[tuple[str, int], ...]
+    path: str
+    query: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def options(self) -> dict[str, Any]:
+        """The URL's query as connection keyword arguments, parsed as for redis://."""
+        return dict(parse_url(f"redis://?{self.query}")) if self.query else {}
 
 
-def parse_sentinel_url(url: str) -> SentinelAddress:
-    """Parse `redis+sentinel://` / `rediss+sentinel://`; errors never quote a password."""
+def split_multi_host(
+    url: str, schemes: dict[str, bool], kind: str, node: str, usage: str, default_port: int
+) -> MultiHostURL:
+    """Split a `scheme://[[user]:password@]host[:port][,host[:port]...]/...` URL whose
+    scheme is one of `schemes` (scheme -> TLS); `kind` ("Sentinel") and `node` ("Sentinel",
+    "cluster node") name it in errors, `usage` shows its format. Errors never quote it."""
     try:
         parts = urlsplit(url)
     except ValueError:
         raise bad_url("invalid IPv6 address (brackets do not match)") from None
     scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise bad_url(f"not a Sentinel URL: use {_FORMAT}")
+    if scheme not in schemes:
+        raise bad_url(f"not a {kind} URL: use {usage}")
     if parts.fragment:
-        raise bad_url("a Sentinel URL has no #fragment")
-    username, password, hosts = credentials(parts.netloc)
+        raise bad_url(f"a {kind} URL has no #fragment")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
     if not hosts:
-        raise bad_url(f"no Sentinel host: use {_FORMAT}")
+        raise bad_url(f"no {node} host: use {usage}")
     entries = hosts.split(",")
     nodes = tuple(
-        node_address(e, f"Sentinel {i} of {len(entries)}", DEFAULT_PORT)
+        node_address(e, f"{node} {i} of {len(entries)}", default_port)
         for i, e in enumerate(entries, 1)
     )
+    return MultiHostURL(schemes[scheme], nodes, parts.path, parts.query, username, password)
+
+
+def check_query(
+    query: str, *, tls: bool, allowed: frozenset[str], db_hint: str, tls_scheme: str
+) -> None:
+    """Check a multi-host URL's query options: no ?db= (`db_hint` says where it goes), only
+    `allowed` names, ssl_* only with TLS (`tls_scheme`), values as redis-py parses them."""
+    names = option_names(query)
+    if "db" in names:
+        raise bad_url(db_hint)
+    check_option_names(names, allowed)
+    if not tls and any(n.startswith("ssl_") for n in names):
+        raise bad_url(f"ssl_* options need {tls_scheme}")
+    check_option_values(lambda: parse_url(f"redis://?{query}"))
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress:
+    """Parse `redis+sentinel://` / `rediss+sentinel://`; errors never quote a password."""
+    parts = split_multi_host(url, SCHEMES, "Sentinel", "Sentinel", _FORMAT, DEFAULT_PORT)
     segments = parts.path.split("/")[1:]
     if segments and not segments[-1]:
         segments.pop()  # a trailing slash
@@ -143,27 +177,22 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     db_text = segments[1] if len(segments) > 1 else "0"
     if not db_text.isdigit():
         raise bad_url("database must be a number")
-    address = SentinelAddress(
-        nodes=nodes,
+    check_query(
+        parts.query,
+        tls=parts.tls,
+        allowed=OPTIONS,
+        db_hint="put the database in the path (/<master-name>/<db>), not in ?db=",
+        tls_scheme="rediss+sentinel://",
+    )
+    return SentinelAddress(
+        nodes=parts.nodes,
         master=master,
         db=int(db_text),
-        tls=SCHEMES[scheme],
-        username=username,
-        password=password,
+        tls=parts.tls,
+        username=parts.username,
+        password=parts.password,
         query=parts.query,
     )
-    _check_query(address)
-    return address
-
-
-def _check_query(address: SentinelAddress) -> None:
-    names = option_names(address.query)
-    if "db" in names:
-        raise bad_url("put the database in the path (/<master-name>/<db>), not in ?db=")
-    check_option_names(names, OPTIONS)
-    if not address.tls and any(n.startswith("ssl_") for n in names):
-        raise bad_url("ssl_* options need rediss+sentinel://")
-    check_option_values(address.options)
 
 
 _OPTION_NAME = re.compile(r"^[a-z_]{1,64}$")
