@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Self
 
 import redis
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer, TLSFiles, free_port
 
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 NODE_TIMEOUT_MS = 1000  # a dead primary is replaced in about two of these
@@ -35,11 +35,13 @@ class RedisCluster:
         replicas: int = 1,
         *,
         password: str | None = None,
+        tls: TLSFiles | None = None,
         extra: list[str] | None = None,
     ) -> None:
         self.size = primaries * (1 + replicas)
         self.replicas = replicas
         self.password = password
+        self.tls = tls
         self.extra = extra or []
         self.nodes: list[RedisServer] = []
 
@@ -53,10 +55,21 @@ class RedisCluster:
         """A redis+cluster:// URL of every node, without the password."""
         return f"redis+cluster://{self.address}/"
 
+    @property
+    def tls_url(self) -> str:
+        """A rediss+cluster:// URL of every node's TLS port, trusting the test CA."""
+        assert self.tls is not None
+        nodes = ",".join(f"127.0.0.1:{n.tls_port}" for n in self.nodes)
+        return f"rediss+cluster://{nodes}/?ssl_ca_certs={self.tls.cert}"
+
     def start(self) -> None:
         try:
             for _ in range(self.size):
-                node = RedisServer(extra=[])
+                node = RedisServer(extra=[], tls=self.tls)
+                if self.tls is not None:
+                    # The bus and replication over TLS too; clients that come over TLS are
+                    # told the nodes' TLS ports.
+                    node.extra += ["--tls-cluster", "yes", "--tls-replication", "yes"]
                 node.extra += [
                     "--cluster-enabled",
                     "yes",

@@ -20,6 +20,7 @@ from jobfleet.worker import Worker
 from leaks import chain_text, leaked
 from redis.crc import key_slot
 from redis_cluster import RedisCluster
+from redis_server import TLSFiles
 from waiting import until
 
 PASSWORD = "qzx7-Hv-5e1d"  # no 3 letters of it in any message
@@ -314,3 +315,16 @@ async def test_the_operators_reader_on_a_cluster(cluster, cluster_url):
         assert not leaked(chain_text(caught.value), PASSWORD)
     finally:
         await wrong.aclose()
+
+
+async def test_tls_to_every_node(tmp_path):
+    """rediss+cluster://: TLS to the seed nodes and to every node they tell of."""
+    with RedisCluster(primaries=3, replicas=0, tls=TLSFiles.create(tmp_path)) as tls_cluster:
+        names = queue_on_each_primary(tls_cluster)
+        async with jobfleet.Client(tls_cluster.tls_url, queue=names[0]) as client:
+            for name in names:
+                await client.enqueue("count", queue=name)
+            stats = await client.queues()
+            assert [(s.queue, s.waiting) for s in stats] == [(n, 1) for n in names]
+            nodes = client.conn.get_nodes()  # type: ignore[attr-defined]
+            assert {n.port for n in nodes} == {n.tls_port for n in tls_cluster.nodes}
