@@ -15,6 +15,7 @@ import redis
 from admin_harness import Tokens, start
 from jobfleet.admin.app import create_app
 from jobfleet.admin.auth import TokenStore
+from jobfleet.connection import check_eviction_policy, connect
 from jobfleet.keys import QueueKeys
 from jobfleet.worker import Worker
 from leaks import chain_text, leaked
@@ -328,3 +329,18 @@ async def test_tls_to_every_node(tmp_path):
             assert [(s.queue, s.waiting) for s in stats] == [(n, 1) for n in names]
             nodes = client.conn.get_nodes()  # type: ignore[attr-defined]
             assert {n.port for n in nodes} == {n.tls_port for n in tls_cluster.nodes}
+
+
+async def test_the_eviction_check_asks_every_primary(cluster, cluster_url):
+    conn = connect(cluster_url)
+    last = cluster.primaries()[-1]
+    try:
+        assert await check_eviction_policy(conn) == "noeviction"
+        with cluster.client(last) as direct:
+            direct.config_set("maxmemory-policy", "allkeys-lru")
+        with pytest.raises(jobfleet.UnsafeRedisError, match="allkeys-lru"):
+            await check_eviction_policy(conn)
+    finally:
+        with cluster.client(last) as direct:
+            direct.config_set("maxmemory-policy", "noeviction")
+        await conn.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 
 import jobfleet
@@ -14,6 +15,7 @@ import redis
 from jobfleet.connection import REDIS_DOWN
 from jobfleet.engine import ClaimPolicy
 from jobfleet.keys import QueueKeys
+from jobfleet.scripts import source
 from redis.crc import key_slot
 from redis_cluster import RedisCluster
 from waiting import until
@@ -87,6 +89,9 @@ async def test_primary_killed_mid_drain_its_replica_takes_over_and_no_job_is_los
         more = await client.enqueue_many([{"name": "record"}] * 50)
         await until(lambda: settled(client, n + 50), what="jobs enqueued after the failover")
         await check_all_done(client, counter, ids + more)
+    with cluster.client(new) as direct:
+        claim_sha = hashlib.sha1(source("claim").encode()).hexdigest()
+        assert direct.script_exists(claim_sha) == [True]  # reloaded after NOSCRIPT
     for w in workers:
         assert w.proc.poll() is None, w.output()
         assert w.terminate() == 0

@@ -173,17 +173,34 @@ async def check_eviction_policy(conn: aioredis.Redis, *, allow_volatile: bool = 
     """Refuse a Redis that may evict jobfleet's keys under memory pressure; returns the policy.
 
     `allow_volatile` accepts the volatile-* policies (see VOLATILE_EVICTION); allkeys-* and
-    any policy this version does not know are always refused.
+    any policy this version does not know are always refused. On a cluster every primary is
+    asked (redis-py would ask one node): the first unsafe one is refused.
     """
+    if not cluster.is_cluster(conn):
+        return _check_policy(await _policy(conn, {}), allow_volatile)
+    nodes = cast(cluster.Cluster, conn)
+    await nodes.initialize()
+    policies = [await _policy(conn, {"target_nodes": n}) for n in nodes.get_primaries()]
+    for policy in policies:
+        _check_policy(policy, allow_volatile)
+    return policies[0]
+
+
+async def _policy(conn: aioredis.Redis, where: dict[str, Any]) -> str:
+    """The maxmemory-policy of `conn`'s server (`where` picks a cluster's node)."""
     try:
-        raw = await conn.config_get("maxmemory-policy")
+        raw = await conn.config_get("maxmemory-policy", **where)
         policy = str(raw.get("maxmemory-policy", "noeviction"))
     except Exception as exc:
         # Managed Redis often disables CONFIG; INFO still tells the policy.
         if "CONFIG" not in str(exc).upper() and "unknown command" not in str(exc):
             raise
-        info = await conn.info("memory")
+        info = await conn.info("memory", **where)
         policy = str(info.get("maxmemory_policy", "noeviction"))
+    return policy
+
+
+def _check_policy(policy: str, allow_volatile: bool) -> str:
     if policy in SAFE_EVICTION or (allow_volatile and policy in VOLATILE_EVICTION):
         return policy
     fix = "set it to 'noeviction' (CONFIG SET maxmemory-policy noeviction)"
