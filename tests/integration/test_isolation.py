@@ -6,13 +6,12 @@ concurrent executions of each job in Redis by itself, independently of jobfleet.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jobfleet
 import pytest
 import redis.asyncio as aioredis
-from waiting import until
+from waiting import alive, until
 
 MODES = ["thread", "process"]
 QUICK_RETRY = jobfleet.Backoff(base=0.01, cap=0.01)
@@ -29,14 +28,6 @@ async def strings(conn: aioredis.Redis, key: str) -> list[str]:
 
 async def pids(conn: aioredis.Redis, job_id: str) -> list[int]:
     return [int(r.split(":")[0]) for r in await strings(conn, f"runs:{job_id}")]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -28,6 +28,17 @@ def test_isolation_defaults_to_threads_and_comes_from_the_environment():
     assert load_settings(env={"JOBFLEET_ISOLATION": "process"}).queue.isolation == "process"
 
 
+def test_processes_default_to_one_and_are_bounded():
+    assert load_settings(env={}).processes == 1
+    assert load_settings(env={"JOBFLEET_PROCESSES": "4"}).processes == 4
+    assert load_settings(env={}, overrides={"processes": 64}).processes == 64
+    for bad in (0, 65, -1):
+        with pytest.raises(ConfigError, match="processes: must be a whole number from 1 to 64"):
+            load_settings(env={}, overrides={"processes": bad})
+    with pytest.raises(ConfigError, match="JOBFLEET_PROCESSES: not a valid int"):
+        load_settings(env={"JOBFLEET_PROCESSES": "all"})
+
+
 def test_inline_settings_from_the_operator():
     mounted = WorkerSettings(handlers=["app.jobs"]).model_dump_json()
     s = load_settings(env={"JOBFLEET_SETTINGS": mounted, "JOBFLEET_HTTP_PORT": "9000"})

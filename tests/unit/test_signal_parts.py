@@ -52,6 +52,29 @@ def test_status_document_is_json() -> None:
     assert doc["draining"] is True and doc["jobs_in_flight"] == 2
 
 
+def test_pod_status_sums_the_children_that_report() -> None:
+    def child(in_flight: int) -> dict:
+        return status.document(
+            queue="q",
+            worker_id=f"pod:{in_flight}:x",
+            in_flight=in_flight,
+            concurrency=5,
+            last_claim=None,
+            redis=status.RedisState(),
+            draining=False,
+            stopping=False,
+        )
+
+    children = [
+        {"index": 0, "pid": 10, "state": "running", "status": child(2)},
+        {"index": 1, "pid": 11, "state": "running", "status": child(3)},
+        {"index": 2, "pid": None, "state": "restarting", "status": None},
+    ]
+    doc = status.pod_document(processes=3, stopping=False, children=children)
+    assert (doc["jobs_in_flight"], doc["concurrency"], doc["processes"]) == (5, 10, 3)
+    assert json.loads(json.dumps(doc))["children"][2]["state"] == "restarting"
+
+
 BLOCK_OTEL = """
 import sys
 class Block:

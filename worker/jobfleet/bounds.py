@@ -102,6 +102,10 @@ UnixTime = Annotated[float, between(0, MAX_UNIX_TIME)]
 # enough, and the Queue resource allows any positive timeout).
 AttemptTimeout = Annotated[float, between(0, MAX_DURATION, above=True)]
 PayloadBytes = Annotated[int, between(64, 512 * MIB)]
+# Worker processes of one pod (`--processes`): the settings' field and the Queue's share it.
+# 64 is more cores than a pod is given; each process is a whole interpreter.
+MAX_PROCESSES = 64
+Processes = Annotated[int, between(1, MAX_PROCESSES)]
 
 
 def check(name: str, kind: Any, value: Any) -> Any:

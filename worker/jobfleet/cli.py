@@ -23,12 +23,14 @@ from .settings import (
     DEFAULT_REDIS_URL,
     LogFormat,
     LogJobs,
+    WorkerSettings,
     load_settings,
     redact_text,
     redact_url,
     url_password,
 )
 from .stats import LIST_STATES, QueueStats
+from .supervisor import CHILD_FLAG, PORT_FILE_FLAG, Supervisor, announce, watch_parent
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -79,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--queue", "-q", help="queue name (default: settings, else 'default')")
     w.add_argument("--handlers", help="comma-separated modules that register handlers")
     w.add_argument("--concurrency", "-c", type=int, help="jobs in flight at once")
+    w.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes under one supervisor that serves the health/metrics port "
+        "(default 1: this process is the worker)",
+    )
+    # A supervised child (jobfleet.supervisor): its settings come on stdin.
+    w.add_argument(CHILD_FLAG, type=int, dest="supervised_by", help=argparse.SUPPRESS)
+    w.add_argument(PORT_FILE_FLAG, dest="port_file", help=argparse.SUPPRESS)
     w.add_argument("--config", help="JSON settings file (default: $JOBFLEET_CONFIG)")
     w.add_argument("--http-port", type=int, help="health/metrics port; 0 picks a free one")
     w.add_argument("--mode", choices=["inProcess", "sidecar"])
@@ -257,6 +268,40 @@ async def _worker(args: argparse.Namespace) -> int:
     from .sidecar import SidecarHandlers
     from .worker import HandlerSource, run_worker
 
+    if args.supervised_by is not None:
+        watch_parent(args.supervised_by)
+        settings = WorkerSettings.model_validate_json(sys.stdin.read())
+    else:
+        settings = _worker_settings(args)
+    joblog.use_format(settings.log_format)  # the settings file may choose it too
+    if settings.mode != "sidecar" and not settings.handlers:
+        raise UsageError("no handler modules: pass --handlers pkg.module (or JOBFLEET_HANDLERS)")
+    if settings.processes > 1:
+        return await Supervisor(settings, log_level=str(args.log_level)).run()
+    sidecar = None
+    handlers: HandlerSource | None = None
+    if settings.mode == "sidecar":
+        sidecar = handlers = SidecarHandlers(settings.sidecar_url)
+    else:
+        sys.path.insert(0, os.getcwd())
+        import_handlers(settings.handlers)
+    on_listening = announce(args.port_file) if args.port_file else None
+    try:
+        counters = await run_worker(settings, handlers, on_listening=on_listening)
+        if counters.abandoned:
+            # Threads of sync handlers still run; the interpreter would wait for them at
+            # exit (past the grace period). Their jobs were not released: leave now.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
+    finally:
+        if sidecar is not None:
+            await sidecar.aclose()
+    return 0
+
+
+def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    """The worker's settings: file, environment, then these flags."""
     overrides: dict[str, Any] = {}
     if args.redis_url:
         overrides["redis_url"] = args.redis_url
@@ -276,6 +321,8 @@ async def _worker(args: argparse.Namespace) -> int:
         overrides["log_payload"] = True
     if args.log_jobs:
         overrides["log_jobs"] = args.log_jobs
+    if args.processes is not None:
+        overrides["processes"] = args.processes
     queue: dict[str, Any] = {}
     if args.queue:
         queue["name"] = args.queue
@@ -283,31 +330,7 @@ async def _worker(args: argparse.Namespace) -> int:
         queue["concurrency"] = args.concurrency
     if queue:
         overrides["queue"] = queue
-    settings = load_settings(config_file=args.config, overrides=overrides)
-    joblog.use_format(settings.log_format)  # the settings file may choose it too
-    sidecar = None
-    handlers: HandlerSource | None = None
-    if settings.mode == "sidecar":
-        sidecar = handlers = SidecarHandlers(settings.sidecar_url)
-    else:
-        if not settings.handlers:
-            raise UsageError(
-                "no handler modules: pass --handlers pkg.module (or JOBFLEET_HANDLERS)"
-            )
-        sys.path.insert(0, os.getcwd())
-        import_handlers(settings.handlers)
-    try:
-        counters = await run_worker(settings, handlers)
-        if counters.abandoned:
-            # Threads of sync handlers still run; the interpreter would wait for them at
-            # exit (past the grace period). Their jobs were not released: leave now.
-            logging.shutdown()
-            sys.stdout.flush()
-            os._exit(0)
-    finally:
-        if sidecar is not None:
-            await sidecar.aclose()
-    return 0
+    return load_settings(config_file=args.config, overrides=overrides)
 
 
 async def _admin(args: argparse.Namespace) -> int:

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 
 class HealthServer:
     """`/healthz` (the process is alive), `/readyz` (it may get work), `/metrics`, and
-    `/status` (JSON, see jobfleet.status) when given a `status` callable."""
+    `/status` (JSON, see jobfleet.status) when given a `status` callable. `/metrics` serves
+    `registry` (the process's own metrics unless told otherwise: a supervisor's aggregate)."""
 
     def __init__(
         self,
@@ -21,8 +22,10 @@ class HealthServer:
         alive: Callable[[], bool],
         ready: Callable[[], bool],
         status: Callable[[], dict[str, Any]] | None = None,
+        registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.host, self.port = host, port
+        self._registry = registry
         self._alive, self._ready, self._status = alive, ready, status
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
@@ -51,7 +54,7 @@ class HealthServer:
         return web.Response(text="ready\n" if ok else "not ready\n", status=200 if ok else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(REGISTRY)
+        body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _status_doc(self, _: web.Request) -> web.Response:

@@ -1,4 +1,11 @@
-"""Prometheus metrics of the worker runtime (one set per process)."""
+"""Prometheus metrics of the worker runtime (one set per process, summed per pod).
+
+Under `--processes N` each child writes its values to files in the supervisor's
+PROMETHEUS_MULTIPROC_DIR and the supervisor serves their aggregate (prometheus-client's
+multiprocess mode): counters and histograms are summed, including those of children that
+died (so rates stay monotonic across a restart); each gauge says below how its children's
+values combine, counting live children only. Outside a supervisor the modes do nothing.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +28,12 @@ TIMEOUTS = Counter(
     "runs on and its job fails only once it returns).",
     ["queue", "handler"],
 )
-IN_FLIGHT = Gauge("jobfleet_jobs_in_flight", "Jobs this worker is running now.", ["queue"])
+IN_FLIGHT = Gauge(
+    "jobfleet_jobs_in_flight",
+    "Jobs this worker is running now.",
+    ["queue"],
+    multiprocess_mode="livesum",  # the pod's jobs in flight
+)
 RECOVERIES = Counter(
     "jobfleet_lease_recoveries_total",
     "Leases this worker found expired (the lease lost here, or recovered from a dead worker).",
@@ -39,6 +51,7 @@ CIRCUIT = Gauge(
     "jobfleet_circuit_state",
     "Circuit breaker of a scope ('*' = the whole queue): 0 closed, 0.5 half-open, 1 open.",
     ["queue", "scope"],
+    multiprocess_mode="livemax",  # a fleet-wide state: the same in each child
 )
 FAILURES = Counter(
     "jobfleet_job_failures_total",
@@ -58,11 +71,13 @@ QUEUE_JOBS = Gauge(
     "Jobs of the queue by state (waiting, delayed, held, active, dead), read by every worker "
     "every DEPTH_INTERVAL seconds: the same value from each, so aggregate with max by (queue).",
     ["queue", "state"],
+    multiprocess_mode="livemax",  # the same queue read by each child
 )
 QUEUE_OLDEST_WAIT = Gauge(
     "jobfleet_queue_oldest_wait_seconds",
     "Seconds the queue's oldest waiting job has been due (as QUEUE_JOBS: max by (queue)).",
     ["queue"],
+    multiprocess_mode="livemax",
 )
 
 # Error types are the exception class names handlers raise: unbounded in principle. Each queue

@@ -249,7 +249,7 @@ def _child_main(conn: Connection, modules: list[str], parent: int) -> None:
     closes (the worker exited)."""
     # Ctrl-C reaches the whole process group: the worker drains, and kills its children.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with(parent)
+    die_with(parent)
     try:
         import_handlers(modules)
     except BaseException as exc:
@@ -302,11 +302,11 @@ def _call(
     return "result", result
 
 
-def _die_with(parent: int) -> None:
-    """Have Linux SIGKILL this child when the worker dies, even by SIGKILL: an orphan must
-    not run on beside the next attempt of its job."""
+def die_with(parent: int, sig: int = signal.SIGKILL) -> None:
+    """Have Linux send `sig` to this child when its parent dies, even by SIGKILL: an orphan
+    must not run on beside the next attempt of its job."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
     if os.getppid() != parent:  # it died before the line above
         os._exit(1)

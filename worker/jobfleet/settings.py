@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from redis.asyncio.connection import parse_url
 
 from .backoff import Backoff
-from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Seconds, between
+from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Processes, Seconds, between
 from .cluster import is_cluster_url, parse_cluster_url
 from .errors import ConfigError
 from .redaction import redact_text as redact_text  # re-exported: still public here
@@ -251,6 +251,11 @@ class WorkerSettings(BaseModel):
         default=50, description="Max jobs claimed per call (and at most half the concurrency)."
     )
     sync_threads: Annotated[int, between(1, 1024)] = 32
+    processes: Processes = Field(
+        default=1,
+        description="Worker processes of this pod under one supervisor that owns the HTTP "
+        "port (1: this process is the worker, as without the option).",
+    )
     allow_volatile_eviction: bool = Field(
         default=False,
         description="Run on a Redis whose maxmemory-policy is volatile-*, accepting that it "
@@ -298,6 +303,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         "SIDECAR_URL": ("sidecar_url", str),
         "GRACE_PERIOD": ("grace_period", float),
         "BATCH_SIZE": ("batch_size", int),
+        "PROCESSES": ("processes", int),
         "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
         "LOG_FORMAT": ("log_format", str),
         "LOG_PAYLOAD": ("log_payload", boolean),

@@ -46,3 +46,19 @@ def document(
         "draining": draining,
         "stopping": stopping,
     }
+
+
+def pod_document(
+    *, processes: int, stopping: bool, children: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The supervisor's `/status` (`--processes N`): the pod's totals and, per child, its
+    process state and the child's own document (None while it starts or restarts)."""
+    docs = [c["status"] for c in children if c.get("status")]
+    return {
+        "version": VERSION,
+        "processes": processes,
+        "jobs_in_flight": sum(int(d["jobs_in_flight"]) for d in docs),
+        "concurrency": sum(int(d["concurrency"]) for d in docs),
+        "stopping": stopping,
+        "children": children,
+    }

@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -148,6 +148,7 @@ class Worker:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.http: HealthServer | None = None
+        self.on_listening: Callable[[int], None] | None = None  # told the port once it is open
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._own_wake_key = self.engine.keys.worker_wake(self.id)
@@ -219,6 +220,8 @@ class Worker:
                 status=self.status,
             )
             await self.http.start()
+            if self.on_listening is not None:
+                self.on_listening(self.http.port)
         await self._check_redis()
         helpers = [
             asyncio.create_task(self._waker(), name="jobfleet-waker"),
@@ -835,10 +838,15 @@ class Worker:
 
 
 async def run_worker(
-    settings: WorkerSettings, handlers: HandlerSource | None = None
+    settings: WorkerSettings,
+    handlers: HandlerSource | None = None,
+    *,
+    on_listening: Callable[[int], None] | None = None,
 ) -> WorkerCounters:
-    """Run a worker with signal handling until SIGTERM/SIGINT; what `jobfleet worker` does."""
+    """Run a worker with signal handling until SIGTERM/SIGINT; what `jobfleet worker` does
+    (`on_listening` gets the HTTP port once open: how a supervised child reports it)."""
     worker = Worker(settings, handlers if handlers is not None else default_registry)
+    worker.on_listening = on_listening
     worker.install_signals()
     return await worker.run()
 
