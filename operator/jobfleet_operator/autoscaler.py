@@ -27,6 +27,8 @@ class Policy:
     min_replicas: int = _AUTO["min_replicas"].default
     max_replicas: int = _AUTO["max_replicas"].default
     target_backlog_per_replica: int = _QUEUE["concurrency"].default
+    # Worker processes per pod (worker.processes): Redis counts workers, the fleet counts pods.
+    workers_per_replica: int = 1
     sla_seconds: float | None = None
     sla_by_priority: Mapping[str, float] = field(default_factory=dict)
     scale_up_step: int = _UP["max_step_replicas"].default
@@ -38,8 +40,10 @@ class Policy:
     def __post_init__(self) -> None:
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
             raise ValueError("need 0 <= min_replicas <= max_replicas and max_replicas >= 1")
-        if self.target_backlog_per_replica < 1 or self.scale_up_step < 1:
-            raise ValueError("target_backlog_per_replica and scale_up_step must be >= 1")
+        if min(self.target_backlog_per_replica, self.scale_up_step, self.workers_per_replica) < 1:
+            raise ValueError(
+                "target_backlog_per_replica, scale_up_step and workers_per_replica must be >= 1"
+            )
 
     @classmethod
     def from_spec(cls, spec: QueueSpec) -> Policy:
@@ -53,6 +57,7 @@ class Policy:
             min_replicas=auto.min_replicas,
             max_replicas=auto.max_replicas,
             target_backlog_per_replica=spec.target_backlog_per_replica,
+            workers_per_replica=spec.worker.processes_per_pod,
             sla_seconds=spec.sla.target_wait_seconds if spec.sla is not None else None,
             sla_by_priority=by_priority,
             scale_up_step=auto.scale_up.max_step_replicas,
@@ -108,7 +113,7 @@ class Load:
         )
 
     @property
-    def per_replica_rate(self) -> float | None:
+    def per_worker_rate(self) -> float | None:
         """Measured completions per second of one worker; None before anything completed."""
         if self.workers <= 0 or self.throughput <= 0:
             return None
@@ -154,7 +159,9 @@ def _sla_need(policy: Policy, load: Load, waiting: int, current: int) -> tuple[i
                 targets.append(
                     (name, policy.sla_by_priority[name], ahead if level_waiting else 0, oldest)
                 )
-    rate = load.per_replica_rate
+    per_worker = load.per_worker_rate
+    # A pod of N worker processes completes N workers' worth.
+    rate = None if per_worker is None else per_worker * policy.workers_per_replica
     need, why, breached = 0, "", False
     for label, target, queued, oldest in targets:
         if queued <= 0:

@@ -135,15 +135,29 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
         extra["redis_url"] = url
     if spec.worker.mode == "sidecar" and spec.worker.sidecar is not None:
         extra["sidecar_url"] = f"http://127.0.0.1:{spec.worker.sidecar.port}"
+    # worker.processes may be unset (its default depends on the pod's CPU limit).
+    worker = {**engine_values(spec.worker, WorkerSettings), "processes": processes(spec)}
     return WorkerSettings(
         queue=queue_settings,
-        **engine_values(spec.worker, WorkerSettings),
+        **worker,
         handlers=list(spec.worker.handlers),
         http_port=HTTP_PORT,
         grace_period=float(spec.worker.termination_grace_period_seconds),
         allow_volatile_eviction=spec.redis.allow_volatile_eviction,
         **extra,
     )
+
+
+def processes(spec: QueueSpec) -> int:
+    """Worker processes per pod (`worker.processes`, else from the CPU limit)."""
+    return spec.worker.processes_per_pod
+
+
+def worker_command(spec: QueueSpec) -> list[str]:
+    """`jobfleet worker`, with `--processes N` when a pod runs more than one: a Queue that
+    leaves it at 1 keeps the pod template it had (no rollout on an operator upgrade)."""
+    n = processes(spec)
+    return [*WORKER_COMMAND, "--processes", str(n)] if n > 1 else list(WORKER_COMMAND)
 
 
 def settings_json(queue: QueueRef, spec: QueueSpec) -> str:
@@ -211,7 +225,7 @@ def worker_container(queue: QueueRef, spec: QueueSpec) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": worker.image,
-        "command": list(WORKER_COMMAND),
+        "command": worker_command(spec),
         "env": _merge_env(env, _env(worker.env)),
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         # Liveness starts once the worker has opened its port: a worker slow to import on a

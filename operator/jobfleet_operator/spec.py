@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -10,8 +11,8 @@ from urllib.parse import urlsplit
 from jobfleet import MASTER_NAME_PATTERN, compile_schedule
 from jobfleet.backoff import Backoff, BackoffKind
 from jobfleet.errors import ConfigError
-from jobfleet.settings import PRIORITY_NAMES as PRIORITY_NAMES
 from jobfleet.settings import (
+    MAX_PROCESSES,
     QUEUE_NAME,
     BreakerScope,
     CircuitBreaker,
@@ -25,6 +26,7 @@ from jobfleet.settings import (
     WorkerSettings,
     check_redis_url,
 )
+from jobfleet.settings import PRIORITY_NAMES as PRIORITY_NAMES
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -365,6 +367,30 @@ class SidecarSpec(SpecModel):
     resources: Resources | None = None
 
 
+CPU_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m?)$")
+
+
+def cpu_cores(amount: int | str) -> float | None:
+    """A Kubernetes CPU quantity in cores ("1500m" -> 1.5, "2" -> 2.0), None if unreadable."""
+    if isinstance(amount, int):
+        return float(amount)
+    m = CPU_QUANTITY.match(amount.strip())
+    if m is None:
+        return None
+    return float(m.group(1)) / (1000.0 if m.group(2) else 1.0)
+
+
+def default_processes(resources: Resources | None) -> int:
+    """Worker processes of a pod whose Queue does not say: one per core of the worker
+    container's CPU limit, rounded up (a 1.5-core limit gets 2: the second process uses the
+    half core the first cannot); 1 without a limit, at most MAX_PROCESSES."""
+    limit = (resources.limits or {}).get("cpu") if resources is not None else None
+    cores = cpu_cores(limit) if limit is not None else None
+    if cores is None or cores <= 0:
+        return 1
+    return max(1, min(MAX_PROCESSES, math.ceil(cores)))
+
+
 class WorkerSpec(SpecModel):
     """The worker pods: image, handlers and pod settings."""
 
@@ -405,6 +431,14 @@ class WorkerSpec(SpecModel):
     batch_size: int = engine_field(
         WorkerSettings, "batch_size", description="Max jobs claimed per call."
     )
+    processes: int | None = engine_field(
+        WorkerSettings,
+        "processes",
+        default=None,
+        description="Worker processes per pod under one supervisor (one port, one set of "
+        "metrics; each process runs `concurrency` jobs). Default: the worker container's CPU "
+        f"limit rounded up, at most {MAX_PROCESSES}; 1 without a CPU limit or in sidecar mode.",
+    )
     resources: Resources | None = None
     env: list[EnvVar] = Field(
         default_factory=list,
@@ -439,6 +473,15 @@ class WorkerSpec(SpecModel):
     pod_annotations: dict[str, str] | None = Field(
         default=None, description="Extra annotations of the worker pods."
     )
+
+    @property
+    def processes_per_pod(self) -> int:
+        """`processes`, else the default its description states (`default_processes`)."""
+        if self.processes is not None:
+            return self.processes
+        if self.mode == "sidecar":  # the handlers run in the sidecar, on its CPU
+            return 1
+        return default_processes(self.resources)
 
     @model_validator(mode="after")
     def _check(self) -> WorkerSpec:
@@ -633,7 +676,8 @@ class AutoscalingSpec(SpecModel):
         default=None,
         ge=1,
         le=1_000_000,
-        description="Waiting plus in-flight jobs one replica should carry; default concurrency.",
+        description="Waiting plus in-flight jobs one replica should carry; default concurrency "
+        "times worker.processes.",
     )
     poll_interval_seconds: float = Field(
         default=2.0, ge=0.5, le=300, description="How often the queue is read and sized."
@@ -738,7 +782,9 @@ class QueueSpec(SpecModel):
     redis: RedisSpec
     worker: WorkerSpec
     concurrency: int = engine_field(
-        QueueSettings, "concurrency", description="Jobs in flight per pod."
+        QueueSettings,
+        "concurrency",
+        description="Jobs in flight per worker process (a pod runs worker.processes of them).",
     )
     retry: RetrySpec = Field(default_factory=RetrySpec)
     job_timeout_seconds: float | None = engine_field(
@@ -787,7 +833,9 @@ class QueueSpec(SpecModel):
 
     @property
     def target_backlog_per_replica(self) -> int:
-        return self.autoscaling.target_backlog_per_replica or self.concurrency
+        """What one pod carries: concurrency in each of its worker processes, unless set."""
+        per_pod = self.concurrency * self.worker.processes_per_pod
+        return self.autoscaling.target_backlog_per_replica or per_pod
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

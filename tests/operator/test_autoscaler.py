@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jobfleet_operator.autoscaler import Decision, Load, Memory, Policy, decide
+from jobfleet_operator.spec import QueueSpec
 
 NO_MEMORY = Memory()
 P = Policy(
@@ -160,6 +161,35 @@ def test_sla_drain_time_sizes_the_fleet() -> None:
     assert not d.sla_breached
 
 
+def test_a_pod_of_several_processes_counts_as_their_sum() -> None:
+    # Redis counts 8 workers: 2 pods of 4 processes each, 10 jobs/s per worker. The fleet
+    # is sized in pods: 40 jobs/s each, so 600 waiting within 5 s need 3 pods, not 12.
+    policy = Policy(
+        max_replicas=20,
+        target_backlog_per_replica=500,
+        sla_seconds=5.0,
+        scale_up_step=20,
+        workers_per_replica=4,
+    )
+    load = Load(waiting=600, in_flight=0, oldest_wait=1.0, throughput=80.0, workers=8)
+    assert run(policy, 2, load).replicas == 3
+    # And the backlog per pod is concurrency times processes (QueueSpec's default).
+    from_spec = Policy.from_spec(
+        QueueSpec.model_validate(
+            {
+                "redis": {"url": "redis://r:6379/0"},
+                "worker": {"image": "i", "handlers": ["m"], "processes": 4},
+                "concurrency": 10,
+                "autoscaling": {"maxReplicas": 50, "scaleUp": {"maxStepReplicas": 50}},
+            }
+        )
+    )
+    assert (from_spec.workers_per_replica, from_spec.target_backlog_per_replica) == (4, 40)
+    assert run(from_spec, 1, Load(waiting=400, in_flight=0)).replicas == 10
+    with pytest.raises(ValueError, match="workers_per_replica"):
+        Policy(workers_per_replica=0)
+
+
 def test_sla_breach_without_rate_still_grows() -> None:
     policy = Policy(max_replicas=20, target_backlog_per_replica=500, sla_seconds=1.0)
     d = run(policy, 2, Load(waiting=5, in_flight=0, oldest_wait=3.0))
@@ -214,7 +244,7 @@ def test_load_from_stats_normalises_priorities() -> None:
     )
     load = Load.from_stats(stats)
     assert load.waiting_by_priority == {"critical": 5}
-    assert (load.waiting, load.in_flight, load.per_replica_rate) == (5, 2, 2.0)
+    assert (load.waiting, load.in_flight, load.per_worker_rate) == (5, 2, 2.0)
 
 
 # ---- properties -----------------------------------------------------------------------------

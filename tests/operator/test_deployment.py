@@ -164,6 +164,30 @@ def test_worker_container() -> None:
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+def with_worker(**changes: Any) -> dict[str, Any]:
+    return {**IN_PROCESS, "worker": {**IN_PROCESS["worker"], **changes}}
+
+
+def test_processes_from_the_cpu_limit_reach_the_command_and_the_settings() -> None:
+    two_cores = with_worker(resources={"limits": {"cpu": "2"}})
+    c = container(deploy(two_cores))
+    assert c["command"] == ["jobfleet", "worker", "--processes", "2"]
+    spec = QueueSpec.model_validate(two_cores)
+    assert worker_settings(Q, spec).processes == 2
+    # The worker, reading the command's flag over the ConfigMap, runs what was rendered.
+    assert load_settings(
+        env={"JOBFLEET_SETTINGS": settings_json(Q, spec)}, overrides={"processes": 2}
+    ) == worker_settings(Q, spec)
+
+
+def test_explicit_processes_win_and_one_process_keeps_the_old_command() -> None:
+    c = container(deploy(with_worker(processes=3, resources={"limits": {"cpu": 1}})))
+    assert c["command"] == ["jobfleet", "worker", "--processes", "3"]
+    one = deploy(with_worker(processes=1, resources={"limits": {"cpu": 8}}))
+    assert container(one)["command"] == ["jobfleet", "worker"]
+    assert worker_settings(Q, QueueSpec.model_validate(IN_PROCESS)).processes == 1
+
+
 def test_worker_env_wires_settings_and_secrets() -> None:
     env = env_of(container(deploy(IN_PROCESS)))
     assert env["JOBFLEET_SETTINGS"] == {

@@ -42,6 +42,31 @@ def test_workers_are_grouped_by_pod_and_strangers_ignored() -> None:
     }
 
 
+def test_a_pod_of_several_worker_processes_is_drained_whole() -> None:
+    # --processes 2: two worker ids per pod (one hostname). Every one is drained, and the
+    # pod goes only when all of them are drained and idle.
+    pods = {
+        "a": [Worker("a:10:x", 0, False), Worker("a:11:y", 2, False)],
+        "b": [Worker("b:10:x", 3, False), Worker("b:11:y", 3, False)],
+    }
+    s = step(None, current=2, desired=1, pods=pods, now=T0, timeout=600)
+    assert s.outcome == "started" and s.state is not None
+    assert s.state.pods == ("a",) and set(s.drain) == {"a:10:x", "a:11:y"}
+    one_confirmed = {**pods, "a": [Worker("a:10:x", 0, True), Worker("a:11:y", 0, False)]}
+    s = step(s.state, current=2, desired=1, pods=one_confirmed, now=T0 + 1, timeout=600)
+    assert s.outcome == "waiting" and set(s.drain) == {"a:10:x", "a:11:y"}
+    one_busy = {**pods, "a": [Worker("a:10:x", 0, True), Worker("a:11:y", 1, True)]}
+    s = step(s.state, current=2, desired=1, pods=one_busy, now=T0 + 2, timeout=600)
+    assert s.outcome == "waiting" and s.busy == {"a": 1}
+    # A child restarted mid-drain registers a new id: it is drained too before the pod goes.
+    restarted = {**pods, "a": [Worker("a:10:x", 0, True), Worker("a:12:z", 0, False)]}
+    s = step(s.state, current=2, desired=1, pods=restarted, now=T0 + 3, timeout=600)
+    assert s.outcome == "waiting" and "a:12:z" in s.drain
+    idle = {**pods, "a": [Worker("a:10:x", 0, True), Worker("a:12:z", 0, True)]}
+    s = step(s.state, current=2, desired=1, pods=idle, now=T0 + 4, timeout=600)
+    assert (s.outcome, s.replicas, s.gone) == ("drained", 1, ("a",))
+
+
 def test_scale_in_drains_first_and_scales_once_the_pods_are_idle() -> None:
     pods = fleet(a=2, b=1, c=0)
     s = step(None, current=3, desired=1, pods=pods, now=T0, timeout=600)

@@ -183,3 +183,58 @@ def test_priority_names_are_the_engines_everywhere() -> None:
 
     assert tuple(p.name.lower() for p in Priority) == PRIORITY_NAMES
     assert tuple(PrioritySLA.model_fields) == PRIORITY_NAMES
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        (None, 1),  # no limit: one process, as before
+        ({"memory": "1Gi"}, 1),
+        ({"cpu": 1}, 1),
+        ({"cpu": "500m"}, 1),
+        ({"cpu": "1500m"}, 2),  # rounded up: the second process uses the half core
+        ({"cpu": "2"}, 2),
+        ({"cpu": 4}, 4),
+        ({"cpu": "3.2"}, 4),
+        ({"cpu": "1000"}, 64),  # capped at the settings' bound
+        ({"cpu": "lots"}, 1),  # not a quantity the default can read
+    ],
+)
+def test_processes_default_from_the_worker_cpu_limit(
+    limits: dict[str, Any] | None, expected: int
+) -> None:
+    resources = {} if limits is None else {"limits": limits}
+    s = spec(worker__resources=resources)
+    assert s.worker.processes is None
+    assert s.worker.processes_per_pod == expected
+
+
+def test_explicit_processes_win_and_sidecar_pods_default_to_one() -> None:
+    s = spec(worker__processes=3, worker__resources={"limits": {"cpu": 8}})
+    assert s.worker.processes_per_pod == 3
+    sidecar = spec(
+        worker__mode="sidecar",
+        worker__handlers=[],
+        worker__sidecar={"image": "ghcr.io/acme/handler:1"},
+        worker__resources={"limits": {"cpu": 8}},
+    )
+    assert sidecar.worker.processes_per_pod == 1
+
+
+@pytest.mark.parametrize("bad", [0, 65, -2])
+def test_processes_out_of_range_are_refused_with_the_range(bad: int) -> None:
+    with pytest.raises(ValidationError, match="from 1 to 64"):
+        spec(worker__processes=bad)
+    worker = crd.schema_of(QueueSpec)["properties"]["worker"]["properties"]
+    assert (worker["processes"]["minimum"], worker["processes"]["maximum"]) == (1, 64)
+
+
+def test_a_pod_carries_concurrency_times_processes_by_default() -> None:
+    s = spec(concurrency=10, worker__processes=4)
+    assert s.target_backlog_per_replica == 40
+    assert (
+        spec(concurrency=10, worker__resources={"limits": {"cpu": 2}}).target_backlog_per_replica
+        == 20
+    )
+    set_by_hand = spec(concurrency=10, worker__processes=4, autoscaling__targetBacklogPerReplica=7)
+    assert set_by_hand.target_backlog_per_replica == 7

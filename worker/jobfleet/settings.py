@@ -15,6 +15,7 @@ from redis.asyncio.connection import parse_url
 
 from .backoff import Backoff
 from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Processes, Seconds, between
+from .bounds import MAX_PROCESSES as MAX_PROCESSES  # re-exported: the Queue's default uses it
 from .cluster import is_cluster_url, parse_cluster_url
 from .errors import ConfigError
 from .redaction import redact_text as redact_text  # re-exported: still public here
