@@ -3,6 +3,7 @@
 #   bench/run.sh            3 interleaved rounds, medians rendered into bench/RESULTS.md
 #   bench/run.sh profile    cProfile of the jobfleet worker + Redis commandstats/slowlog/latency
 #   bench/run.sh lateness   delayed jobs and retries: handler start - run_at (jobfleet only)
+#   bench/run.sh processes  --processes 2 against 1: CPU-bound 200 µs body, ABBA x BENCH_ROUNDS
 #   bench/run.sh admin      the admin API: HTTP enqueue, stats of 100 queues, a deep page (bench/admin.py)
 # Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
 #      BENCH_WAIT_QUIET (total seconds to wait for load < 1 and no Go build; default 0).
@@ -70,6 +71,28 @@ fi
 if [ "${1:-}" = "lateness" ]; then
   wait_quiet
   exec "$PY" bench/run_one.py "$OUT/lateness-$(date -u +%Y%m%dT%H%M%SZ).jsonl" "$PY" bench/lateness.py
+fi
+
+if [ "${1:-}" = "processes" ]; then
+  # ABBA rounds (1 2 2 1): drift in the machine's other load hits both sides alike.
+  out="$OUT/processes-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+  for _ in $(seq "${BENCH_ROUNDS:-3}"); do
+    for n in 1 2 2 1; do
+      wait_quiet
+      uptime >&2
+      "$PY" bench/run_one.py "$out" "$PY" bench/processes.py --processes "$n" >/dev/null
+    done
+  done
+  exec "$PY" - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+for i in range(0, len(rows) - 3, 4):
+    one = [r["jobs_per_s"] for r in rows[i : i + 4] if r["processes"] == 1]
+    two = [r["jobs_per_s"] for r in rows[i : i + 4] if r["processes"] == 2]
+    busy = max(r["others_cores_during"] for r in rows[i : i + 4])
+    ratio = statistics.mean(two) / statistics.mean(one)
+    print(f"round {i // 4 + 1}: N=1 {one} N=2 {two} jobs/s, ratio {ratio:.2f}, others {busy} cores")
+PY
 fi
 
 setup_peers

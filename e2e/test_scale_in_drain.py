@@ -381,3 +381,50 @@ def test_a_drain_past_its_timeout_falls_back_to_the_grace_period(
             conn.close()
 
     wait_for("the removed pod to give its job back at SIGTERM", released, 60)
+
+
+def test_a_pod_of_two_worker_processes_is_drained_whole(
+    kube: Kube,
+    tools: Tools,
+    operator: str,
+    redis: RedisServer,
+) -> None:
+    """`worker.processes: 2`: each pod runs a supervisor and two workers (two worker ids of
+    one hostname); a pod carries concurrency x processes = 2 of backlog by default. 2 -> 1
+    as the short jobs finish: every worker of the pod removed is drained, and no job, the
+    30 s ones included, starts twice."""
+    ns, q = operator, "twoprocs"
+    body = queue_body(
+        q,
+        redis,
+        concurrency=1,
+        worker={"terminationGracePeriodSeconds": 5, "processes": 2},
+        autoscaling={
+            "minReplicas": 1,
+            "maxReplicas": 2,
+            "scaleDown": {"stabilizationWindowSeconds": 0},
+            "scaleIn": {"drainTimeoutSeconds": 120},
+        },
+    )
+    apply(tools, ns, body)
+    wait_for("the first pod's two workers", lambda: len(workers(redis.url, q)) == 2, 120)
+    deployment = kube.apps.read_namespaced_deployment(f"{q}-jobfleet", ns)
+    command = deployment.spec.template.spec.containers[0].command
+    assert command == ["jobfleet", "worker", "--processes", "2"]
+    ids = enqueue_mix(redis.url, q, shorts=6, longs=2)
+    wait_for("two pods of two workers", lambda: len(workers(redis.url, q)) == 4, 120)
+    by_pod: dict[str, int] = {}
+    for w in workers(redis.url, q).values():
+        by_pod[w.hostname] = by_pod.get(w.hostname, 0) + 1
+    assert sorted(by_pod.values()) == [2, 2]
+    watch = Watch()
+    wait_for(
+        "the backlog to fall and the fleet to shrink to 1",
+        lambda: finished(kube, ns, q, redis.url, ids, watch),
+        300,
+        0.3,
+    )
+    assert_nothing_interrupted(redis.url, q, ids)
+    assert len(watch.drained) == 1
+    assert (get_queue(kube, ns, q)["status"])["lastDrain"]["result"] == "Drained"
+    assert len(live_workers(kube, ns, q, redis.url)) == 2

@@ -167,6 +167,12 @@ def test_jobs_job_verbs_and_queue_commands(redis_url):
             1,
             "queue.concurrency: must be a whole number from 1 to 10000",
         ),
+        (
+            ("worker", "--processes", "0", "--handlers", "json"),
+            1,
+            "processes: must be a whole number from 1 to 64",
+        ),
+        (("worker", "--processes", "2", "--queue", "q"), 2, "no handler modules"),
     ],
 )
 def test_user_mistakes_are_one_clear_line(redis_url, args, code, text):

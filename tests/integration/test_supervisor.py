@@ -9,8 +9,11 @@ import signal
 import aiohttp
 import jobfleet
 import pytest
+import redis
 import redis.asyncio as aioredis
 from conftest import WorkerProcess
+from leaks import leaked
+from redis_server import RedisServer
 from waiting import alive, until
 
 pytestmark = pytest.mark.slow
@@ -208,3 +211,38 @@ async def test_a_child_that_cannot_start_stops_the_pod_with_its_exit_code(
     code = proc.proc.wait(timeout=120)
     assert code != 0
     assert "before it was ready; stopping the pod" in proc.output()
+
+
+async def test_no_part_of_the_redis_password_reaches_the_pods_output(spawn_worker) -> None:
+    password = "Sv7qLm2xPw9tRk4"
+    with RedisServer() as server:
+        conn = redis.Redis(port=server.port)
+        conn.config_set("requirepass", password)
+        conn.close()
+        url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        wrong = f"redis://:{password[::-1]}@127.0.0.1:{server.port}/0"
+        good = Pod(spawn_worker(url, processes=2, http_port=0, http_host="127.0.0.1"))
+        bad = Pod(spawn_worker(wrong, processes=2, http_port=0, http_host="127.0.0.1"))
+        await good.started()
+        await bad.started()
+        await until(good.ready, what="the pod with the right password ready")
+        async with jobfleet.Client(url, queue="q") as client:
+            job = await client.enqueue("record")
+
+            async def done() -> bool:
+                return (await client.get(job)).state.value == "completed"
+
+            await until(done, what="a job run by the pod")
+
+        async def refused() -> bool:
+            return "Redis unavailable" in bad.proc.output()
+
+        await until(refused, what="the wrong password refused")
+        assert not await bad.ready()
+        for p in (good, bad):
+            texts = [p.proc.output(), (await p.get("/status"))[1], (await p.get("/metrics"))[1]]
+            p.proc.terminate()
+            texts.append(p.proc.output())
+            for text in texts:
+                assert leaked(text, password) == []
+                assert leaked(text, password[::-1]) == []

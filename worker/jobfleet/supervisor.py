@@ -208,7 +208,13 @@ class Supervisor:
 
     async def _start(self, child: Child) -> None:
         child.port_file.unlink(missing_ok=True)
-        env = {**os.environ, METRICS_DIR_ENV: str(self._metrics_dir)}
+        # The child reads its settings from stdin alone; $JOBFLEET_REDIS_URL is for its error
+        # messages: the URL they name, and the password they must redact (cli._secrets).
+        env = {
+            **os.environ,
+            METRICS_DIR_ENV: str(self._metrics_dir),
+            "JOBFLEET_REDIS_URL": self.settings.redis_url,
+        }
         child.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
