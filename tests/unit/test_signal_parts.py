@@ -72,6 +72,7 @@ def test_pod_status_sums_the_children_that_report() -> None:
     ]
     doc = status.pod_document(processes=3, stopping=False, children=children)
     assert (doc["jobs_in_flight"], doc["concurrency"], doc["processes"]) == (5, 10, 3)
+    assert doc["draining"] is False
     assert json.loads(json.dumps(doc))["children"][2]["state"] == "restarting"
 
 

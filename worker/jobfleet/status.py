@@ -59,6 +59,7 @@ def pod_document(
         "processes": processes,
         "jobs_in_flight": sum(int(d["jobs_in_flight"]) for d in docs),
         "concurrency": sum(int(d["concurrency"]) for d in docs),
+        "draining": any(d["draining"] for d in docs),  # the operator drains a pod whole
         "stopping": stopping,
         "children": children,
     }

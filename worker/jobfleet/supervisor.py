@@ -234,6 +234,8 @@ class Supervisor:
         with contextlib.suppress(ConnectionError):
             await child.proc.stdin.drain()
         child.proc.stdin.close()
+        if self.stopping:  # the stop's SIGTERMs went out while this one was being started
+            self._signal(child, signal.SIGTERM)
         child.started = time.monotonic()
         child.port, child.ready, child.alive, child.doc = None, False, True, None
         child.was_ready = False  # per run: a start that fails fails again (FATAL_CODES)
