@@ -37,6 +37,7 @@ from .settings import WorkerSettings
 
 if TYPE_CHECKING:  # imported when a supervisor runs: `jobfleet enqueue` needs neither
     import aiohttp
+    from prometheus_client import CollectorRegistry
 
     from .health import HealthServer
 
@@ -179,7 +180,7 @@ class Supervisor:
             children=[c.describe() for c in self.children],
         )
 
-    def _registry(self) -> Any:
+    def _registry(self) -> CollectorRegistry:
         from prometheus_client import CollectorRegistry, multiprocess
 
         registry = CollectorRegistry()
