@@ -9,6 +9,7 @@ registered, resume, and time until every job is completed. Start-up is outside t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -18,11 +19,25 @@ import time
 from pathlib import Path
 
 import jobfleet
-from common import N_JOBS, redis_url
+from common import N_JOBS, ServerMeter, redis_url, sync_redis
 
+TICK = os.sysconf("SC_CLK_TCK")
 QUEUE = "cpu"
 CONCURRENCY = 10
 ENQUEUE_BATCH = 1000
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children, from /proc."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0.0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
 
 
 def run(processes: int, jobs: int) -> dict[str, float | int]:
@@ -63,11 +78,14 @@ def run(processes: int, jobs: int) -> dict[str, float | int]:
                 if worker.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the workers did not start")
                 time.sleep(0.05)
+            meter, cpu0 = ServerMeter(sync_redis()), tree_cpu(worker.pid)
             t0 = time.perf_counter()
             client.resume()
             while client.inspect().completed_total < jobs:
                 time.sleep(0.02)
             seconds = time.perf_counter() - t0
+            worker_us = (tree_cpu(worker.pid) - cpu0) * 1e6 / jobs
+            redis_us, _ = meter.per_job(jobs)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=120)
@@ -79,6 +97,10 @@ def run(processes: int, jobs: int) -> dict[str, float | int]:
         "body_us": 200,
         "seconds": round(seconds, 3),
         "jobs_per_s": round(jobs / seconds),
+        # CPU per job of the worker processes (the supervisor's included) and of Redis:
+        # what N processes can reach when they get the cores (2 cores / these).
+        "worker_cpu_us": round(worker_us, 1),
+        "redis_cpu_us": round(redis_us, 1),
     }
 
 

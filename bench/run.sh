@@ -91,7 +91,9 @@ for i in range(0, len(rows) - 3, 4):
     two = [r["jobs_per_s"] for r in rows[i : i + 4] if r["processes"] == 2]
     busy = max(r["others_cores_during"] for r in rows[i : i + 4])
     ratio = statistics.mean(two) / statistics.mean(one)
+    cpu = [(r["processes"], r.get("worker_cpu_us"), r.get("redis_cpu_us")) for r in rows[i : i + 4]]
     print(f"round {i // 4 + 1}: N=1 {one} N=2 {two} jobs/s, ratio {ratio:.2f}, others {busy} cores")
+    print(f"  (N, worker CPU µs/job, Redis CPU µs/job): {cpu}")
 PY
 fi
 
