@@ -561,16 +561,23 @@ class Client:
         await self.engine(queue).set_paused(False)
 
 
+# Per priority: its name in QueueStats, and the inspect script's fields for it.
+_PRIORITY_FIELDS = tuple(
+    (p.name.lower(), f"waiting:{p.value}", f"oldest_ms:{p.value}") for p in Priority
+)
+
+
 def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
     """A queue's stats from the inspect script's reply."""
     now = int(raw["time_ms"])
     window = int(raw["window_ms"]) / 1000.0
-    by_prio = {p.name.lower(): int(raw[f"waiting:{p.value}"]) for p in Priority}
-    oldest_by_prio = {
-        p.name.lower(): int(raw[f"oldest_ms:{p.value}"]) / 1000.0
-        for p in Priority
-        if int(raw[f"waiting:{p.value}"])
-    }
+    by_prio = {}
+    oldest_by_prio = {}
+    for name, waiting_field, oldest_field in _PRIORITY_FIELDS:
+        count = by_prio[name] = int(raw[waiting_field])
+        if count:
+            oldest_by_prio[name] = int(raw[oldest_field]) / 1000.0
+    get = raw.get
     return QueueStats(
         queue=queue,
         time=now / 1000.0,
@@ -580,21 +587,21 @@ def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
         active=int(raw["active"]),
         dead=int(raw["dead"]),
         completed=int(raw["completed"]),
-        cancelled=int(raw.get("cancelled", 0)),
+        cancelled=int(get("cancelled", 0)),
         oldest_wait=max(oldest_by_prio.values(), default=0.0),
         oldest_wait_by_priority=oldest_by_prio,
-        completed_total=int(raw.get("completed_total", 0)),
-        failed_total=int(raw.get("failed_total", 0)),
-        dead_total=int(raw.get("dead_total", 0)),
-        recovered_total=int(raw.get("recovered_total", 0)),
-        cancelled_total=int(raw.get("cancelled_total", 0)),
-        removed_total=int(raw.get("removed_total", 0)),
+        completed_total=int(get("completed_total", 0)),
+        failed_total=int(get("failed_total", 0)),
+        dead_total=int(get("dead_total", 0)),
+        recovered_total=int(get("recovered_total", 0)),
+        cancelled_total=int(get("cancelled_total", 0)),
+        removed_total=int(get("removed_total", 0)),
         throughput=int(raw["window_completed"]) / window if window else 0.0,
         failure_rate=int(raw["window_failed"]) / window if window else 0.0,
         window=window,
         workers=int(raw["workers"]),
         paused=raw["paused"] == "1",
-        held=int(raw.get("held", 0)),
+        held=int(get("held", 0)),
         circuits=_circuits(raw),
     )
 

@@ -13,10 +13,10 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from . import scripts
-from .cluster import is_cluster
 from .job import Priority
 from .keys import QueueKeys
 from .settings import CircuitBreaker, RateLimit
+from .wire import ScriptHead, Wire
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
 TP_WINDOW_BUCKETS = 12  # x 5 s buckets = the rate window inspect reports
@@ -69,13 +69,26 @@ class EncodedJob:
     rate_key: str = ""
     trace: str = ""  # the W3C traceparent of the enqueue's span (jobfleet[otel]), or ""
 
-    def record(self) -> str:
-        """The job as one record of the enqueue script's batch (see lua/lib.lua `split`)."""
+    def options(self) -> str:
+        """Every field but id, name, priority and payload as one record of the enqueue
+        script (lua/enqueue.lua), or "" when all are at their defaults (most jobs): the
+        script then decodes nothing."""
+        if not (
+            self.chosen_id
+            or self.run_at_ms
+            or self.delay_ms != -1
+            or self.dedup_key
+            or self.max_attempts
+            or self.backoff
+            or self.timeout_ms
+            or self.rate_key
+            or self.trace
+        ):
+            return ""
         return (
-            f"{self.id}\x1f{self.chosen_id}\x1f{self.name}\x1f{self.priority}\x1f{self.run_at_ms}\x1f"
-            f"{self.delay_ms}\x1f{self.dedup_key}\x1f{self.dedup_ttl_ms}\x1f"
-            f"{self.max_attempts}\x1f{self.backoff}\x1f{self.timeout_ms}\x1f"
-            f"{self.rate_key}\x1f{self.payload}\x1f{self.trace}"
+            f"{self.chosen_id}\x1f{self.run_at_ms}\x1f{self.delay_ms}\x1f{self.dedup_key}\x1f"
+            f"{self.dedup_ttl_ms}\x1f{self.max_attempts}\x1f{self.backoff}\x1f"
+            f"{self.timeout_ms}\x1f{self.rate_key}\x1f{self.trace}"
         )
 
 
@@ -221,6 +234,9 @@ class Engine:
     # would otherwise encode each of them on every call (the larger part of packing a call).
     _wire_keys: list[bytes] = field(init=False, repr=False)
     _wire_prefix: bytes = field(init=False, repr=False)
+    # On a plain client, calls go out pre-packed (jobfleet.wire); None: through redis-py.
+    _wire: Wire | None = field(init=False, repr=False)
+    _heads: dict[str, ScriptHead] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = QueueKeys(self.queue)
@@ -228,9 +244,21 @@ class Engine:
         self._wire_keys = [k.encode() for k in self.keys.script]
         self._wire_prefix = self.prefix.encode()
         self._scripts = {n: self.conn.register_script(scripts.source(n)) for n in scripts.NAMES}
+        self._wire = Wire.of(self.conn) if Wire.usable(self.conn) else None
+
+    def _head(self, name: str) -> ScriptHead:
+        """The script's call packed up to its own arguments (the queue's keys and prefix)."""
+        head = self._heads.get(name)
+        if head is None:
+            head = self._heads[name] = ScriptHead(
+                self._scripts[name], self._wire_keys, [self._wire_prefix]
+            )
+        return head
 
     async def _run(self, name: str, *args: Any) -> Any:
         self.round_trips += 1
+        if self._wire is not None:
+            return await self._wire.call(self._head(name), args)
         return await self._scripts[name](keys=self._wire_keys, args=[self._wire_prefix, *args])
 
     async def enqueue(self, jobs: Sequence[EncodedJob]) -> list[tuple[str, bool]]:
@@ -238,26 +266,32 @@ class Engine:
         chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
         if not chunks:
             return []
-        self.round_trips += 1
-        script = self._scripts["enqueue"]
         if len(chunks) == 1:
-            replies = [await script(keys=self._wire_keys, args=self._enqueue_args(chunks[0]))]
-        elif is_cluster(self.conn):
-            calls = [(self._wire_keys, self._enqueue_args(chunk)) for chunk in chunks]
-            replies = await evalsha_pipeline(self.conn, script, calls)
-        else:
-            async with self.conn.pipeline(transaction=False) as pipe:
-                for chunk in chunks:
-                    await script(keys=self._wire_keys, args=self._enqueue_args(chunk), client=pipe)
-                replies = await pipe.execute()
+            replies = [await self._run("enqueue", *self._enqueue_args(chunks[0]))]
+        elif self._wire is not None:
+            self.round_trips += 1
+            head = self._head("enqueue")
+            replies = await self._wire.pipeline([(head, self._enqueue_args(c)) for c in chunks])
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        else:  # a cluster: one pipeline per node (the chunks all go to the queue's)
+            self.round_trips += 1
+            calls = [(self._wire_keys, [self._wire_prefix, *self._enqueue_args(c)]) for c in chunks]
+            replies = await evalsha_pipeline(self.conn, self._scripts["enqueue"], calls)
         out = [(job.id, True) for job in jobs]
         for c, reply in enumerate(replies):
             for i in range(0, len(reply), 2):
                 out[c * ENQUEUE_CHUNK + int(reply[i]) - 1] = (reply[i + 1], False)
         return out
 
-    def _enqueue_args(self, chunk: Sequence[EncodedJob]) -> list[Any]:
-        return [self._wire_prefix, len(chunk), "\x1e".join([job.record() for job in chunk])]
+    @staticmethod
+    def _enqueue_args(chunk: Sequence[EncodedJob]) -> list[Any]:
+        """The enqueue script's arguments after the prefix: five per job."""
+        args: list[Any] = [len(chunk)]
+        for job in chunk:
+            args += (job.id, job.name, job.priority, job.payload, job.options())
+        return args
 
     async def claim(
         self,
@@ -518,11 +552,33 @@ class Engine:
         whether each is loaded, a round trip more."""
         if not engines:
             return []
+        wire = engines[0]._wire
+        if wire is not None:
+            replies = await wire.pipeline([(eng._inspect_head(), ()) for eng in engines])
+            for eng in engines:
+                eng.round_trips += 1
+        else:
+            replies = await Engine._inspect_pipelined(conn, engines)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [{str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)} for r in replies]
+
+    @staticmethod
+    async def _inspect_pipelined(conn: aioredis.Redis, engines: Sequence[Engine]) -> list[Any]:
         script = engines[0]._scripts["inspect"]
         for eng in engines:
             eng.round_trips += 1
-        replies = await evalsha_pipeline(conn, script, [e._inspect_args() for e in engines])
-        return [{str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)} for r in replies]
+        return await evalsha_pipeline(conn, script, [e._inspect_args() for e in engines])
+
+    def _inspect_head(self) -> ScriptHead:
+        """The whole inspect call, packed once: its arguments never change."""
+        head = self._heads.get("inspect:all")
+        if head is None:
+            fixed = [self._wire_prefix, len(Priority), TP_WINDOW_BUCKETS]
+            head = ScriptHead(self._scripts["inspect"], self._wire_keys, fixed)
+            self._heads["inspect:all"] = head
+        return head
 
     def _inspect_args(self) -> tuple[list[bytes], list[Any]]:
         """The inspect script's arguments after its hash, as bytes, built once: encoding them

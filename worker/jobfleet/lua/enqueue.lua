@@ -1,56 +1,86 @@
 -- Enqueue a batch of jobs atomically.
--- ARGV: prefix, count, jobs: one record per job (see split), fields:
---   id, caller_chose_id ('1' or ''), name, priority, run_at_ms (0 = now; absolute ms),
---   delay_ms (-1 = none), dedup_key, dedup_ttl_ms, max_attempts, backoff, timeout_ms,
---   rate_key, payload, trace (a W3C traceparent, '' for none)
+-- ARGV: prefix, count, then five per job (EncodedJob.arguments): id, name, priority, payload,
+-- options: '' when every option is at its default, else one record, fields split by \31:
+--   caller_chose_id ('1' or ''), run_at_ms (0 = now; absolute ms), delay_ms (-1 = none),
+--   dedup_key, dedup_ttl_ms, max_attempts, backoff, timeout_ms, rate_key,
+--   trace (a W3C traceparent, '' for none)
 -- Returns {index, id, ...} for the jobs NOT written because they are duplicates (an existing
 -- caller-chosen id, or a live dedup key): `id` is the job that already stands for them.
+--
+-- Arguments of their own, and options decoded only when a job has some, because decoding a
+-- record cost more Redis CPU than the writes themselves (bench/RESULTS.md, "Single enqueue").
+-- Constants are literals, which cost nothing per call; a table or a built string would.
+local PER_JOB = 5
+local OPTIONS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31'
+  .. '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
+local CHOSEN, RUN_AT, DELAY, DEDUP, DEDUP_TTL = 1, 2, 3, 4, 5
 local count = tonumber(ARGV[2])
-local records = split(ARGV[3], '\30')
 local now = now_ms()
 local out = {}
--- Duplicates must write nothing at all, so the sequence is only advanced for new jobs.
-local seq = tonumber(redis.call('HGET', K_META, 'seq') or '0')
-local written = 0
-local ready = {}
-local any_delayed, delayed_before = false, nil
+local new = {}  -- the argument base of each job to write
+local options = {}  -- decoded options by argument base, for the jobs that have any
+-- Duplicates must write nothing at all, so they are found before the sequence advances.
 for j = 1, count do
-  local f = split(records[j], '\31')
-  local id, name, prio = f[1], f[3], f[4]
-  local run_at, delay = tonumber(f[5]), tonumber(f[6])
-  local dedup = f[7]
-  local key = job_key(id)
+  local base = 2 + (j - 1) * PER_JOB
   local existing = nil
-  if dedup ~= '' then
-    existing = redis.call('GET', PREFIX .. 'dedup:' .. dedup)
-  end
-  -- Generated ids are 128 random bits: only a caller-chosen id can already exist.
-  if not existing and f[2] ~= '' and redis.call('EXISTS', key) == 1 then
-    existing = id
+  if ARGV[base + 5] ~= '' then
+    local o = {string.match(ARGV[base + 5], OPTIONS)}
+    options[base] = o
+    if o[DEDUP] ~= '' then
+      existing = redis.call('GET', PREFIX .. 'dedup:' .. o[DEDUP])
+    end
+    -- Generated ids are 128 random bits: only a caller-chosen id can already exist.
+    if not existing and o[CHOSEN] ~= '' and redis.call('EXISTS', job_key(ARGV[base + 1])) == 1 then
+      existing = ARGV[base + 1]
+    end
   end
   if existing then
     out[#out + 1] = j
     out[#out + 1] = existing
   else
+    new[#new + 1] = base
+  end
+end
+if #new == 0 then
+  return out
+end
+local seq = redis.call('HINCRBY', K_META, 'seq', #new) - #new
+local ready = {}
+local any_delayed, delayed_before = false, nil
+for n, base in ipairs(new) do
+  local id, prio, o = ARGV[base + 1], ARGV[base + 3], options[base]
+  if not o then
+    -- Most jobs: due now, no options. One call, no table to build.
+    redis.call('HSET', job_key(id), 'name', ARGV[base + 2], 'payload', ARGV[base + 4],
+      'priority', prio, 'enqueued_at', now, 'state', 'waiting', 'seq', seq + n)
+    ready[#ready + 1] = tonumber(prio) * BAND + seq + n
+    ready[#ready + 1] = id
+  else
+    local fields = {'name', ARGV[base + 2], 'payload', ARGV[base + 4], 'priority', prio,
+                    'enqueued_at', now}
+    -- The options written to the job's hash when given: their place in the record, their field.
+    local written = {DEDUP, 'dedup_key', 6, 'max_attempts', 7, 'backoff', 8, 'timeout_ms',
+                     9, 'rate_key', 10, 'trace'}
+    for i = 1, #written, 2 do
+      local value = o[written[i]]
+      if value ~= '' then
+        fields[#fields + 1] = written[i + 1]
+        fields[#fields + 1] = value
+      end
+    end
+    if o[DEDUP] ~= '' then
+      redis.call('SET', PREFIX .. 'dedup:' .. o[DEDUP], id, 'PX', tonumber(o[DEDUP_TTL]))
+    end
+    local run_at, delay = tonumber(o[RUN_AT]), tonumber(o[DELAY])
     if delay >= 0 then
       run_at = now + delay
     end
-    local fields = {'name', name, 'payload', f[13], 'priority', prio, 'enqueued_at', now}
-    local opt = {'dedup_key', dedup, 'max_attempts', f[9], 'backoff', f[10],
-                 'timeout_ms', f[11], 'rate_key', f[12], 'trace', f[14] or ''}
-    for i = 1, #opt, 2 do
-      if opt[i + 1] ~= '' then
-        fields[#fields + 1] = opt[i]
-        fields[#fields + 1] = opt[i + 1]
-      end
-    end
-    written = written + 1
     if run_at > now then
       fields[#fields + 1] = 'state'
       fields[#fields + 1] = 'delayed'
       fields[#fields + 1] = 'run_at'
       fields[#fields + 1] = run_at
-      redis.call('HSET', key, unpack(fields))
+      redis.call('HSET', job_key(id), unpack(fields))
       if not any_delayed then
         any_delayed, delayed_before = true, first_score(K_DELAYED)
       end
@@ -60,20 +90,14 @@ for j = 1, count do
       fields[#fields + 1] = 'state'
       fields[#fields + 1] = 'waiting'
       fields[#fields + 1] = 'seq'
-      fields[#fields + 1] = seq + written
-      redis.call('HSET', key, unpack(fields))
-      ready[#ready + 1] = tonumber(prio) * BAND + seq + written
+      fields[#fields + 1] = seq + n
+      redis.call('HSET', job_key(id), unpack(fields))
+      ready[#ready + 1] = tonumber(prio) * BAND + seq + n
       ready[#ready + 1] = id
-    end
-    if dedup ~= '' then
-      redis.call('SET', PREFIX .. 'dedup:' .. dedup, id, 'PX', tonumber(f[8]))
     end
   end
 end
-if written > 0 then
-  redis.call('HSET', K_META, 'seq', seq + written)
-  redis.call('HINCRBY', K_STATS, 'enqueued_total', written)
-end
+redis.call('HINCRBY', K_STATS, 'enqueued_total', #new)
 if #ready > 0 then
   redis.call('ZADD', K_READY, unpack(ready))
   wake()

@@ -1,0 +1,97 @@
+"""Pre-packed script calls (jobfleet.wire) against a real redis-server: what redis-py's own
+path guaranteed still holds — NOSCRIPT, lost connections, cancellation, error replies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import jobfleet
+import pytest
+import redis
+from jobfleet.engine import ENQUEUE_CHUNK
+from jobfleet.wire import ScriptHead, Wire
+from redis.exceptions import ResponseError
+
+pytestmark = pytest.mark.asyncio
+
+
+def waiting(redis_url: str, queue: str = "q") -> int:
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        return int(conn.zcard(f"jf:{{{queue}}}:ready"))
+    finally:
+        conn.close()
+
+
+async def test_the_client_uses_the_wire(client: jobfleet.Client) -> None:
+    assert client.engine()._wire is Wire.of(client.conn)
+    assert client.engine("other")._wire is client.engine()._wire  # one per connection
+
+
+async def test_a_flushed_script_cache_is_reloaded_and_the_job_written_once(
+    client: jobfleet.Client, redis_url: str
+) -> None:
+    await client.enqueue("a")
+    redis.Redis.from_url(redis_url).script_flush()
+    await client.enqueue("b")
+    redis.Redis.from_url(redis_url).script_flush()
+    ids = await client.enqueue_many([{"name": "c"}] * (2 * ENQUEUE_CHUNK + 1))  # a pipeline
+    assert len(set(ids)) == 2 * ENQUEUE_CHUNK + 1
+    assert waiting(redis_url) == 2 * ENQUEUE_CHUNK + 3
+
+
+async def test_a_killed_connection_is_replaced_and_the_job_written_once(
+    client: jobfleet.Client, redis_url: str
+) -> None:
+    await client.enqueue("a")
+    admin = redis.Redis.from_url(redis_url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    job_id = await client.enqueue("b")
+    assert (await client.get(job_id)).name == "b"
+    assert waiting(redis_url) == 2
+
+
+async def test_a_cancelled_call_leaves_no_reply_behind(
+    client: jobfleet.Client, redis_url: str
+) -> None:
+    eng = client.engine()
+    wire = eng._wire
+    assert wire is not None
+    slow = client.conn.register_script(
+        "local t0 = redis.call('TIME')[1] while redis.call('TIME')[1] - t0 < 1 do end return 'slow'"
+    )
+    head = ScriptHead(slow, [], [])
+    task = asyncio.create_task(wire.call(head, []))
+    await asyncio.sleep(0.2)  # sent: Redis is running it
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The connection that waited for 'slow' is not reused with that reply still coming.
+    job_id = await client.enqueue("after")
+    assert isinstance(job_id, str) and len(job_id) == 32
+    assert (await client.get(job_id)).name == "after"
+
+
+async def test_error_replies_are_raised_and_pipelines_keep_them_in_place(
+    client: jobfleet.Client,
+) -> None:
+    wire = client.engine()._wire
+    assert wire is not None
+    bad = ScriptHead(client.conn.register_script("return redis.error_reply('nope')"), [], [])
+    good = ScriptHead(client.conn.register_script("return ARGV[1]"), [], [])
+    with pytest.raises(ResponseError, match="nope"):
+        await wire.call(bad, [])
+    replies = await wire.pipeline([(good, ["1"]), (bad, []), (good, ["3"])])
+    assert replies[0] == "1" and replies[2] == "3"
+    assert isinstance(replies[1], ResponseError) and "nope" in str(replies[1])
+    assert await wire.call(good, ["still fine"]) == "still fine"
+
+
+async def test_stats_of_many_queues_go_in_one_write(client: jobfleet.Client) -> None:
+    for q in range(5):
+        await client.enqueue("x", queue=f"q{q}")
+    before = client.round_trips
+    stats = await client.queues()
+    assert [s.queue for s in stats] == [f"q{q}" for q in range(5)]
+    assert all(s.waiting == 1 for s in stats)
+    assert client.round_trips - before == 5  # one script call per queue, in one pipeline
