@@ -95,3 +95,58 @@ async def test_stats_of_many_queues_go_in_one_write(client: jobfleet.Client) -> 
     assert [s.queue for s in stats] == [f"q{q}" for q in range(5)]
     assert all(s.waiting == 1 for s in stats)
     assert client.round_trips - before == 5  # one script call per queue, in one pipeline
+
+
+def reads_processed(redis_url: str) -> int:
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        return int(conn.info("stats")["total_reads_processed"])
+    finally:
+        conn.close()
+
+
+async def test_concurrent_calls_share_writes(client: jobfleet.Client, redis_url: str) -> None:
+    await client.enqueue("warm")
+    before = reads_processed(redis_url)
+    ids = await asyncio.gather(*(client.enqueue("x", {"i": i}) for i in range(100)))
+    reads = reads_processed(redis_url) - before
+    assert len(set(ids)) == 100 and waiting(redis_url) == 101
+    assert reads <= 20, f"Redis read {reads} times for 100 concurrent calls"
+    assert {(await client.get(i)).payload["i"] for i in ids} == set(range(100))
+
+
+async def test_each_caller_of_a_shared_write_gets_its_own_reply(client: jobfleet.Client) -> None:
+    wire = client.engine()._wire
+    assert wire is not None
+    echo = ScriptHead(client.conn.register_script("return ARGV[1]"), [], [])
+    bad = ScriptHead(
+        client.conn.register_script("return redis.error_reply('no ' .. ARGV[1])"), [], []
+    )
+
+    async def one(i: int) -> str:
+        if i % 3 == 0:
+            with pytest.raises(ResponseError, match=f"no {i}$"):
+                await wire.call(bad, [str(i)])
+            return f"error {i}"
+        return str(await wire.call(echo, [str(i)]))
+
+    got = await asyncio.gather(*(one(i) for i in range(60)))
+    assert got == [f"error {i}" if i % 3 == 0 else str(i) for i in range(60)]
+
+
+async def test_a_caller_cancelled_in_a_shared_write_leaves_the_others_whole(
+    client: jobfleet.Client,
+) -> None:
+    wire = client.engine()._wire
+    assert wire is not None
+    echo = ScriptHead(client.conn.register_script("return ARGV[1]"), [], [])
+    first = asyncio.create_task(wire.call(echo, ["first"]))  # goes alone
+    await asyncio.sleep(0)
+    shared = [asyncio.create_task(wire.call(echo, [str(i)])) for i in range(10)]
+    await asyncio.sleep(0)
+    shared[4].cancel()
+    done = await asyncio.gather(first, *shared, return_exceptions=True)
+    assert done[0] == "first"
+    assert isinstance(done[5], asyncio.CancelledError)
+    assert [d for i, d in enumerate(done[1:]) if i != 4] == [str(i) for i in range(10) if i != 4]
+    assert await wire.call(echo, ["after"]) == "after"

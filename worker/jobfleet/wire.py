@@ -18,6 +18,7 @@ cluster client routes each call to the node owning its slot).
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -85,6 +86,9 @@ class Wire:
         self._conn = conn
         self._pool = conn.connection_pool
         self._idle: list[AbstractConnection] = []
+        self._busy = 0  # exchanges waiting for Redis right now
+        self._next: list[tuple[list[bytes], asyncio.Future[Any]]] = []  # the next shared write
+        self._writers: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def usable(conn: object) -> bool:
@@ -104,15 +108,51 @@ class Wire:
         return wire
 
     async def call(self, head: ScriptHead, args: Sequence[Any]) -> Any:
-        """One script call; its reply, or redis-py's exception for an error reply."""
+        """One script call; its reply, or redis-py's exception for an error reply.
+
+        A call made while another waits for Redis joins the calls made in the same turn of
+        the event loop, and they travel in one write (as ioredis does): 100 callers cost Redis
+        and this process a few system calls, not 100 each. A call alone goes at once.
+        """
         command = head.command(args)
-        reply = (await self._exchange([command]))[0]
+        reply = await (self._shared(command) if self._busy else self._alone(command))
         if isinstance(reply, NoScriptError):
             await self._conn.script_load(head.script.script)  # a restarted or flushed Redis
             reply = (await self._exchange([command]))[0]
         if isinstance(reply, ResponseError):
             raise reply
         return reply
+
+    async def _alone(self, command: list[bytes]) -> Any:
+        return (await self._exchange([command]))[0]
+
+    def _shared(self, command: list[bytes]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Any] = loop.create_future()
+        if not self._next:
+            loop.call_soon(self._write_next)
+        self._next.append((command, reply))
+        return reply
+
+    def _write_next(self) -> None:
+        batch, self._next = self._next, []
+        task = asyncio.create_task(self._write(batch))
+        self._writers.add(task)
+        task.add_done_callback(self._writers.discard)
+
+    async def _write(self, batch: list[tuple[list[bytes], asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._exchange([command for command, _ in batch])
+        except BaseException as exc:  # every caller learns it (retries were _exchange's)
+            for _, reply in batch:
+                if not reply.done():
+                    reply.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, reply), value in zip(batch, replies, strict=True):
+            if not reply.done():  # a caller cancelled meanwhile: its reply is dropped
+                reply.set_result(value)
 
     async def pipeline(self, calls: Sequence[tuple[ScriptHead, Sequence[Any]]]) -> list[Any]:
         """Many script calls in one write; each reply in order, an error reply as its
@@ -131,14 +171,20 @@ class Wire:
 
     async def _exchange(self, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
         """Write `commands` at once and read a reply for each (error replies as objects)."""
-        # redis-py leaves get_connection untyped.
-        conn = self._idle.pop() if self._idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        self._busy += 1
+        try:
+            # redis-py leaves get_connection untyped.
+            conn = self._idle.pop() if self._idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self._busy -= 1
+            raise
         try:
             return await conn.retry.call_with_retry(
                 lambda: self._send(conn, commands),
                 lambda _error: conn.disconnect(),
             )
         finally:
+            self._busy -= 1
             if len(self._idle) < _KEEP:
                 self._idle.append(conn)
             else:
