@@ -8,6 +8,7 @@ import asyncio
 import jobfleet
 import pytest
 import redis
+import redis.asyncio as aioredis
 from jobfleet.engine import ENQUEUE_CHUNK
 from jobfleet.wire import ScriptHead, Wire
 from redis.exceptions import ResponseError
@@ -57,8 +58,10 @@ async def test_a_cancelled_call_leaves_no_reply_behind(
     eng = client.engine()
     wire = eng._wire
     assert wire is not None
+    # Busy for a second of Redis time (microseconds: a whole-second clock could end at once).
     slow = client.conn.register_script(
-        "local t0 = redis.call('TIME')[1] while redis.call('TIME')[1] - t0 < 1 do end return 'slow'"
+        "local function us() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end "
+        "local t0 = us() while us() - t0 < 1000000 do end return 'slow'"
     )
     head = ScriptHead(slow, [], [])
     task = asyncio.create_task(wire.call(head, []))
@@ -150,3 +153,17 @@ async def test_a_caller_cancelled_in_a_shared_write_leaves_the_others_whole(
     assert isinstance(done[5], asyncio.CancelledError)
     assert [d for i, d in enumerate(done[1:]) if i != 4] == [str(i) for i in range(10) if i != 4]
     assert await wire.call(echo, ["after"]) == "after"
+
+
+async def test_a_blocking_pool_gets_its_connection_back_after_each_write(redis_url: str) -> None:
+    # A BlockingConnectionPool of one connection: a Wire that kept it would starve the
+    # client's own commands (and itself) for ever.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url, max_connections=1, timeout=30, decode_responses=True
+    )
+    conn = aioredis.Redis(connection_pool=pool)
+    async with jobfleet.Client(redis_url, queue="q", connection=conn) as client:
+        ids = await asyncio.gather(*(client.enqueue("x", {"i": i}) for i in range(50)))
+        assert await conn.ping()  # redis-py's own path still gets the connection
+        assert len(set(ids)) == 50 and waiting(redis_url) == 50
+        assert [s.waiting for s in await client.queues()] == [50]

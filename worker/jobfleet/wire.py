@@ -3,17 +3,16 @@
 Every script call of a queue sends the same head — ``EVALSHA <sha> 14 <the queue's keys>
 <prefix>`` — followed by a few arguments that vary. redis-py packs all of them again on each
 call and wraps the call in layers that cost more CPU than everything else an enqueue does:
-argument encoding, a pool lock, the retry wrapper, observability hooks (measured by callgrind
-in the Python process: 427,000 instructions per one-job enqueue through `execute_command`
-against 203,000 for the same command pre-packed and sent here; bench/wire.py). A `Wire` packs
-each head once, keeps the connections it borrowed from the client's pool for the next call
-(the pool still owns them: `aclose` disconnects them with the rest), and keeps redis-py's
-semantics where they matter: the client's retry policy on connection errors, NOSCRIPT answered
-by loading the script, error replies raised as redis-py's exceptions.
+argument encoding, the retry wrapper, observability hooks (callgrind counts of the calling
+process in bench/RESULTS.md, "Single enqueue"; bench/wire.py). A `Wire` packs each head
+once, sends on connections of the client's own pool, and keeps redis-py's semantics where
+they matter: the client's retry policy on connection errors, NOSCRIPT answered by loading
+the script, error replies raised as redis-py's exceptions.
 
-Only a plain `redis.asyncio.Redis` (direct or Sentinel-managed pool) has a pool to borrow
-from; `Wire.usable` says so, and callers fall back to redis-py's own path otherwise (a
-cluster client routes each call to the node owning its slot).
+Only a plain `redis.asyncio.Redis` (direct or Sentinel-managed pool) has such a pool;
+`Wire.usable` says so, and callers fall back to redis-py's own path otherwise (a cluster
+client routes each call to the node owning its slot). Never a blocking command: a shared
+write would wait behind it.
 """
 
 from __future__ import annotations
@@ -24,13 +23,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.commands.core import AsyncScript
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
 # Larger arguments travel as their own buffer (writelines), not copied into the command.
 _COPY_BELOW = 6000
-# Connections kept between calls; more than this at once go back to the pool afterwards.
+# Connections a Wire keeps between writes (plain pools only); more go back to the pool.
 _KEEP = 32
 
 _WIRES: weakref.WeakKeyDictionary[aioredis.Redis, Wire] = weakref.WeakKeyDictionary()
@@ -85,6 +84,12 @@ class Wire:
     def __init__(self, conn: aioredis.Redis) -> None:
         self._conn = conn
         self._pool = conn.connection_pool
+        # Taking a connection from redis-py's pool and giving it back costs about a third of
+        # a call (bench/wire.py), so connections of a plain pool are kept here between
+        # writes (the pool still owns them: `aclose` disconnects them with the rest). Any
+        # other pool is asked each time: a Sentinel pool moves its connections to a new
+        # master only there, and a blocking pool counts the connections it lent.
+        self._keep = type(self._pool) is ConnectionPool
         self._idle: list[AbstractConnection] = []
         self._busy = 0  # exchanges waiting for Redis right now
         self._next: list[tuple[list[bytes], asyncio.Future[Any]]] = []  # the next shared write
@@ -173,22 +178,21 @@ class Wire:
         """Write `commands` at once and read a reply for each (error replies as objects)."""
         self._busy += 1
         try:
-            # redis-py leaves get_connection untyped.
-            conn = self._idle.pop() if self._idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
-        except BaseException:
-            self._busy -= 1
-            raise
-        try:
-            return await conn.retry.call_with_retry(
-                lambda: self._send(conn, commands),
-                lambda _error: conn.disconnect(),
+            conn: AbstractConnection = (
+                self._idle.pop() if self._idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
             )
+            try:
+                return await conn.retry.call_with_retry(
+                    lambda: self._send(conn, commands),
+                    lambda _error: conn.disconnect(),
+                )
+            finally:
+                if self._keep and len(self._idle) < _KEEP:
+                    self._idle.append(conn)
+                else:
+                    await self._pool.release(conn)
         finally:
             self._busy -= 1
-            if len(self._idle) < _KEEP:
-                self._idle.append(conn)
-            else:
-                await self._pool.release(conn)
 
     @staticmethod
     async def _send(conn: AbstractConnection, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
