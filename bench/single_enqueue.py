@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ServerMeter, emit, redis_url, sync_redis
-
 import jobfleet
+from common import ServerMeter, emit, redis_url, sync_redis
 
 N = int(os.environ.get("BENCH_SINGLE_JOBS", "20000"))
 CALLERS = 100
