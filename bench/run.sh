@@ -5,6 +5,7 @@
 #   bench/run.sh lateness   delayed jobs and retries: handler start - run_at (jobfleet only)
 #   bench/run.sh processes  --processes 2 against 1: CPU-bound 200 µs body, ABBA x BENCH_ROUNDS
 #   bench/run.sh admin      the admin API: HTTP enqueue, stats of 100 queues, a deep page (bench/admin.py)
+#   bench/run.sh single     one-job enqueue, one at a time and 100 concurrent: jobfleet and BullMQ
 # Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
 #      BENCH_WAIT_QUIET (total seconds to wait for load < 1 and no Go build; default 0).
 set -euo pipefail
@@ -67,6 +68,19 @@ if [ "${1:-}" = "admin" ]; then
   export BENCH_HEY
   wait_quiet
   exec "$PY" bench/run_one.py "$OUT/admin-$(date -u +%Y%m%dT%H%M%SZ).jsonl" "$PY" bench/admin.py
+fi
+if [ "${1:-}" = "single" ]; then
+  # One-job enqueue, one call at a time and 100 concurrent callers: jobfleet and BullMQ's add.
+  setup_peers
+  results="$OUT/single-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+  for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+    wait_quiet
+    "$PY" bench/run_one.py "$results" "$PY" bench/single_enqueue.py >/dev/null
+    "$PY" bench/run_one.py "$results" node bench/bullmq_single.mjs >/dev/null
+  done
+  "$PY" bench/single_report.py "$results"
+  echo "raw results: $results" >&2
+  exit 0
 fi
 if [ "${1:-}" = "lateness" ]; then
   wait_quiet
