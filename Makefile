@@ -22,7 +22,7 @@ venv: $(VENV)/.installed  ## create the virtualenv with every dependency
 bootstrap:  ## install what a fresh Debian machine lacks: packages, the venv, the e2e tools (cached)
 	bash scripts/bootstrap.sh
 
-tools:  ## build the pinned Kubernetes tools and helm once into ~/.cache/jobfleet (cached)
+tools:  ## build the pinned Kubernetes tools, helm, Prometheus and Alertmanager once into ~/.cache/jobfleet (cached)
 	bash e2e/tools/build.sh
 
 crds: venv  ## regenerate the Queue CRD from the operator's spec model (and the chart's copy)

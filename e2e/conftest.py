@@ -33,19 +33,12 @@ from .support import (
     Kube,
     RedisServer,
     Tools,
+    namespace_gone,
     pod_log,
+    redis_ping,
+    tool_paths,
     wait_for,
 )
-
-
-def _tool_paths() -> dict[str, str]:
-    out = subprocess.run(
-        ["bash", str(E2E / "tools" / "build.sh"), "--print-env"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def _free_port() -> int:
@@ -57,7 +50,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def tools(cluster: Path) -> Tools:
     """Paths of kubectl and helm (pinned builds; on kind, PATH is used if they are missing)."""
-    paths = _tool_paths()
+    paths = tool_paths()
 
     def pick(var: str, name: str) -> Path:
         built = Path(paths.get(var, ""))
@@ -81,9 +74,7 @@ def cluster() -> Iterator[Path]:
         Path(os.environ.get("KUBECONFIG") or RUN / "kubeconfig") if reuse else RUN / "kubeconfig"
     )
     if not reuse:
-        missing = [
-            p for k, p in _tool_paths().items() if k != "TOOL_KIND" and not Path(p).is_file()
-        ]
+        missing = [p for k, p in tool_paths().items() if k != "TOOL_KIND" and not Path(p).is_file()]
         if MODE == "kwok" and missing:
             # A cold build takes ~10 min, longer than the per-test timeout: do it outside.
             pytest.exit(
@@ -209,7 +200,12 @@ def namespace(kube: Kube, harness: int | None, request: pytest.FixtureRequest) -
             kube.core.delete_namespace(name)
             # Waiting keeps one test's processes from running into the next (2 cores).
             try:
-                wait_for(f"namespace {name} to be deleted", lambda: _gone(kube, name), 180, 1.0)
+                wait_for(
+                    f"namespace {name} to be deleted",
+                    lambda: namespace_gone(kube.core, name),
+                    180,
+                    1.0,
+                )
             except AssertionError as e:
                 print(f"warning: {e}", file=sys.stderr)
 
@@ -241,14 +237,6 @@ def _describe_namespace(kube: Kube, namespace: str) -> str:
     return "\n".join(lines)
 
 
-def _gone(kube: Kube, namespace: str) -> bool:
-    try:
-        kube.core.read_namespace(namespace)
-    except client.ApiException as e:
-        return e.status == 404
-    return False
-
-
 @pytest.fixture
 def redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     """A real redis-server for one test (on kind: in the namespace, port-forwarded)."""
@@ -278,7 +266,7 @@ def redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for("redis-server to accept connections", lambda: _redis_ping(port), 30, 0.1)
+        wait_for("redis-server to accept connections", lambda: redis_ping(port), 30, 0.1)
 
     def stop() -> None:
         proc = state.pop("proc", None)
@@ -293,15 +281,6 @@ def redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     finally:
         stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 REDIS_MANIFEST = """
@@ -356,7 +335,7 @@ def _redis_in_cluster(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for("the redis port-forward", lambda: _redis_ping(port), 60, 0.2)
+        wait_for("the redis port-forward", lambda: redis_ping(port), 60, 0.2)
 
     def stop() -> None:
         proc = forward.pop("proc", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,6 +26,36 @@ def versions() -> dict[str, str]:
     return dict(
         line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
     )
+
+
+def tool_paths() -> dict[str, str]:
+    """TOOL_<NAME> → path of every pinned tool (`e2e/tools/build.sh --print-env`)."""
+    out = subprocess.run(
+        ["bash", str(E2E / "tools" / "build.sh"), "--print-env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def redis_ping(port: int) -> bool:
+    """Whether a redis-server on this loopback port answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def namespace_gone(core: client.CoreV1Api, namespace: str) -> bool:
+    """Whether the namespace is deleted (404), not merely terminating."""
+    try:
+        core.read_namespace(namespace)
+    except client.ApiException as e:
+        return e.status == 404
+    return False
 
 
 def wait_for(

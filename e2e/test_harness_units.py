@@ -19,6 +19,7 @@ from .harness.logs import PodLog
 from .harness.podenv import ContainerConfigError, command_line, container_env, expand
 from .harness.probes import Prober
 from .harness.proc import ProcessGroup
+from .harness.scrape import ScrapeTargets, container_target
 from .support import wait_for
 
 POD: dict[str, Any] = {
@@ -180,3 +181,35 @@ def test_output_goes_to_the_pod_log_and_a_cri_log(tmp_path: Path) -> None:
     assert any(re.fullmatch(rf"{stamp} stdout F out", line) for line in cri), cri
     assert any(re.fullmatch(rf"{stamp} stderr F err", line) for line in cri), cri
     log.close()
+
+
+def test_scrape_targets_carry_kubernetes_sd_labels_and_follow_the_pods(tmp_path: Path) -> None:
+    import json
+
+    pod = {
+        **POD,
+        "metadata": {**POD["metadata"], "labels": {"app.kubernetes.io/name": "jobfleet-worker"}},
+    }
+    target = container_target(pod, {"name": "worker", "ports": [{"name": "http"}]}, 4321)
+    assert target["targets"] == ["127.0.0.1:4321"]
+    labels = target["labels"]
+    assert labels["__meta_kubernetes_namespace"] == "ns"
+    assert labels["__meta_kubernetes_pod_name"] == "p"
+    assert labels["__meta_kubernetes_pod_container_name"] == "worker"
+    assert labels["__meta_kubernetes_pod_container_port_name"] == "http"
+    assert labels["__meta_kubernetes_pod_label_app_kubernetes_io_name"] == "jobfleet-worker"
+
+    path = tmp_path / "scrape" / "pods.json"
+    targets = ScrapeTargets(path)
+    assert json.loads(path.read_text()) == []
+    targets.add("u1", [target])
+    targets.add("u2", [container_target(pod, {"name": "sidecar"}, 4322)])
+    assert [t["targets"] for t in json.loads(path.read_text())] == [
+        ["127.0.0.1:4321"],
+        ["127.0.0.1:4322"],
+    ]
+    targets.remove("u1")
+    targets.remove("u1")  # a runner ends once; a second call changes nothing
+    (left,) = json.loads(path.read_text())
+    assert left["targets"] == ["127.0.0.1:4322"]
+    assert "__meta_kubernetes_pod_container_port_name" not in left["labels"]

@@ -18,6 +18,8 @@ runs each container as a local process group, the way a kubelet would:
   (overriding any value in the pod spec); the jobfleet worker and operator serve health and
   metrics there. The container's httpGet/tcpSocket/grpc probes are aimed at that port,
   whatever port the spec names. Other ports are plain host ports: pick them per test.
+* **scrape targets** — every process pod's containers and their ports are listed in a
+  Prometheus file_sd file (``e2e/.run/scrape/pods.json``), labelled as kubernetes_sd would.
 * **identity** — a TokenRequest for the pod's ``serviceAccountName``, bound to the pod, written
   into a kubeconfig passed as ``KUBECONFIG`` (not when ``automountServiceAccountToken: false``),
   so the process acts with the pod's RBAC. Clients must honour KUBECONFIG (kopf and

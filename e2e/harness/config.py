@@ -66,6 +66,11 @@ class HarnessConfig:
         return self.run_dir / "logs"
 
     @property
+    def scrape_targets(self) -> Path:
+        """Prometheus file_sd file listing every process pod's containers and their ports."""
+        return self.run_dir / "scrape" / "pods.json"
+
+    @property
     def pods_dir(self) -> Path:
         """Per-pod scratch space: kubeconfig, HOME, materialised volumes."""
         return self.run_dir / "pods"

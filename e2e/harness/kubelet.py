@@ -13,6 +13,7 @@ from .cluster import Cluster, Obj
 from .config import KWOK_NODE_ANNOTATION, SIMULATE_ANNOTATION, HarnessConfig
 from .pod import PodRunner
 from .ports import Ports
+from .scrape import ScrapeTargets, container_target
 
 log = logging.getLogger("e2e.harness")
 
@@ -42,6 +43,7 @@ class Harness:
         self.config = cfg
         self.cluster = Cluster(cfg)
         self.ports = Ports()
+        self.targets = ScrapeTargets(cfg.scrape_targets)
         self._runners: dict[str, PodRunner] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -104,12 +106,17 @@ class Harness:
         )
         with self._lock:
             self._runners[uid] = runner
+        if process:
+            self.targets.add(
+                uid, [container_target(pod, c.spec, c.port) for c in runner.init + runner.main]
+            )
         log.info("pod %s: %s", runner.key, "running as processes" if process else "simulated")
         runner.start()
 
     def _runner_exited(self, uid: str) -> None:
         with self._lock:
             self._runners.pop(uid, None)
+        self.targets.remove(uid)
 
     def run(self) -> None:
         """List+watch bound pods until stop(); survives watch expiry and API hiccups."""

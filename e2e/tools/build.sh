@@ -30,6 +30,8 @@ print_env() {
   echo "TOOL_KWOKCTL=$(tool_path kwokctl "$KWOK_VERSION")"
   echo "TOOL_HELM=$(tool_path helm "$HELM_VERSION")"
   echo "TOOL_KIND=$(tool_path kind "$KIND_VERSION")"
+  echo "TOOL_PROMETHEUS=$(tool_path prometheus "$PROMETHEUS_VERSION")"
+  echo "TOOL_ALERTMANAGER=$(tool_path alertmanager "$ALERTMANAGER_VERSION")"
 }
 
 log() { echo "build.sh: $*" >&2; }
@@ -142,19 +144,71 @@ build_etcd() {
   rm -rf "$out"
 }
 
-go_install_into() { # <GOBIN> <ldflags> <package@version>
-  GOBIN="$1" gobuild install -trimpath -ldflags "-s -w $2" "$3"
+go_install_into() { # <GOBIN> <ldflags> <package@version> [go build flags...]
+  local bin="$1" ldflags="$2" pkg="$3"
+  shift 3
+  GOBIN="$bin" gobuild install -trimpath -ldflags "-s -w $ldflags" "$@" "$pkg"
 }
 
-# go_install <tool> <version> <package@version> [ldflags]: `go install` into a scratch GOBIN.
+# go_install <tool> <version> <package@version> [ldflags [go build flags...]]: `go install`
+# into a scratch GOBIN.
 go_install() {
   local tool="$1" version="$2" pkg="$3" ldflags="${4:-}" dst
+  shift $(($# < 4 ? $# : 4))
   dst="$(tool_path "$tool" "$version")"
   [[ -x "$dst" ]] && return 0
   local out
   out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
-  step "$tool $version" go_install_into "$out" "$ldflags" "$pkg"
+  step "$tool $version" go_install_into "$out" "$ldflags" "$pkg" "$@"
   install_bin "$out/$tool" "$dst"
+  rm -rf "$out"
+}
+
+# prometheus/common/version, which both tools' --version and build_info metric read.
+version_ldflags() { # <version without v>
+  local v="github.com/prometheus/common/version"
+  echo "-X $v.Version=$1 -X $v.Branch=release -X $v.BuildUser=jobfleet -X $v.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
+}
+
+# Prometheus 3.x: Go module v0.3MM.P is release 3.MM.P.
+build_prometheus() {
+  local mm="${PROMETHEUS_VERSION#v0.}"
+  local release="${mm:0:1}.$((10#${mm:1:2})).${mm#*.}"
+  # remove_all_sd drops every cloud/orchestrator service discovery (and their SDKs, most of the
+  # build) but keeps file_sd and http_sd, which is all the e2e tier uses. Without the
+  # builtinassets tag the web UI is not embedded: the HTTP API is all that is needed.
+  go_install prometheus "$PROMETHEUS_VERSION" \
+    "github.com/prometheus/prometheus/cmd/prometheus@${PROMETHEUS_VERSION}" \
+    "$(version_ldflags "$release")" -tags remove_all_sd
+}
+
+# Alertmanager's module does not ship its compiled web UI (ui/app/dist, built by npm in its
+# release process) although ui/web.go embeds it, so `go install ...@version` fails. It is
+# built from a scratch copy of the module (Go refuses overlays inside the module cache) with
+# a one-page stand-in for the UI; the API, which is all the tests use, is untouched.
+am_build() { # <out file> <ldflags>
+  local mod="github.com/prometheus/alertmanager" dir src
+  dir="$(go mod download -json "$mod@$ALERTMANAGER_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir" ]] || return 1
+  src="$(dirname "$1")/src"
+  cp -r "$dir" "$src"
+  chmod -R u+w "$src"
+  mkdir -p "$src/ui/app/dist/elm"
+  echo '<!doctype html><title>Alertmanager</title><p>Built without its web UI: API only.' \
+    >"$src/ui/app/dist/elm/index.html"
+  (cd "$src" && gobuild build -trimpath -ldflags "-s -w $2" -o "$1" ./cmd/alertmanager)
+  rm -rf "$src"
+}
+
+build_alertmanager() {
+  local dst out
+  dst="$(tool_path alertmanager "$ALERTMANAGER_VERSION")"
+  [[ -x "$dst" ]] && return 0
+  out="$(mktemp -d "$JOBFLEET_CACHE/.build.XXXXXX")"
+  step "alertmanager $ALERTMANAGER_VERSION" am_build "$out/alertmanager" \
+    "$(version_ldflags "${ALERTMANAGER_VERSION#v}")"
+  install_bin "$out/alertmanager" "$dst"
   rm -rf "$out"
 }
 
@@ -182,6 +236,8 @@ main() {
   go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" \
     "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
   build_kube
+  build_prometheus
+  build_alertmanager
 }
 
 main "$@"

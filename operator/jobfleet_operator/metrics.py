@@ -62,6 +62,13 @@ class Metrics:
             self.sla_breaches,
         )
 
+    def track(self, namespace: str, queue: str) -> None:
+        """Start a Queue's counters at 0: increase() over a series born at 1 is 0, so without
+        the zero sample a queue's first SLA breach (or scale) would never show in alerts."""
+        self.sla_breaches.labels(namespace, queue)
+        for direction in ("up", "down"):
+            self.scale_events.labels(namespace, queue, direction)
+
     def forget(self, namespace: str, queue: str) -> None:
         """Drop a deleted Queue's series so dashboards do not show ghosts."""
         for metric in self._per_queue:

@@ -565,6 +565,7 @@ class Scaler:
             now=now_rfc3339(),
         )
         m = self.metrics
+        m.track(ref.namespace, ref.name)
         m.desired.labels(ref.namespace, ref.name).set(decision.replicas)
         m.replicas.labels(ref.namespace, ref.name).set(replicas)
         m.redis_up.labels(ref.namespace, ref.name).set(0 if load is None else 1)

@@ -116,6 +116,30 @@ async def test_metrics_error_types_are_capped_and_depth_and_claims_are_exported(
     assert [v for lb, v in oldest if lb["queue"] == queue] == [0.0]
 
 
+async def test_counters_and_a_closed_breaker_are_exported_before_anything_happens(
+    redis_url: str, run_worker: Callable[..., Worker]
+) -> None:
+    # rate()/increase() never count a series' first sample: a Redis-error counter born at 1
+    # would hide the first error, and a breaker that never tripped would show no data.
+    queue = "obs-zero"
+    breaker = {"scope": "queue", "failure_threshold": 1000, "window": 60}
+    worker = run_worker(
+        failing_registry(), http_port=0, queue={"name": queue, "circuit_breaker": breaker}
+    )
+    async with jobfleet.Client(redis_url, queue=queue) as client:
+        await client.enqueue("ok")
+
+        async def exported() -> bool:
+            if not await serving(worker):
+                return False
+            _, text = await get(worker, "/metrics")
+            return ({"queue": queue, "scope": "*"}, 0.0) in samples(text, "jobfleet_circuit_state")
+
+        await until(exported, what="the closed breaker's state")
+    _, text = await get(worker, "/metrics")
+    assert ({"queue": queue}, 0.0) in samples(text, "jobfleet_redis_errors_total")
+
+
 async def test_status_reports_the_worker_and_no_url(
     redis_url: str, run_worker: Callable[..., Worker]
 ) -> None:

@@ -100,6 +100,20 @@ async def test_health_and_metrics_endpoint() -> None:
         await runner.cleanup()
 
 
+def test_a_tracked_queues_counters_start_at_zero() -> None:
+    # A counter first exported at 1 has no increase() in Prometheus: the first SLA breach of
+    # a queue would never fire JobfleetSLABreached (e2e/test_alerts.py showed it).
+    metrics = Metrics()
+    metrics.track("shop", "emails")
+    text = metrics.render().decode()
+    assert 'jobfleet_operator_sla_breaches_total{namespace="shop",queue="emails"} 0.0' in text
+    for direction in ("up", "down"):
+        series = f'scale_events_total{{direction="{direction}",namespace="shop",queue="emails"}}'
+        assert f"jobfleet_operator_{series} 0.0" in text
+    metrics.forget("shop", "emails")
+    assert b'queue="emails"' not in metrics.render()
+
+
 def test_forget_drops_a_queues_series() -> None:
     metrics = Metrics()
     metrics.backlog.labels("shop", "emails").set(1)

@@ -150,6 +150,9 @@ class Worker:
         self.http: HealthServer | None = None
         self.on_listening: Callable[[int], None] | None = None  # told the port once it is open
         self._m_inflight = metrics.IN_FLIGHT.labels(self.queue.name)
+        # At 0 from the start: rate()/increase() never count a series' first sample, so a
+        # counter born at 1 would hide the first Redis error from alerts and the dashboard.
+        metrics.REDIS_ERRORS.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._own_wake_key = self.engine.keys.worker_wake(self.id)
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
@@ -548,11 +551,17 @@ class Worker:
             raw = await self.conn.hgetall(self.engine.keys.cb)
         except REDIS_DOWN:
             return
+        levels = {}
+        if self.queue.circuit_breaker is not None and self.queue.circuit_breaker.scope == "queue":
+            # A breaker that never tripped has no state in Redis yet: it is closed, and
+            # saying so tells "closed" apart from "not scraped".
+            levels["*"] = CIRCUIT_LEVELS["closed"]
         for name, value in raw.items():
             scope, _, attr = str(name).rpartition(":")
             if attr == "state":
-                level = CIRCUIT_LEVELS.get(str(value), 0.0)
-                metrics.CIRCUIT.labels(self.queue.name, scope).set(level)
+                levels[scope] = CIRCUIT_LEVELS.get(str(value), 0.0)
+        for scope, level in levels.items():
+            metrics.CIRCUIT.labels(self.queue.name, scope).set(level)
 
     def _lose(self, running: Running) -> None:
         """Another worker may be running this job now; our outcome would be rejected."""
