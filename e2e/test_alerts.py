@@ -75,7 +75,7 @@ RULE_VALUES: dict[str, Any] = {
 }
 REPEAT_INTERVAL = "15s"
 
-# (alert, the label that names what it is about, its value) for each cause.
+# Per cause: (alert, the label naming what it is about; its value starts with the cause).
 EXPECTED = {
     "payments": [("JobfleetFailureRateHigh", "queue"), ("JobfleetDeadLettersGrowing", "queue")],
     "reports": [("JobfleetBacklogHigh", "queue"), ("JobfleetSLABreached", "queue")],

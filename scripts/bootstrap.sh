@@ -4,7 +4,8 @@
 #   1. Debian packages that are missing (redis-server, openssl, shellcheck, chromium, python3-venv, ...),
 #      through apt-get (as root, or with sudo);
 #   2. the virtualenv .venv with the package and its dev tools (make venv);
-#   3. the pinned Kubernetes tools and helm, built once into ~/.cache/jobfleet (e2e/tools/build.sh).
+#   3. the pinned Kubernetes tools, helm, Prometheus and Alertmanager, built once into
+#      ~/.cache/jobfleet (e2e/tools/build.sh).
 #
 # Usage: bash scripts/bootstrap.sh [--no-tools]
 # Each step prints one line; the output of apt-get and of the builds goes to log files whose
