@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,12 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def one(worker_env: dict[str, str]) -> tuple[float, float, float, float]:
+async def one(
+    worker_env: dict[str, str], make_jobs: Callable[[int], list[dict[str, Any]]] | None = None
+) -> tuple[float, float, float, float]:
+    """One run: (enqueue jobs/s, drain jobs/s, worker CPU µs/job, Redis CPU µs/job). The jobs
+    are N no-op jobs, or what `make_jobs(N)` returns (bench/groups.py spreads them over
+    groups)."""
     with RedisServer() as server:
         os.environ["BENCH_REDIS_URL"] = server.url
         import bench_jobfleet as b  # reads BENCH_REDIS_URL through common.redis_url()
@@ -41,7 +47,10 @@ async def one(worker_env: dict[str, str]) -> tuple[float, float, float, float]:
         conn = b.sync_redis()
         client = Client(server.url, queue=b.QUEUE)
         await client.enqueue("noop", {}, queue="warmup")
-        jobs = [{"name": "noop", "payload": {"i": i}} for i in range(b.N_JOBS)]
+        if make_jobs is None:
+            jobs = [{"name": "noop", "payload": {"i": i}} for i in range(b.N_JOBS)]
+        else:
+            jobs = make_jobs(b.N_JOBS)
         t0 = time.perf_counter()
         ids = await client.enqueue_many(jobs)
         enqueue = b.N_JOBS / (time.perf_counter() - t0)

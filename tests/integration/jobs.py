@@ -126,3 +126,21 @@ LEAKY_TOKEN = "tok_9fQz2LmXv81KpRw"
 async def leaky(job: jobfleet.JobContext) -> None:
     """Fail with an exception whose message holds a secret-looking string."""
     raise ConnectionRefusedError(f"upstream refused Authorization: Bearer {LEAKY_TOKEN}")
+
+
+@jobfleet.handler("group-probe")
+async def group_probe(job: jobfleet.JobContext) -> None:
+    """Count this job's group in flight (`probe:<g>`, its peaks in `peaks:<g>`), record the
+    claim time Redis gave it (`starts:<g>`, the clock the group's rate limit is on) and the
+    start order (`order`), sleep payload["s"], then count it out."""
+    group, c = job.payload["g"], conn()
+    await record(job)
+    started = await c.hget(f"jf:{{q}}:job:{job.id}", "started_at")
+    async with c.pipeline(transaction=False) as pipe:
+        pipe.incr(f"probe:{group}")
+        pipe.rpush(f"starts:{group}", started or b"")
+        pipe.rpush("order", group)
+        now_in_flight, _, _ = await pipe.execute()
+    await c.rpush(f"peaks:{group}", now_in_flight)
+    await asyncio.sleep(float(job.payload.get("s", 0)))
+    await c.decr(f"probe:{group}")

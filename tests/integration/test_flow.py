@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from jobfleet import metrics
 from jobfleet.worker import Worker
 from waiting import until
+from windows import max_in_window
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +26,6 @@ async def stop_workers(workers: list[Worker], tasks: list[asyncio.Task[Any]]) ->
     for w in workers:
         w.stop()
     await asyncio.gather(*tasks)
-
-
-def max_in_window(starts_ms: list[int], window_ms: int) -> int:
-    """The most starts that fall inside any window (t - window, t]."""
-    starts = sorted(starts_ms)
-    best, lo = 0, 0
-    for hi, t in enumerate(starts):
-        while starts[lo] <= t - window_ms:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 async def test_rate_limit_per_key_across_four_workers(client, redis_url):

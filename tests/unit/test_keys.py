@@ -20,10 +20,24 @@ def test_script_keys_match_lib_lua():
 
 
 def test_every_key_lua_builds_from_prefix_is_defined():
-    suffixes = {keys.JOB, keys.DEDUP, keys.WORKER_WAKE, keys.HOLD, keys.RATE_WINDOW, keys.CB_WINDOW}
+    suffixes = {
+        keys.JOB,
+        keys.DEDUP,
+        keys.WORKER_WAKE,
+        keys.HOLD,
+        keys.RATE_WINDOW,
+        keys.CB_WINDOW,
+        keys.GROUP_READY,
+        keys.RING,
+        keys.GROUP_BACKLOG,
+        keys.GROUP_HELD,
+        keys.GROUP_ACTIVE,
+        keys.GROUP_LIMITS,
+        keys.GROUP_RATE,
+    }
     built = set()
     for path in LUA.iterdir():
-        built |= set(re.findall(r"PREFIX \.\. '([a-z]+:)'", path.read_text()))
+        built |= set(re.findall(r"PREFIX \.\. '([a-z]+:?)'", path.read_text()))
     assert built and built <= suffixes
 
 

@@ -42,6 +42,7 @@ from .sentinel import MASTER_NAME_PATTERN, SENTINEL_PASSWORD_ENV
 from .settings import (
     CircuitBreaker,
     CronSchedule,
+    GroupRateLimit,
     QueueSettings,
     RateLimit,
     Retention,
@@ -49,7 +50,7 @@ from .settings import (
     load_settings,
     url_password,
 )
-from .stats import CronInfo, JobPage, QueueStats, WorkerInfo
+from .stats import CronInfo, GroupStats, JobPage, QueueStats, WorkerInfo
 from .version import VERSION
 
 __version__ = VERSION
@@ -67,6 +68,8 @@ __all__ = [
     "CronSchedule",
     "DeadLetters",
     "FailedJob",
+    "GroupRateLimit",
+    "GroupStats",
     "JobActive",
     "JobContext",
     "JobError",

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from . import tracing
 from .backoff import Backoff
-from .bounds import MIB, PayloadBytes, Seconds, between, check
+from .bounds import MIB, GroupConcurrency, GroupWeight, PayloadBytes, Seconds, between, check
 from .connection import connect
 from .cursor import Cursor
 from .engine import EncodedJob, Engine
@@ -30,11 +30,12 @@ from .errors import (
 )
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
 from .keys import QUEUES, cron_field
-from .settings import check_queue_name, format_validation_error
+from .settings import GroupRateLimit, check_group_name, check_queue_name, format_validation_error
 from .stats import (
     LIST_STATES,
     CircuitState,
     CronInfo,
+    GroupStats,
     JobPage,
     ListState,
     QueueStats,
@@ -205,11 +206,14 @@ class Client:
         backoff: Backoff | None = None,
         timeout: float | None = None,
         rate_key: str | None = None,
+        group: str | None = None,
     ) -> str:
         """Enqueue one job; returns its id.
 
         A job with an existing `job_id`, or a `dedup_key` seen within `dedup_ttl` seconds
         (default one hour), is not written again: the id of the first job is returned.
+        `group` (a tenant, say) puts the job in that group's line: inside a priority level the
+        groups are served round-robin (README "Groups"); None is the default group.
         """
         spec = _job_spec(
             name=name,
@@ -224,6 +228,7 @@ class Client:
             backoff=backoff,
             timeout=timeout,
             rate_key=rate_key,
+            group=group,
         )
         return (await self._enqueue([self.encode(spec)], queue))[0]
 
@@ -271,6 +276,8 @@ class Client:
             raise ConfigError("give either delay or run_at, not both")
         if spec.dedup_ttl is not None and spec.dedup_key is None:
             raise ConfigError("dedup_ttl needs a dedup_key")
+        if spec.group is not None:
+            check_group_name(spec.group)
         # JobSpec bounds every number, so these conversions cannot overflow.
         run_at_ms = 0 if spec.run_at is None else int(spec.run_at * 1000)
         return EncodedJob(
@@ -287,6 +294,7 @@ class Client:
             backoff="" if spec.backoff is None else spec.backoff.model_dump_json(),
             timeout_ms="" if spec.timeout is None else str(int(spec.timeout * 1000)),
             rate_key=spec.rate_key or "",
+            group=spec.group or "",
         )
 
     # -- inspect -------------------------------------------------------------------------
@@ -560,6 +568,64 @@ class Client:
         """Workers claim again; idle ones are woken when jobs are waiting."""
         await self.engine(queue).set_paused(False)
 
+    # -- groups ---------------------------------------------------------------------------
+
+    async def set_group_limits(
+        self,
+        group: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: GroupRateLimit | None = None,
+        weight: int | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """Override the queue's group limits for one group, at run time (kept in Redis).
+
+        `concurrency`: jobs of the group in flight at once, fleet-wide; `rate_limit`: starts
+        per period for the group; `weight`: its share in the round robin (default 1: a group
+        of weight 3 gets three jobs per turn of a group of weight 1). None puts a setting
+        back to the queue's (`QueueSettings.group_concurrency`, `group_rate_limit`).
+        """
+        check_group_name(group)
+        c = "" if concurrency is None else str(check("concurrency", GroupConcurrency, concurrency))
+        w = "" if weight is None else str(check("weight", GroupWeight, weight))
+        if rate_limit is not None and not isinstance(rate_limit, GroupRateLimit):
+            raise TypeError(f"rate_limit must be a GroupRateLimit, not {type(rate_limit).__name__}")
+        r = "" if rate_limit is None else str(rate_limit.max)
+        rp = "" if rate_limit is None else str(int(rate_limit.period * 1000))
+        await self.engine(queue).group("limits", group, c, r, rp, w)
+
+    async def pause_group(self, group: str, *, queue: str | None = None) -> None:
+        """Workers start no job of `group` (its jobs count as held); other groups go on."""
+        await self.engine(queue).group("pause", check_group_name(group))
+
+    async def resume_group(self, group: str, *, queue: str | None = None) -> None:
+        """Undo `pause_group`; idle workers are woken when the group has work."""
+        await self.engine(queue).group("resume", check_group_name(group))
+
+    async def group_stats(self, group: str, *, queue: str | None = None) -> GroupStats:
+        """One group's waiting and active jobs, why it is held, and its overrides."""
+        eng = self.engine(queue)
+        reply = await eng.group("stats", check_group_name(group))
+        raw = {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}
+        rate = None
+        if raw["rate_max"]:
+            period = int(raw["rate_period_ms"]) / 1000
+            rate = GroupRateLimit(max=int(raw["rate_max"]), period=period)
+        return GroupStats.model_validate(
+            {
+                "queue": eng.queue,
+                "group": group,
+                "waiting": int(raw["waiting"]),
+                "active": int(raw["active"]),
+                "held": raw["held"] or None,  # 'paused' | 'concurrency' | 'rate'
+                "paused": raw["paused"] == "1",
+                "concurrency": int(raw["concurrency"]) if raw["concurrency"] else None,
+                "rate_limit": rate,
+                "weight": int(raw["weight"]) if raw["weight"] else 1,
+            }
+        )
+
 
 # Per priority: its name in QueueStats, and the inspect script's fields for it.
 _PRIORITY_FIELDS = tuple(
@@ -603,6 +669,9 @@ def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
         paused=raw["paused"] == "1",
         held=int(get("held", 0)),
         circuits=_circuits(raw),
+        groups=int(raw.get("groups", 0)),
+        groups_held=int(raw.get("groups_held", 0)),
+        top_groups={k[6:]: int(v) for k, v in raw.items() if k.startswith("group:")},
     )
 
 
@@ -694,6 +763,19 @@ class SyncClient:
 
     def workers(self, *, queue: str | None = None) -> dict[str, WorkerInfo]:
         return self._run(self._client.workers(queue=queue))
+
+    def set_group_limits(self, group: str, **limits: Any) -> None:
+        """See `Client.set_group_limits`."""
+        self._run(self._client.set_group_limits(group, **limits))
+
+    def pause_group(self, group: str, *, queue: str | None = None) -> None:
+        self._run(self._client.pause_group(group, queue=queue))
+
+    def resume_group(self, group: str, *, queue: str | None = None) -> None:
+        self._run(self._client.resume_group(group, queue=queue))
+
+    def group_stats(self, group: str, *, queue: str | None = None) -> GroupStats:
+        return self._run(self._client.group_stats(group, queue=queue))
 
     def pause(self, *, queue: str | None = None) -> None:
         self._run(self._client.pause(queue=queue))

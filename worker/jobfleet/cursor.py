@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .settings import GROUP_NAME
 
 VERSION = 1
 MAX_CURSOR = 2048  # characters: far more than any position needs (ids are at most 200)
@@ -24,7 +25,7 @@ BAD = "cursor: not a cursor of Client.jobs; pass the previous page's next_cursor
 class Cursor:
     queue: str
     state: str
-    score: str = ""  # '' = from the start of the walk
+    score: str = ""  # '' = from the start of the walk; 'G<group>|<score>' inside a job group
     id: str = ""
     mark: str = ""  # '' = a new walk
 
@@ -57,7 +58,7 @@ class Cursor:
             not isinstance(data, dict)
             or data.get("v") != VERSION
             or not all(isinstance(data.get(f), str) for f in fields)
-            or (data["p"] and not data["p"].lstrip("-").isdigit())
+            or (data["p"] and not _position(data["p"]))
             or (data["m"] and not data["m"].isdigit())
         ):
             raise ConfigError(BAD)
@@ -67,3 +68,12 @@ class Cursor:
                 f"{data['q']!r}, not of the {state!r} jobs of queue {queue!r}"
             )
         return cls(queue, state, data["p"], data["i"], data["m"])
+
+
+def _position(score: str) -> bool:
+    """A score as lua/jobs.lua gives it: digits, or 'G<group>|<digits>' inside a job group."""
+    if score.startswith("G"):
+        group, sep, score = score[1:].rpartition("|")
+        if not sep or not GROUP_NAME.match(group):
+            return False
+    return score.lstrip("-").isdigit()

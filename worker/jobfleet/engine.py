@@ -15,7 +15,7 @@ from redis.exceptions import NoScriptError
 from . import scripts
 from .job import Priority
 from .keys import QueueKeys
-from .settings import CircuitBreaker, RateLimit
+from .settings import CircuitBreaker, GroupRateLimit, RateLimit
 from .wire import ScriptHead, Wire
 
 ENQUEUE_CHUNK = 500  # jobs per script call: bounded Lua stack, one pipeline for all chunks
@@ -27,9 +27,25 @@ CLEAR_CHUNK = 1000  # jobs removed per call of the clear script
 OBLITERATE_CHUNK = 500  # keys per UNLINK (and SCAN COUNT) while obliterating a queue
 
 
-def flow_json(rate_limit: RateLimit | None, breaker: CircuitBreaker | None) -> str:
+TOP_GROUPS = 10  # groups by backlog that inspect reports (and the metrics export, the rest 'other')
+
+
+def flow_json(
+    rate_limit: RateLimit | None,
+    breaker: CircuitBreaker | None,
+    group_concurrency: int | None = None,
+    group_rate_limit: GroupRateLimit | None = None,
+) -> str:
     """The claim script's flow-control settings; empty when the queue has none (fast path)."""
     flow: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    if group_concurrency is not None:
+        groups["c"] = group_concurrency
+    if group_rate_limit is not None:
+        groups["r"] = group_rate_limit.max
+        groups["rp"] = int(group_rate_limit.period * 1000)
+    if groups:
+        flow["g"] = groups
     if rate_limit is not None:
         rl: dict[str, Any] = {"max": rate_limit.max, "period": int(rate_limit.period * 1000)}
         if rate_limit.key_field:
@@ -68,6 +84,7 @@ class EncodedJob:
     timeout_ms: str = ""
     rate_key: str = ""
     trace: str = ""  # the W3C traceparent of the enqueue's span (jobfleet[otel]), or ""
+    group: str = ""  # "" = the default group
 
     def options(self) -> str:
         """Every field but id, name, priority and payload as one record of the enqueue
@@ -83,12 +100,13 @@ class EncodedJob:
             or self.timeout_ms
             or self.rate_key
             or self.trace
+            or self.group
         ):
             return ""
         return (
             f"{self.chosen_id}\x1f{self.run_at_ms}\x1f{self.delay_ms}\x1f{self.dedup_key}\x1f"
             f"{self.dedup_ttl_ms}\x1f{self.max_attempts}\x1f{self.backoff}\x1f"
-            f"{self.timeout_ms}\x1f{self.rate_key}\x1f{self.trace}"
+            f"{self.timeout_ms}\x1f{self.rate_key}\x1f{self.trace}\x1f{self.group}"
         )
 
 
@@ -442,7 +460,7 @@ class Engine:
         return bool(await self._run("overdue", job_id, token))
 
     async def inspect(self) -> dict[str, str]:
-        reply = await self._run("inspect", len(Priority), TP_WINDOW_BUCKETS)
+        reply = await self._run("inspect", len(Priority), TP_WINDOW_BUCKETS, TOP_GROUPS)
         return {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     async def workers(self) -> list[WorkerLoad]:
@@ -575,7 +593,7 @@ class Engine:
         """The whole inspect call, packed once: its arguments never change."""
         head = self._heads.get("inspect:all")
         if head is None:
-            fixed = [self._wire_prefix, len(Priority), TP_WINDOW_BUCKETS]
+            fixed = [self._wire_prefix, len(Priority), TP_WINDOW_BUCKETS, TOP_GROUPS]
             head = ScriptHead(self._scripts["inspect"], self._wire_keys, fixed)
             self._heads["inspect:all"] = head
         return head
@@ -584,7 +602,7 @@ class Engine:
         """The inspect script's arguments after its hash, as bytes, built once: encoding them
         costs more than anything else `inspect_many` does per queue, and they never change."""
         if self._inspect_packed is None:
-            args = (len(Priority), TP_WINDOW_BUCKETS)
+            args = (len(Priority), TP_WINDOW_BUCKETS, TOP_GROUPS)
             self._inspect_packed = (
                 self._wire_keys,
                 [self._wire_prefix, *(str(a).encode() for a in args)],
@@ -614,6 +632,10 @@ class Engine:
             for job_id in ids:
                 pipe.hmget(self.keys.job(job_id), list(fields))
             return list(await pipe.execute())
+
+    async def group(self, action: str, group: str, *args: Any) -> Any:
+        """Run the group script (lua/group.lua): limits, pause, resume or stats of `group`."""
+        return await self._run("group", action, group, *args)
 
     async def set_paused(self, paused: bool) -> None:
         await self._run("pause", "1" if paused else "0")

@@ -81,6 +81,9 @@ class JobSpec(BaseModel):
     backoff: Backoff | None = None
     timeout: PositiveSeconds | None = None
     rate_key: str | None = Field(default=None, min_length=1, max_length=200)
+    group: str | None = Field(
+        default=None, description="The job's group (tenant); None is the default group."
+    )
 
     @field_validator("name", "job_id", "dedup_key", "rate_key")
     @classmethod
@@ -129,6 +132,7 @@ class JobInfo(BaseModel):
     )
     dedup_key: str | None = None
     rate_key: str | None = None
+    group: str | None = Field(default=None, description="The job's group; None: the default.")
     worker_id: str | None = Field(default=None, description="The worker running it (active).")
     lease_deadline: float | None = Field(
         default=None,
@@ -183,6 +187,7 @@ class JobInfo(BaseModel):
             overdue_since=ms("overdue_since") if overdue else None,
             dedup_key=h.get("dedup_key") or None,
             rate_key=h.get("rate_key") or None,
+            group=h.get("group") or None,
             worker_id=(h.get("worker") or None) if active else None,
             lease_deadline=lease_deadline if active else None,
             cancelled_at=ms("cancelled_at"),

@@ -8,16 +8,27 @@ Keys that carry an id or a name are built inside the scripts from that prefix (t
 jobs a claim will take cannot be known in advance). Their suffixes are defined here, and the
 Lua that builds them names this module:
 
-=============================  =========================  ==============================
-key (after the prefix)         built by                   holds
-=============================  =========================  ==============================
-``job:<id>`` (`JOB`)           lib.lua ``job_key``        the job's HASH
-``dedup:<key>`` (`DEDUP`)      enqueue.lua                the job id standing for a key
-``wake:<worker-id>``           drain.lua, `worker_wake`   one worker's own wake-up LIST
-``hold:<name>`` (`HOLD`)       flow.lua, inspect.lua      jobs a limit or circuit holds
-``rlw:<key>`` (`RATE_WINDOW`)  flow.lua                   one rate-limit sliding window
-``cbw:<scope>`` (`CB_WINDOW`)  flow.lua                   one circuit's failure window
-=============================  =========================  ==============================
+====================================  =========================  ==================================
+key (after the prefix)                built by                   holds
+====================================  =========================  ==================================
+``job:<id>`` (`JOB`)                  lib.lua ``job_key``        the job's HASH
+``dedup:<key>`` (`DEDUP`)             enqueue.lua                the job id standing for a key
+``wake:<worker-id>``                  drain.lua, `worker_wake`   one worker's own wake-up LIST
+``hold:<name>`` (`HOLD`)              flow.lua, inspect.lua      jobs a limit or circuit holds
+``rlw:<key>`` (`RATE_WINDOW`)         flow.lua                   one rate-limit sliding window
+``cbw:<scope>`` (`CB_WINDOW`)         flow.lua                   one circuit's failure window
+``gq:<group>`` (`GROUP_READY`)        lib.lua ``group_set``      a group's waiting jobs (ZSET)
+``gring:<level>`` (`RING`)            lib.lua ``group_ring``     groups with work, by virtual time
+``gbacklog`` (`GROUP_BACKLOG`)        lib.lua ``G_BACKLOG``      waiting jobs per group (ZSET)
+``gheld`` (`GROUP_HELD`)              lib.lua ``G_HELD``         held groups by release time
+``ginflight`` (`GROUP_ACTIVE`)        lib.lua ``G_INFLIGHT``     jobs in flight per group (HASH)
+``glimits`` (`GROUP_LIMITS`)          lib.lua ``G_LIMITS``       per-group overrides (HASH)
+``grw:<group>`` (`GROUP_RATE`)        flow.lua                   one group's rate window
+====================================  =========================  ==================================
+
+The group keys (issue #14) are fixed names but built from the prefix like the per-id keys:
+they exist only once a grouped job arrives (meta ``grouped``), and a queue without groups
+never sends them.
 
 Outside `SCRIPT_KEYS`, read and written by Python only: ``cron`` (`CRON_SCHEDULES`, the
 schedules a queue's Scheduler runs, published for `Client.cron_schedules`).
@@ -63,6 +74,13 @@ WORKER_WAKE = "wake:"
 HOLD = "hold:"
 RATE_WINDOW = "rlw:"
 CB_WINDOW = "cbw:"
+GROUP_READY = "gq:"
+RING = "gring:"
+GROUP_BACKLOG = "gbacklog"
+GROUP_HELD = "gheld"
+GROUP_ACTIVE = "ginflight"
+GROUP_LIMITS = "glimits"
+GROUP_RATE = "grw:"
 
 # A queue's published cron schedules: HASH schedule name -> JSON {cron, timezone, job}.
 CRON_SCHEDULES = "cron"
@@ -148,6 +166,10 @@ class QueueKeys:
     def job(self, job_id: str) -> str:
         """The HASH of job `job_id`."""
         return f"{self.prefix}{JOB}{job_id}"
+
+    def group(self, group: str) -> str:
+        """The ZSET of group `group`'s waiting jobs."""
+        return f"{self.prefix}{GROUP_READY}{group}"
 
     def worker_wake(self, worker_id: str) -> str:
         """Worker `worker_id`'s own wake-up LIST (a stop, a timed wait's end, a drain)."""

@@ -24,6 +24,7 @@ NAMES = (
     "cancel",
     "clear",
     "obliterate",
+    "group",
 )
 # Libraries a script needs besides lib.lua, in load order.
 NEEDS = {

@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from redis.asyncio.connection import parse_url
 
 from .backoff import Backoff
-from .bounds import DAY, MIB, AttemptTimeout, PayloadBytes, Processes, Seconds, between
+from .bounds import (
+    DAY,
+    MIB,
+    AttemptTimeout,
+    GroupConcurrency,
+    PayloadBytes,
+    Processes,
+    Seconds,
+    between,
+)
 from .bounds import MAX_PROCESSES as MAX_PROCESSES  # re-exported: the Queue's default uses it
 from .cluster import is_cluster_url, parse_cluster_url
 from .errors import ConfigError
@@ -42,6 +51,12 @@ LogFormat = Literal["text", "json"]
 LogJobs = Literal["all", "failures", "none"]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Group names become part of Redis keys and hash fields (lua/lib.lua G_LIMITS '<group>:<x>'):
+# no ':' (it separates the field), no spaces or control characters.
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+GROUP_NAME_RULE = (
+    "1-128 letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit"
+)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # The query options of redis://, rediss:// and unix://: a Sentinel URL's, and the database.
 URL_OPTIONS = OPTIONS | {"db"}
@@ -54,6 +69,16 @@ def check_queue_name(name: str) -> str:
             f"invalid queue name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
+    return name
+
+
+def check_group_name(name: object) -> str:
+    """A job group's name (`enqueue(group=...)`, `Client.set_group_limits`), checked before
+    anything is written."""
+    if not isinstance(name, str):
+        raise TypeError(f"group must be a str, not {type(name).__name__}")
+    if not GROUP_NAME.match(name):
+        raise ConfigError(f"invalid group name {name!r}: use {GROUP_NAME_RULE}")
     return name
 
 
@@ -145,6 +170,17 @@ class RateLimit(BaseModel):
     key_field: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class GroupRateLimit(BaseModel):
+    """At most `max` job starts per `period` seconds for each job group, fleet-wide, in a
+    sliding window per group. A group over its limit is held: its jobs wait (as `held`), the
+    other groups go on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: Annotated[int, between(1, 1_000_000)]
+    period: Annotated[float, between(0, DAY, above=True)] = Field(description="Seconds.")
+
+
 class CircuitBreaker(BaseModel):
     """Fleet-wide breaker: after enough failures stop starting jobs, then probe and recover.
 
@@ -213,6 +249,14 @@ class QueueSettings(BaseModel):
     retention: Retention = Retention()
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
+    group_concurrency: GroupConcurrency | None = Field(
+        default=None,
+        description="Jobs of one group in flight at once, fleet-wide (None: no limit); "
+        "`Client.set_group_limits` overrides it per group.",
+    )
+    group_rate_limit: GroupRateLimit | None = Field(
+        default=None, description="Job starts per period for each group, fleet-wide."
+    )
     schedules: list[CronSchedule] = Field(default_factory=list)
     isolation: Isolation = Field(
         default="thread",

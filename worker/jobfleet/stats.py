@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .job import JobInfo
+from .settings import GroupRateLimit
 
 ListState = Literal["waiting", "delayed", "held", "active", "completed", "dead", "cancelled"]
 LIST_STATES: tuple[str, ...] = ListState.__args__  # type: ignore[attr-defined]  # Literal's
@@ -57,6 +58,13 @@ class QueueStats(BaseModel):
     )
     circuits: dict[str, CircuitState] = Field(
         default_factory=dict, description="Circuit breakers by scope ('*' = the whole queue)."
+    )
+    groups: int = Field(default=0, description="Job groups with waiting jobs (held ones too).")
+    groups_held: int = Field(
+        default=0, description="Groups held by their limits or paused (their jobs are `held`)."
+    )
+    top_groups: dict[str, int] = Field(
+        default_factory=dict, description="The groups with the most waiting jobs (at most 10)."
     )
 
     @property
@@ -111,3 +119,19 @@ class CronInfo(BaseModel):
     job: str = Field(description="The handler name of the job each tick enqueues.")
     next_tick: float | None = Field(description="The next tick (Unix seconds), None if none.")
     last_tick: float | None = Field(description="The last tick enqueued (Unix seconds).")
+
+
+class GroupStats(BaseModel):
+    """One job group of a queue (`Client.group_stats`)."""
+
+    queue: str
+    group: str
+    waiting: int = Field(description="Jobs of the group waiting (held ones included).")
+    active: int = Field(description="Jobs of the group in flight (what group_concurrency caps).")
+    held: Literal["paused", "concurrency", "rate"] | None = Field(
+        default=None, description="Why the group starts no job now; None when it may."
+    )
+    paused: bool = False
+    concurrency: int | None = Field(default=None, description="Run-time override, if any.")
+    rate_limit: GroupRateLimit | None = Field(default=None, description="Run-time override.")
+    weight: int = 1

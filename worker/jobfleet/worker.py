@@ -112,7 +112,12 @@ class Worker:
             done_age_ms=int(retention.completed_age * 1000),
             keep_dead=-1 if retention.dead_count is None else retention.dead_count,
             dead_age_ms=-1 if retention.dead_age is None else int(retention.dead_age * 1000),
-            flow=flow_json(self.queue.rate_limit, self.queue.circuit_breaker),
+            flow=flow_json(
+                self.queue.rate_limit,
+                self.queue.circuit_breaker,
+                self.queue.group_concurrency,
+                self.queue.group_rate_limit,
+            ),
         )
         # At most half the slots per claim: the next claim then travels to Redis while the
         # jobs of the last one run, instead of Redis and the handlers taking turns.

@@ -9,8 +9,9 @@ local function the_job()
 end
 
 -- Where a job waits, by its hash's state: the ready set, one hold set (a held job's state is
--- still 'waiting', see flow.lua) or the delayed set. Returns the set and 'waiting' | 'held' |
--- 'delayed', or nil when the job is in no line (active or final).
+-- still 'waiting', see flow.lua), its group's set or the delayed set. Returns the set and
+-- 'waiting' | 'held' | 'delayed' (and the group, for a job in its group's set), or nil when
+-- the job is in no line (active or final).
 local function line_of(id, state)
   if state == 'delayed' then
     return K_DELAYED, 'delayed'
@@ -20,6 +21,12 @@ local function line_of(id, state)
   end
   if redis.call('ZSCORE', K_READY, id) then
     return K_READY, 'waiting'
+  end
+  local g = redis.call('HGET', job_key(id), 'group')
+  if g and redis.call('ZSCORE', group_set(g), id) then
+    -- A held group's jobs are held (flow.lua group_blocked); the caller takes the job out
+    -- with group_take (the group's counts and ring), not a bare ZREM.
+    return group_set(g), redis.call('ZSCORE', G_HELD, g) and 'held' or 'waiting', g
   end
   for _, name in ipairs(redis.call('ZRANGE', K_HOLDS, 0, -1)) do
     local set = PREFIX .. 'hold:' .. name
@@ -41,7 +48,16 @@ local function set_of(id, state)
   elseif state == 'cancelled' then
     return K_CANCELLED
   end
-  return (line_of(id, state))
+  return line_of(id, state)
+end
+
+-- Take a job out of the line `set_of` / `line_of` found (a group's set through group_take).
+local function leave_line(set, id, group)
+  if group then
+    group_take(group, id)
+  else
+    redis.call('ZREM', set, id)
+  end
 end
 
 -- Delete a job's hash, and its dedup key while that still points at this job.
@@ -71,7 +87,8 @@ local function replay_dead(key, id, seq, now)
   redis.call('HSET', key, 'attempt', 0, 'stalls', 0, 'replayed_at', now)
   redis.call('HDEL', key, 'dead_reason', 'finished_at')
   redis.call('HINCRBY', key, 'replays', 1)
-  make_ready(key, id, redis.call('HGET', key, 'priority'), seq, now)
+  local f = redis.call('HMGET', key, 'priority', 'group')
+  make_ready(key, id, f[1], seq, now, f[2])
 end
 
 -- Byte order, as sorted sets order equal scores (Lua's `<` on strings follows the locale).

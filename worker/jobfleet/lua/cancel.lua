@@ -8,7 +8,7 @@
 -- Returns 'cancelled', 'cancelling' (it was active), 'missing', or 'final:<state>' (refused).
 local id = ARGV[2]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'worker')
+local f = redis.call('HMGET', key, 'state', 'worker', 'group')
 local state = f[1]
 if not state then
   return 'missing'
@@ -16,6 +16,9 @@ end
 local now = now_ms()
 if state == 'active' then
   redis.call('ZREM', K_ACTIVE, id)
+  if f[3] then
+    group_done(f[3])
+  end
   finish_cancelled(key, id, now)
   if f[2] then
     local own = PREFIX .. 'wake:' .. f[2]
@@ -25,10 +28,10 @@ if state == 'active' then
   end
   return 'cancelling'
 end
-local set = line_of(id, state)
+local set, _, group = line_of(id, state)
 if not set then
   return 'final:' .. state
 end
-redis.call('ZREM', set, id)
+leave_line(set, id, group)
 finish_cancelled(key, id, now)
 return 'cancelled'

@@ -24,6 +24,9 @@ if flow_json ~= '' then
 end
 local cb = flow and flow.cb
 local now = now_ms()
+local meta = redis.call('HMGET', K_META, 'paused', 'grouped')
+GROUPED = meta[2] == '1'
+local gl = (flow and flow.g) or {}
 local stale = 0
 
 -- Completions, fenced by the lease token: a worker whose lease was recovered must not
@@ -37,7 +40,17 @@ if ARGV[6] ~= '' then
     local f = split(records[i], '\31')
     local id, tok, result = f[1], f[2], f[3]
     local key = job_key(id)
-    if redis.call('HGET', key, 'token') == tok then
+    local owned
+    if GROUPED then
+      local t = redis.call('HMGET', key, 'token', 'group')
+      owned = t[1] == tok
+      if owned and t[2] then
+        group_done(t[2])
+      end
+    else
+      owned = redis.call('HGET', key, 'token') == tok
+    end
+    if owned then
       if result == 'null' then
         redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'token', '')
       else
@@ -77,9 +90,13 @@ for _ = 1, n_fail do
   local delay, permanent = tonumber(ARGV[a + 5]), ARGV[a + 6]
   a = a + 7
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'token', 'attempt', 'max_attempts', 'priority', 'name')
+  local f = redis.call('HMGET', key, 'token', 'attempt', 'max_attempts', 'priority', 'name',
+                       'group')
   if f[1] == tok then
     failed = failed + 1
+    if f[6] then
+      group_done(f[6])
+    end
     if cb and permanent == '' then
       cb_record(cb, f[5], true, now)
     end
@@ -95,7 +112,7 @@ for _ = 1, n_fail do
       if not retry_seq then
         retry_seq = next_seq(n_fail)
       end
-      make_ready(key, id, f[4], retry_seq + failed, now)
+      make_ready(key, id, f[4], retry_seq + failed, now, f[6])
     else
       if not any_delayed then
         any_delayed, delayed_before = true, first_score(K_DELAYED)
@@ -124,9 +141,13 @@ local moved = recovered + promote(now, 1000)
 if flow then
   moved = moved + unhold(now, 1000)
 end
+local g_held_before = false  -- false: no grouped claim looked at the groups
+if GROUPED then
+  moved = moved + group_unhold(now)
+end
 redis.call('ZADD', K_WORKERS, now + worker_ttl, worker)
 
-local paused = redis.call('HGET', K_META, 'paused') == '1'
+local paused = meta[1] == '1'
 -- A drained worker (scale-in) settles and renews but takes nothing new; an expired flag
 -- counts as none, so a drain its operator forgot lapses on its own.
 local drained = tonumber(redis.call('ZSCORE', K_DRAIN, worker) or '0') > now
@@ -139,10 +160,19 @@ if n > 0 and not paused and not drained then
   if flow then
     holds_before = first_score(K_HOLDS)
   end
-  local popped = redis.call('ZPOPMIN', K_READY, n)
+  -- Grouped: {id, score, group} per job in DRR order; else {id, score} straight from K_READY.
+  local stride = GROUPED and 3 or 2
+  local popped
+  if GROUPED then
+    g_held_before = group_next_release()
+    popped = drr_take(n, now, gl)
+  else
+    popped = redis.call('ZPOPMIN', K_READY, n)
+  end
   while #popped > 0 do
-    for i = 1, #popped, 2 do
+    for i = 1, #popped, stride do
       local id = popped[i]
+      local group = GROUPED and popped[i + 2]
       local key = job_key(id)
       local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
                            'timeout_ms', 'backoff', 'rate_key', 'trace')
@@ -150,6 +180,9 @@ if n > 0 and not paused and not drained then
       local hold_name, hold_until, extend = nil, nil, nil
       if f[1] and flow then
         hold_name, hold_until, extend = admit(flow, id, f[1], f[2], attempt, f[7], now)
+      end
+      if group and not (f[1] and not hold_name) then
+        group_done(group)  -- counted in flight by drr_take, but not started
       end
       if hold_name then
         hold(hold_name, hold_until, id, popped[i + 1], extend)
@@ -169,12 +202,16 @@ if n > 0 and not paused and not drained then
         out[#out + 1] = f[8] or ''
       end
     end
-    looked = looked + #popped / 2
+    looked = looked + #popped / stride
     -- Held jobs left slots free: look further down the line, within reason.
     if claimed >= n or not flow or looked >= 1000 then
       break
     end
-    popped = redis.call('ZPOPMIN', K_READY, n - claimed)
+    if GROUPED then
+      popped = drr_take(n - claimed, now, gl)
+    else
+      popped = redis.call('ZPOPMIN', K_READY, n - claimed)
+    end
   end
   if #leases > 0 then
     redis.call('ZADD', K_ACTIVE, unpack(leases))
@@ -182,7 +219,7 @@ if n > 0 and not paused and not drained then
 end
 -- More work than this worker took (or, for an ack, any): pass the wake-up on to an idle
 -- worker. Never while paused: the ready jobs stay put, and a wake-up would only spin.
-if (claimed > 0 or moved > 0) and not paused and redis.call('ZCARD', K_READY) > 0 then
+if (claimed > 0 or moved > 0) and not paused and any_ready() then
   wake()
 end
 -- The hints: when this worker should look again if nothing wakes it sooner.
@@ -200,6 +237,15 @@ if flow then
   end
   if holds_before ~= false then  -- this claim looked at ready jobs, and may have held some
     wake_if_sooner(holds_before, nh, now)
+  end
+end
+if GROUPED then
+  local gh = group_next_release()
+  if gh and (out[5] < 0 or gh - now < out[5]) then
+    out[5] = math.max(0, gh - now)
+  end
+  if g_held_before ~= false then
+    wake_if_sooner(g_held_before, gh, now)
   end
 end
 local na = first_score(K_ACTIVE)

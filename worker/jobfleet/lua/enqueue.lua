@@ -3,7 +3,8 @@
 -- options: '' when every option is at its default, else one record, fields split by \31:
 --   caller_chose_id ('1' or ''), run_at_ms (0 = now; absolute ms), delay_ms (-1 = none),
 --   dedup_key, dedup_ttl_ms, max_attempts, backoff, timeout_ms, rate_key,
---   trace (a W3C traceparent, '' for none)
+--   trace (a W3C traceparent, '' for none), group ('' = the default group, K_READY; a named
+--   group's jobs wait in the group's own set, lib.lua group_add)
 -- Returns {index, id, ...} for the jobs NOT written because they are duplicates (an existing
 -- caller-chosen id, or a live dedup key): `id` is the job that already stands for them.
 --
@@ -12,8 +13,8 @@
 -- Constants are literals, which cost nothing per call; a table or a built string would.
 local PER_JOB = 5
 local OPTIONS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31'
-  .. '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
-local CHOSEN, RUN_AT, DELAY, DEDUP, DEDUP_TTL = 1, 2, 3, 4, 5
+  .. '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
+local CHOSEN, RUN_AT, DELAY, DEDUP, DEDUP_TTL, GROUP = 1, 2, 3, 4, 5, 11
 local count = tonumber(ARGV[2])
 local now = now_ms()
 local out = {}
@@ -47,6 +48,7 @@ end
 local seq = redis.call('HINCRBY', K_META, 'seq', #new) - #new
 local ready = {}
 local any_delayed, delayed_before = false, nil
+local grouped = false
 for n, base in ipairs(new) do
   local id, prio, o = ARGV[base + 1], ARGV[base + 3], options[base]
   if not o then
@@ -60,7 +62,7 @@ for n, base in ipairs(new) do
                     'enqueued_at', now}
     -- The options written to the job's hash when given: their place in the record, their field.
     local written = {DEDUP, 'dedup_key', 6, 'max_attempts', 7, 'backoff', 8, 'timeout_ms',
-                     9, 'rate_key', 10, 'trace'}
+                     9, 'rate_key', 10, 'trace', GROUP, 'group'}
     for i = 1, #written, 2 do
       local value = o[written[i]]
       if value ~= '' then
@@ -70,6 +72,10 @@ for n, base in ipairs(new) do
     end
     if o[DEDUP] ~= '' then
       redis.call('SET', PREFIX .. 'dedup:' .. o[DEDUP], id, 'PX', tonumber(o[DEDUP_TTL]))
+    end
+    if o[GROUP] ~= '' and not grouped then
+      grouped = true
+      redis.call('HSET', K_META, 'grouped', '1')
     end
     local run_at, delay = tonumber(o[RUN_AT]), tonumber(o[DELAY])
     if delay >= 0 then
@@ -92,14 +98,20 @@ for n, base in ipairs(new) do
       fields[#fields + 1] = 'seq'
       fields[#fields + 1] = seq + n
       redis.call('HSET', job_key(id), unpack(fields))
-      ready[#ready + 1] = tonumber(prio) * BAND + seq + n
-      ready[#ready + 1] = id
+      if o[GROUP] ~= '' then
+        group_add(o[GROUP], tonumber(prio) * BAND + seq + n, id)
+      else
+        ready[#ready + 1] = tonumber(prio) * BAND + seq + n
+        ready[#ready + 1] = id
+      end
     end
   end
 end
 redis.call('HINCRBY', K_STATS, 'enqueued_total', #new)
 if #ready > 0 then
   redis.call('ZADD', K_READY, unpack(ready))
+end
+if #ready > 0 or grouped then
   wake()
 end
 if any_delayed then

@@ -1,6 +1,7 @@
 -- A queue's counts, oldest wait and recent rates at one instant of the Redis clock.
--- ARGV: prefix, n_bands, window_buckets. Returns a flat list of field/value pairs.
+-- ARGV: prefix, n_bands, window_buckets, top_groups. Returns a flat list of field/value pairs.
 local n_bands, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+local TOP_GROUPS = tonumber(ARGV[4]) or 10
 local now = now_ms()
 local out = {'time_ms', now,
              'waiting', redis.call('ZCARD', K_READY),
@@ -12,6 +13,30 @@ local out = {'time_ms', now,
              'workers', redis.call('ZCOUNT', K_WORKERS, now, '+inf'),
              'paused', redis.call('HGET', K_META, 'paused') or '0'}
 local any_waiting = out[4] > 0
+-- Groups: their jobs count as waiting unless their group is held (then as held, below);
+-- per level from the counters lib.lua backlog_add keeps, less the held groups' jobs there.
+local grouped = redis.call('HGET', K_META, 'grouped') == '1'
+local g_wait, g_held = {}, {}
+local g_held_total = 0
+if grouped then
+  local gw = redis.call('HMGET', K_META, 'gw0', 'gw1', 'gw2', 'gw3', 'gw4')
+  for band = 0, n_bands - 1 do
+    g_wait[band], g_held[band] = tonumber(gw[band + 1]) or 0, 0
+  end
+  -- One look per held group and level: bounded by the groups held, not their jobs.
+  for _, g in ipairs(redis.call('ZRANGE', G_HELD, 0, -1)) do
+    local set = group_set(g)
+    for band = 0, n_bands - 1 do
+      local c = redis.call('ZCOUNT', set, band * BAND,
+                           '(' .. string.format('%.0f', (band + 1) * BAND))
+      g_held[band] = g_held[band] + c
+      g_held_total = g_held_total + c
+    end
+  end
+  for band = 0, n_bands - 1 do
+    out[4] = out[4] + g_wait[band] - g_held[band]
+  end
+end
 for band = 0, n_bands - 1 do
   local lo, hi = band * BAND, (band + 1) * BAND
   local count = 0
@@ -19,7 +44,11 @@ for band = 0, n_bands - 1 do
     count = redis.call('ZCOUNT', K_READY, lo, '(' .. string.format('%.0f', hi))
   end
   out[#out + 1] = 'waiting:' .. band
-  out[#out + 1] = count
+  if grouped then
+    out[#out + 1] = count + g_wait[band] - g_held[band]
+  else
+    out[#out + 1] = count
+  end
   out[#out + 1] = 'oldest_ms:' .. band
   if count > 0 then
     local first = redis.call('ZRANGEBYSCORE', K_READY, lo, '(' .. string.format('%.0f', hi),
@@ -61,7 +90,19 @@ for _, name in ipairs(redis.call('ZRANGE', K_HOLDS, 0, -1)) do
   held = held + redis.call('ZCARD', PREFIX .. 'hold:' .. name)
 end
 out[#out + 1] = 'held'
-out[#out + 1] = held
+out[#out + 1] = held + g_held_total
+if grouped then
+  -- Groups with work (held ones too) and the ten with the most waiting jobs.
+  out[#out + 1] = 'groups'
+  out[#out + 1] = redis.call('ZCARD', G_BACKLOG)
+  out[#out + 1] = 'groups_held'
+  out[#out + 1] = redis.call('ZCARD', G_HELD)
+  local top = redis.call('ZREVRANGE', G_BACKLOG, 0, TOP_GROUPS - 1, 'WITHSCORES')
+  for i = 1, #top, 2 do
+    out[#out + 1] = 'group:' .. top[i]
+    out[#out + 1] = top[i + 1]
+  end
+end
 local cb = redis.call('HGETALL', K_CB)
 for i = 1, #cb, 2 do
   out[#out + 1] = 'cb:' .. cb[i]

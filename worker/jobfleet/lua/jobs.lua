@@ -1,8 +1,10 @@
 -- One page of the jobs in one state, in that state's order, from a cursor.
 -- ARGV: prefix, state, limit, budget, n_bands, name ('' any), error_type ('' any),
 --       cursor score ('' = from the start), cursor id, mark ('' = a new walk)
--- Orders: waiting in claim order (priority levels in turn, FIFO inside one), held the same
--- across every hold set, delayed by due time, active by id, completed / dead / cancelled
+-- Orders: waiting in claim order (priority levels in turn, FIFO inside one) for the default
+-- group, then each job group's (groups in byte order of their names, each in its own claim
+-- order; a group's cursor score is 'G<group>|<score>'), held the same across every hold set
+-- and then the held groups, delayed by due time, active by id, completed / dead / cancelled
 -- newest first. A cursor is the position (score, id) of the last job looked at, found again
 -- by rank (rank_of: O(log N)), so a page costs O(log N + budget) however long the line is —
 -- except active, which is sorted here (the active set is as large as the fleet's slots).
@@ -103,10 +105,50 @@ elseif mark == '' and state == 'delayed' then
   mark = fmt(now_ms())
 end
 
+-- Jobs groups, after the queue's own line: each group's set in claim order, groups in byte
+-- order of their names; only held groups (`held`) or only the others. A cursor inside a group
+-- is the score 'G<group>|<score>'.
+local in_groups = string.sub(c_score, 1, 1) == 'G'
+local function walk_groups(held, hwm)
+  if more == 1 or #page >= limit or redis.call('HGET', K_META, 'grouped') ~= '1' then
+    if more == 0 and #page >= limit and redis.call('HGET', K_META, 'grouped') == '1' then
+      local last = page[#page]  -- full before the groups: start there next time
+      stop_at(last[2], last[1])
+    end
+    return
+  end
+  local c_group, c_gscore = nil, nil
+  if in_groups then
+    c_group, c_gscore = string.match(c_score, '^G(.*)|(.*)$')
+  end
+  local names = redis.call('ZRANGE', G_BACKLOG, 0, -1)
+  table.sort(names, lex_lt)
+  for _, g in ipairs(names) do
+    if (not c_group or not lex_lt(g, c_group))
+        and (redis.call('ZSCORE', G_HELD, g) ~= false) == held then
+      local set = group_set(g)
+      local first = 0
+      if g == c_group then
+        first = rank_of(set, c_gscore, c_id, true)
+      end
+      local ls, li, ended = walk(set, first, redis.call('ZCARD', set) - 1, 1, limit, page,
+        function(id, score)
+          return tonumber(score) % BAND <= hwm and plain(id)
+        end)
+      if not ended then
+        stop_at('G' .. g .. '|' .. (ls or c_gscore or '-1'), li or c_id)
+        return
+      end
+    end
+  end
+end
+
 if state == 'waiting' then
   local hwm = tonumber(mark)
   local band = 0
-  if c_score ~= '' then
+  if in_groups then
+    band = n_bands
+  elseif c_score ~= '' then
     band = math.floor(tonumber(c_score) / BAND)
   end
   while band < n_bands do
@@ -128,6 +170,7 @@ if state == 'waiting' then
     end
     band = band + 1
   end
+  walk_groups(false, hwm)
 elseif state == 'held' then
   local hwm = tonumber(mark)
   -- Each hold set is in claim order too: merge them. Only positions up to the least far
@@ -140,7 +183,11 @@ elseif state == 'held' then
     end
     return lex_lt(i1, i2)
   end
-  for _, name in ipairs(redis.call('ZRANGE', K_HOLDS, 0, -1)) do
+  local hold_names = {}
+  if not in_groups then
+    hold_names = redis.call('ZRANGE', K_HOLDS, 0, -1)
+  end
+  for _, name in ipairs(hold_names) do
     local set = PREFIX .. 'hold:' .. name
     local first = 0
     if c_score ~= '' then
@@ -182,6 +229,7 @@ elseif state == 'held' then
   elseif limit_pos then
     stop_at(limit_pos[1], limit_pos[2])
   end
+  walk_groups(true, hwm)
 elseif state == 'delayed' then
   local since = tonumber(mark)
   local first = 0

@@ -38,15 +38,13 @@ local function job_key(id)
   return PREFIX .. 'job:' .. id
 end
 
--- Make one due job claimable. `seq` keeps its place: the original for a release, a fresh
--- one for a retry or a promoted delayed job (back of its band).
-local function make_ready(key, id, prio, seq, now)
-  redis.call('HSET', key, 'state', 'waiting', 'ready_at', now, 'seq', seq, 'token', '')
-  redis.call('ZADD', K_READY, tonumber(prio) * BAND + seq, id)
-end
-
-local function next_seq(n)
-  return redis.call('HINCRBY', K_META, 'seq', n) - n
+-- Score of a sorted set's first member, or nil when it is empty.
+local function first_score(set)
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    return nil
+  end
+  return tonumber(first[2])
 end
 
 -- Wake one idle worker (at most one token waits: it is a doorbell, not a count).
@@ -56,14 +54,133 @@ local function wake()
   end
 end
 
--- Score of a sorted set's first member, or nil when it is empty.
-local function first_score(set)
-  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
-  if #first == 0 then
-    return nil
-  end
-  return tonumber(first[2])
+-- Groups (issue #14; key suffixes in keys.py, GROUP_*). Jobs without a group are the
+-- default group and stay in K_READY; the group keys below exist only once a grouped job
+-- arrives (meta 'grouped'), so a queue without groups pays nothing for them. A group's
+-- waiting jobs are one ZSET (score as K_READY's); a group with work that is not held sits
+-- in the ring of its first job's priority level, scored by virtual time (deficit round
+-- robin, see flow.lua drr_take).
+local G_BACKLOG = PREFIX .. 'gbacklog'    -- ZSET group -> waiting jobs (held groups' too)
+local G_HELD = PREFIX .. 'gheld'          -- ZSET group -> release time (ms) or G_BUSY/G_PAUSED
+local G_INFLIGHT = PREFIX .. 'ginflight'  -- HASH group -> jobs active
+local G_LIMITS = PREFIX .. 'glimits'      -- HASH '<group>:<c|r|rp|p|w>' -> run-time overrides
+local G_BUSY, G_PAUSED = 4e15, 8e15       -- held until a job ends / until resumed
+local function group_set(g)
+  return PREFIX .. 'gq:' .. g
 end
+local function group_ring(band)
+  return PREFIX .. 'gring:' .. band
+end
+
+local function group_weight(g)
+  return tonumber(redis.call('HGET', G_LIMITS, g .. ':w')) or 1
+end
+
+-- A group (back) in the ring of `band`, just behind the level's virtual clock: what it
+-- waited while out of the ring earns it nothing, and it cannot jump the groups in the ring.
+local function ring_join(g, band, weight)
+  local v = tonumber(redis.call('HGET', K_META, 'gv' .. band)) or 0
+  redis.call('ZADD', group_ring(band), v + 1 / (weight or group_weight(g)), g)
+end
+
+-- After a group's set changed (its first job was `old_head`, a score or nil): keep it in the
+-- ring of its first job's level, or out of every ring when it has no work (or is held).
+local function group_reseat(g, old_head)
+  local head = first_score(group_set(g))
+  local ob = old_head and math.floor(old_head / BAND)
+  local nb = head and math.floor(head / BAND)
+  if ob == nb then
+    return
+  end
+  if redis.call('ZSCORE', G_HELD, g) then
+    if not nb then
+      redis.call('ZREM', G_HELD, g)
+    end
+    return
+  end
+  if ob then
+    redis.call('ZREM', group_ring(ob), g)
+  end
+  if nb then
+    ring_join(g, nb)
+  end
+end
+
+-- The count of a group's waiting jobs, total and per level (for inspect).
+local function backlog_add(g, score, d)
+  if redis.call('ZINCRBY', G_BACKLOG, d, g) + 0 <= 0 then
+    redis.call('ZREM', G_BACKLOG, g)
+  end
+  redis.call('HINCRBY', K_META, 'gw' .. math.floor(score / BAND), d)
+end
+
+local function group_add(g, score, id)
+  local set = group_set(g)
+  local head = first_score(set)
+  redis.call('ZADD', set, score, id)
+  backlog_add(g, score, 1)
+  if not head or score < head then
+    group_reseat(g, head)
+  end
+end
+
+-- Take a waiting job out of its group (cancel, remove, clear); false if it is not there.
+local function group_take(g, id)
+  local set = group_set(g)
+  local score = redis.call('ZSCORE', set, id)
+  if not score then
+    return false
+  end
+  local head = first_score(set)
+  redis.call('ZREM', set, id)
+  backlog_add(g, tonumber(score), -1)
+  group_reseat(g, head)
+  return true
+end
+
+-- A held group goes back to the ring of its first job's level (when it has work), and an
+-- idle worker is told. Returns whether it was held.
+local function group_release(g)
+  if redis.call('ZREM', G_HELD, g) == 0 then
+    return false
+  end
+  local head = first_score(group_set(g))
+  if head then
+    ring_join(g, math.floor(head / BAND))
+    wake()
+  end
+  return true
+end
+
+-- A job of group `g` stopped being active (completion, failure, lease recovery, release,
+-- cancel): called exactly once per claimed attempt, behind the token fence. A group held
+-- for its concurrency gets back in the ring (claim checks its limits again).
+local function group_done(g)
+  if redis.call('HINCRBY', G_INFLIGHT, g, -1) <= 0 then
+    redis.call('HDEL', G_INFLIGHT, g)
+  end
+  if tonumber(redis.call('ZSCORE', G_HELD, g)) == G_BUSY then
+    group_release(g)
+  end
+end
+
+-- Make one due job claimable. `seq` keeps its place: the original for a release, a fresh
+-- one for a retry or a promoted delayed job (back of its band). A grouped job goes back to
+-- its own group.
+local function make_ready(key, id, prio, seq, now, group)
+  redis.call('HSET', key, 'state', 'waiting', 'ready_at', now, 'seq', seq, 'token', '')
+  if group and group ~= '' then
+    group_add(group, tonumber(prio) * BAND + seq, id)
+  else
+    redis.call('ZADD', K_READY, tonumber(prio) * BAND + seq, id)
+  end
+end
+
+local function next_seq(n)
+  return redis.call('HINCRBY', K_META, 'seq', n) - n
+end
+
+
 
 -- Idle workers sleep until the earliest due time a claim told them of. A job this script
 -- made due sooner than that must cut one of those sleeps short; the worker woken learns the
@@ -96,9 +213,9 @@ local function promote(now, limit)
   local seq = next_seq(#due)
   for i, id in ipairs(due) do
     local key = job_key(id)
-    local prio = redis.call('HGET', key, 'priority')
-    if prio then
-      make_ready(key, id, prio, seq + i, now)
+    local f = redis.call('HMGET', key, 'priority', 'group')
+    if f[1] then
+      make_ready(key, id, f[1], seq + i, now, f[2])
     end
   end
   redis.call('ZREM', K_DELAYED, unpack(due))
@@ -116,7 +233,10 @@ local function recover(now, default_max, poison_after, limit)
   local seq = next_seq(#expired)
   for i, id in ipairs(expired) do
     local key = job_key(id)
-    local f = redis.call('HMGET', key, 'priority', 'attempt', 'max_attempts')
+    local f = redis.call('HMGET', key, 'priority', 'attempt', 'max_attempts', 'group')
+    if f[4] then
+      group_done(f[4])
+    end
     if f[1] then
       local stalls = redis.call('HINCRBY', key, 'stalls', 1)
       local max = tonumber(f[3]) or default_max
@@ -125,7 +245,7 @@ local function recover(now, default_max, poison_after, limit)
       elseif tonumber(f[2]) >= max then
         dead_letter(key, id, 'attempts exhausted: last lease expired', now)
       else
-        make_ready(key, id, f[1], seq + i, now)
+        make_ready(key, id, f[1], seq + i, now, f[4])
       end
     end
   end

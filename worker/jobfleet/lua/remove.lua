@@ -8,9 +8,9 @@ end
 if state == 'active' then
   return 'active'
 end
-local set = set_of(id, state)
+local set, _, group = set_of(id, state)
 if set then
-  redis.call('ZREM', set, id)
+  leave_line(set, id, group)
 end
 forget_job(key, id)
 redis.call('HINCRBY', K_STATS, 'removed_total', 1)
