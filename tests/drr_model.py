@@ -20,6 +20,9 @@ class DrrModel:
         self.clock = 0.0  # 'gv<band>': virtual time of the last job served
         self.default_vt = 0.0  # 'dv<band>'
         self.served: dict[Group, int] = defaultdict(int)
+        # Until the first grouped job (meta 'grouped'), claim takes the default group's jobs
+        # straight from the ready set: no virtual time moves.
+        self.grouped = False
         # After every job served: (served so far, backlog) per group.
         self.timeline: list[tuple[dict[Group, int], dict[Group, int]]] = []
 
@@ -27,6 +30,7 @@ class DrrModel:
         return 1 if g is None else self.weights.get(g, 1)
 
     def enqueue(self, g: Group, k: int) -> None:
+        self.grouped = self.grouped or g is not None
         if g is not None and self.backlog[g] == 0:
             self.ring[g] = self.clock + 1 / self.weight(g)  # lib.lua ring_join
         self.backlog[g] += k
@@ -38,14 +42,16 @@ class DrrModel:
             # Ring order: virtual time, then member bytes (how a ZSET orders equal scores).
             top = min(self.ring.items(), key=lambda kv: (kv[1], kv[0].encode()), default=None)
             dv = None
-            if self.backlog[None] > 0:
+            if self.backlog[None] > 0 and self.grouped:
                 if self.default_vt <= self.clock:  # idle until now: it rejoins
                     self.default_vt = self.clock + 1
                 dv = self.default_vt
-            if top is None and dv is None:
+            if top is None and self.backlog[None] == 0:
                 break
-            if top is None or (dv is not None and dv <= top[1]):
+            if not self.grouped:
                 g: Group = None
+            elif top is None or (dv is not None and dv <= top[1]):
+                g = None
                 assert dv is not None
                 self.default_vt, self.clock = dv + 1, dv
             else:

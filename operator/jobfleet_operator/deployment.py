@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from jobfleet import SENTINEL_PASSWORD_ENV, Backoff
 from jobfleet.settings import (
     CircuitBreaker,
+    GroupRateLimit,
     QueueSettings,
     RateLimit,
     Retention,
@@ -21,6 +22,7 @@ from .spec import (
     KIND,
     VERSION,
     EnvVar,
+    GroupsSpec,
     QueueSpec,
     Resources,
     SecretKeyRef,
@@ -106,6 +108,16 @@ def settings_redis_url(spec: QueueSpec) -> str | None:
     return parts.geturl()
 
 
+def _group_settings(groups: GroupsSpec | None) -> dict[str, Any]:
+    """The queue settings of `spec.groups` (group_concurrency, group_rate_limit)."""
+    if groups is None:
+        return {}
+    out = engine_values(groups, QueueSettings)
+    if groups.rate_limit is not None:
+        out["group_rate_limit"] = GroupRateLimit(**engine_values(groups.rate_limit, GroupRateLimit))
+    return out
+
+
 def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
     """What `jobfleet worker` reads from `JOBFLEET_SETTINGS`.
 
@@ -129,6 +141,7 @@ def worker_settings(queue: QueueRef, spec: QueueSpec) -> WorkerSettings:
             None if breaker is None else CircuitBreaker(**engine_values(breaker, CircuitBreaker))
         ),
         schedules=[s.settings() for s in spec.schedules],
+        **_group_settings(spec.groups),
     )
     extra: dict[str, Any] = {}
     if (url := settings_redis_url(spec)) is not None:

@@ -17,6 +17,7 @@ from jobfleet.settings import (
     BreakerScope,
     CircuitBreaker,
     CronSchedule,
+    GroupRateLimit,
     Isolation,
     PriorityName,
     QueueSettings,
@@ -544,6 +545,27 @@ class RateLimitSpec(SpecModel):
     )
 
 
+class GroupRateLimitSpec(SpecModel):
+    """At most `max` job starts per `periodSeconds` for each job group, fleet-wide."""
+
+    max: int = engine_field(GroupRateLimit, "max", description="Job starts per period, per group.")
+    period_seconds: float = engine_field(
+        GroupRateLimit, "period", description="Length of each group's sliding window."
+    )
+
+
+class GroupsSpec(SpecModel):
+    """Limits for each job group (tenant) of the queue, enforced fleet-wide. Groups are
+    served round-robin inside each priority level; a group over its limits waits (its jobs
+    count as held, which the autoscaler does not scale for) while the others go on.
+    Per-group overrides are set at run time (`Client.set_group_limits`)."""
+
+    concurrency: int | None = engine_field(
+        QueueSettings, "group_concurrency", description="Jobs of one group in flight at once."
+    )
+    rate_limit: GroupRateLimitSpec | None = None
+
+
 class CircuitBreakerSpec(SpecModel):
     """Fleet-wide breaker: stop starting jobs of a failing dependency, probe, recover."""
 
@@ -814,6 +836,7 @@ class QueueSpec(SpecModel):
     )
     rate_limit: RateLimitSpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
+    groups: GroupsSpec | None = None
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     sla: SLASpec | None = None
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)

@@ -59,6 +59,21 @@ async def test_enqueue_takes_every_job_option(server):
     assert (await server.client.get("order-42")).state.value == "delayed"
 
 
+async def test_enqueue_into_a_group_and_a_bad_group_name(server, redis_url):
+    jobs = [{"name": "n", "group": "tenant-1"}, {"name": "n", "group": "tenant-2"}]
+    status, body, _ = await server.call("POST", "/api/v1/queues/q/jobs/bulk", json={"jobs": jobs})
+    assert status == 201
+    assert (await server.client.get(body["ids"][0])).group == "tenant-1"
+    status, stats, _ = await server.call("GET", "/api/v1/queues/q", who="viewer")
+    assert (stats["waiting"], stats["groups"]) == (2, 2)
+    before = dbsize(redis_url)
+    status, problem, _ = await server.call(
+        "POST", "/api/v1/queues/q/jobs", json={"name": "n", "group": "a:b"}
+    )
+    assert status == 422 and "invalid group name 'a:b'" in problem["detail"]
+    assert dbsize(redis_url) == before
+
+
 async def test_a_dedup_key_admits_one_job(server):
     first = await server.call("POST", "/api/v1/queues/q/jobs", json={"name": "a", "dedup_key": "k"})
     second = await server.call(

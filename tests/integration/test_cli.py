@@ -202,3 +202,16 @@ def test_worker_refuses_an_evicting_redis(redis_url):
     finally:
         conn.config_set("maxmemory-policy", "noeviction")
     assert_one_line_error(out, 1, "maxmemory-policy is 'allkeys-lru'")
+
+
+def test_enqueue_into_a_group(redis_url):
+    out = cli("enqueue", "x", "--queue", "q", "--group", "tenant-42", redis_url=redis_url)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(
+        cli("job", out.stdout.strip(), "-q", "q", "--json", redis_url=redis_url).stdout
+    )
+    assert info["group"] == "tenant-42"
+    stats = json.loads(cli("stats", "-q", "q", "--json", redis_url=redis_url).stdout)
+    assert (stats[0]["groups"], stats[0]["top_groups"]) == (1, {"tenant-42": 1})
+    bad = cli("enqueue", "x", "-q", "q", "--group", "a:b", redis_url=redis_url)
+    assert_one_line_error(bad, 1, "invalid group name 'a:b'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from jobfleet.settings import WorkerSettings, load_settings
 from jobfleet_operator.deployment import (
     CONFIG_HASH_ANNOTATION,
@@ -15,6 +16,7 @@ from jobfleet_operator.deployment import (
     worker_settings,
 )
 from jobfleet_operator.spec import QueueSpec
+from pydantic import ValidationError
 
 Q = QueueRef(name="emails", namespace="shop", uid="0f9c-uid")
 
@@ -444,3 +446,21 @@ def test_flow_control_settings() -> None:
 def test_no_flow_control_by_default() -> None:
     q = worker_settings(Q, QueueSpec.model_validate(IN_PROCESS)).queue
     assert (q.rate_limit, q.circuit_breaker, q.schedules) == (None, None, [])
+
+
+def test_group_limits_reach_the_worker() -> None:
+    body = {
+        **IN_PROCESS,
+        "groups": {"concurrency": 3, "rateLimit": {"max": 10, "periodSeconds": 2}},
+    }
+    q = worker_settings(Q, QueueSpec.model_validate(body)).queue
+    assert q.group_concurrency == 3
+    assert q.group_rate_limit is not None
+    assert (q.group_rate_limit.max, q.group_rate_limit.period) == (10, 2)
+    plain = worker_settings(Q, QueueSpec.model_validate(IN_PROCESS)).queue
+    assert (plain.group_concurrency, plain.group_rate_limit) == (None, None)
+
+
+def test_group_limits_are_bounded() -> None:
+    with pytest.raises(ValidationError, match=r"groups.concurrency(.|\n)*from 1 to 100000"):
+        QueueSpec.model_validate({**IN_PROCESS, "groups": {"concurrency": 0}})

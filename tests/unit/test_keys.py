@@ -60,3 +60,10 @@ def test_claim_policy_packs_once():
         lease_ms=5, worker_ttl_ms=6, max_attempts=3, poison_after=2, flow='{"x":1}'
     )
     assert policy.packed == '5\x1f6\x1f3\x1f2\x1f-1\x1f-1\x1f-1\x1f-1\x1f{"x":1}'
+
+
+def test_lua_knows_the_number_of_priority_levels():
+    from jobfleet.job import Priority
+
+    lib = (LUA / "lib.lua").read_text()
+    assert re.search(r"^local N_LEVELS = (\d+)", lib, re.M).group(1) == str(len(Priority))

@@ -27,6 +27,27 @@ def test_depth_gauges_take_the_inspect_reply() -> None:
     assert metrics.QUEUE_OLDEST_WAIT.labels("unit-depth")._value.get() == 1.5
 
 
+def test_group_series_are_the_top_groups_and_other() -> None:
+    from prometheus_client import REGISTRY
+
+    def series() -> dict[str, float]:
+        out = {}
+        for metric in REGISTRY.collect():
+            for s in metric.samples:
+                if s.name == "jobfleet_group_jobs" and s.labels["queue"] == "unit-groups":
+                    out[s.labels["group"]] = s.value
+        return out
+
+    base = {"waiting": "0", "groups": "5", "groups_held": "1", "group_jobs": "100"}
+    metrics.report_depth("unit-groups", base | {"group:a": "60", "group:b": "30"})
+    assert series() == {"a": 60, "b": 30, "other": 10}
+    # b left the top: its series goes, so a queue never has more than the top + 'other'.
+    metrics.report_depth("unit-groups", base | {"group:a": "60", "group:c": "20"})
+    assert series() == {"a": 60, "c": 20, "other": 20}
+    held = metrics.QUEUE_GROUPS.labels("unit-groups", "held")._value.get()
+    assert held == 1
+
+
 def test_redis_state_keeps_the_time_of_the_last_change() -> None:
     state = status.RedisState()
     state.set(True, 10.0)

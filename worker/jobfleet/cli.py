@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dedup-ttl", type=float)
     e.add_argument("--max-attempts", type=int)
     e.add_argument("--timeout", type=float)
+    e.add_argument("--group", "-g", help="the job's group (a tenant); default: none")
 
     s = sub.add_parser("stats", parents=[common], help="queue counts, oldest wait and rates")
     s.add_argument("--queue", "-q", help="one queue (default: all known queues)")
@@ -369,6 +370,7 @@ async def _enqueue(args: argparse.Namespace) -> int:
             dedup_ttl=args.dedup_ttl,
             max_attempts=args.max_attempts,
             timeout=args.timeout,
+            group=args.group,
         )
     print(job_id)
     return 0

@@ -345,8 +345,11 @@ class Client:
     ) -> JobPage:
         """One page of the jobs in `state`, and the cursor of the next page (None: no more).
 
-        Orders: ``waiting`` in claim order (priority levels in turn, FIFO inside one);
-        ``held`` (waiting, but held back by a rate limit or an open circuit) the same;
+        Orders: ``waiting`` in claim order (priority levels in turn, FIFO inside one) for
+        jobs without a group, then each job group's jobs in the same order, groups in byte
+        order of their names (the round robin interleaves groups at claim time; a listing
+        cannot follow it and stay stable while jobs move); ``held`` (waiting, but held back
+        by a rate limit, an open circuit, or their group's limits or pause) the same;
         ``delayed`` by due time; ``active`` by id, each with its ``worker_id`` and
         ``lease_deadline``; ``completed``, ``dead`` and ``cancelled`` newest first.
 

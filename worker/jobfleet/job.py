@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .backoff import Backoff
 from .bounds import PositiveSeconds, Seconds, UnixTime, between
+from .settings import GROUP_NAME, GROUP_NAME_RULE
 
 # One encoder for payloads and results: json.dumps would rebuild it on every call. Control
 # characters come out escaped, which the engine's batch records rely on.
@@ -82,8 +83,18 @@ class JobSpec(BaseModel):
     timeout: PositiveSeconds | None = None
     rate_key: str | None = Field(default=None, min_length=1, max_length=200)
     group: str | None = Field(
-        default=None, description="The job's group (tenant); None is the default group."
+        default=None,
+        description="The job's group (a tenant): inside a priority level the groups are "
+        "served round-robin; None is the default group.",
+        json_schema_extra={"pattern": GROUP_NAME.pattern},
     )
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str | None) -> str | None:
+        if v is not None and not GROUP_NAME.match(v):
+            raise ValueError(f"invalid group name {v!r}: use {GROUP_NAME_RULE}")
+        return v
 
     @field_validator("name", "job_id", "dedup_key", "rate_key")
     @classmethod

@@ -79,6 +79,18 @@ QUEUE_OLDEST_WAIT = Gauge(
     ["queue"],
     multiprocess_mode="livemax",
 )
+GROUP_JOBS = Gauge(
+    "jobfleet_group_jobs",
+    "Waiting jobs (held ones included) of the TOP_GROUPS job groups with the most, the rest "
+    "summed as group 'other'; read with QUEUE_JOBS (max by (queue, group)).",
+    ["queue", "group"],
+)
+QUEUE_GROUPS = Gauge(
+    "jobfleet_queue_groups",
+    "Job groups with waiting jobs ('with_work') and those held by their limits or paused "
+    "('held'); read with QUEUE_JOBS.",
+    ["queue", "state"],
+)
 
 # Error types are the exception class names handlers raise: unbounded in principle. Each queue
 # gets this many distinct label values; the rest share one, so a handler that raises a new
@@ -87,6 +99,11 @@ MAX_ERROR_TYPES = 20
 OTHER_ERROR_TYPE = "other"
 DEPTH_STATES = ("waiting", "delayed", "held", "active", "dead")
 DEPTH_INTERVAL = 15.0  # seconds between a worker's reads of the queue's counts
+# Group names are the tenants' ids: unbounded. Only the groups inspect names (engine.TOP_GROUPS,
+# the most waiting jobs) get a series; the others are summed as OTHER_GROUP, and a group that
+# leaves the top loses its series, so a queue never has more than TOP_GROUPS + 1.
+OTHER_GROUP = "other"
+_group_series: dict[str, set[str]] = {}
 
 
 class ErrorTypeLabels:
@@ -115,3 +132,19 @@ def report_depth(queue: str, raw: dict[str, str]) -> None:
         default=0,
     )
     QUEUE_OLDEST_WAIT.labels(queue).set(oldest / 1000.0)
+    if "groups" in raw:
+        report_groups(queue, raw)
+
+
+def report_groups(queue: str, raw: dict[str, str]) -> None:
+    """The group gauges from an inspect reply of a queue with groups."""
+    QUEUE_GROUPS.labels(queue, "with_work").set(float(raw["groups"]))
+    QUEUE_GROUPS.labels(queue, "held").set(float(raw.get("groups_held", 0)))
+    top = {k[6:]: int(v) for k, v in raw.items() if k.startswith("group:")}
+    top.pop(OTHER_GROUP, None)  # a tenant named 'other' is counted with the rest
+    for group, n in top.items():
+        GROUP_JOBS.labels(queue, group).set(n)
+    GROUP_JOBS.labels(queue, OTHER_GROUP).set(int(raw.get("group_jobs", 0)) - sum(top.values()))
+    for gone in _group_series.get(queue, set()) - top.keys():
+        GROUP_JOBS.remove(queue, gone)
+    _group_series[queue] = set(top)

@@ -219,7 +219,7 @@ if n > 0 and not paused and not drained then
 end
 -- More work than this worker took (or, for an ack, any): pass the wake-up on to an idle
 -- worker. Never while paused: the ready jobs stay put, and a wake-up would only spin.
-if (claimed > 0 or moved > 0) and not paused and any_ready() then
+if (claimed > 0 or moved > 0) and not paused and any_ready(GROUPED) then
   wake()
 end
 -- The hints: when this worker should look again if nothing wakes it sooner.

@@ -261,12 +261,11 @@ end
 -- of a group is counted in flight at once (the next pick of its group sees it); the caller
 -- calls group_done for a popped job it does not start. Held groups leave the ring; at most
 -- 1000 groups are looked at per call.
-local N_BANDS = 5
 local function drr_take(k, now, gl)
   local out = {}
   local band, looked, taken = 0, 0, 0
   local d_head = first_score(K_READY)
-  while taken < k and band < N_BANDS and looked < 1000 do
+  while taken < k and band < N_LEVELS and looked < 1000 do
     local ring = group_ring(band)
     local top = redis.call('ZRANGE', ring, 0, 0, 'WITHSCORES')
     local d_here = d_head and d_head < (band + 1) * BAND
@@ -324,20 +323,6 @@ local function drr_take(k, now, gl)
   return out
 end
 
--- Is any job claimable (the default group's or a group's in a ring)?
-local function any_ready()
-  if redis.call('ZCARD', K_READY) > 0 then
-    return true
-  end
-  if GROUPED then
-    for band = 0, N_BANDS - 1 do
-      if redis.call('EXISTS', group_ring(band)) == 1 then
-        return true
-      end
-    end
-  end
-  return false
-end
 
 -- The earliest time a held group's rate window has room (nil: none is held by time).
 local function group_next_release()

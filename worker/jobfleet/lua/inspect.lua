@@ -2,6 +2,7 @@
 -- ARGV: prefix, n_bands, window_buckets, top_groups. Returns a flat list of field/value pairs.
 local n_bands, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 local TOP_GROUPS = tonumber(ARGV[4]) or 10
+local OLDEST_GROUPS = 100  -- groups per level whose first job inspect looks at
 local now = now_ms()
 local out = {'time_ms', now,
              'waiting', redis.call('ZCARD', K_READY),
@@ -19,7 +20,11 @@ local grouped = redis.call('HGET', K_META, 'grouped') == '1'
 local g_wait, g_held = {}, {}
 local g_held_total = 0
 if grouped then
-  local gw = redis.call('HMGET', K_META, 'gw0', 'gw1', 'gw2', 'gw3', 'gw4')
+  local fields = {}
+  for band = 0, n_bands - 1 do
+    fields[band + 1] = 'gw' .. band
+  end
+  local gw = redis.call('HMGET', K_META, unpack(fields))
   for band = 0, n_bands - 1 do
     g_wait[band], g_held[band] = tonumber(gw[band + 1]) or 0, 0
   end
@@ -50,15 +55,25 @@ for band = 0, n_bands - 1 do
     out[#out + 1] = count
   end
   out[#out + 1] = 'oldest_ms:' .. band
+  local heads = {}
   if count > 0 then
-    local first = redis.call('ZRANGEBYSCORE', K_READY, lo, '(' .. string.format('%.0f', hi),
-                             'LIMIT', 0, 1)
-    local t = redis.call('HMGET', job_key(first[1]), 'ready_at', 'enqueued_at')
-    local ready_at = tonumber(t[1]) or tonumber(t[2]) or now
-    out[#out + 1] = math.max(0, now - ready_at)
-  else
-    out[#out + 1] = 0
+    heads = redis.call('ZRANGEBYSCORE', K_READY, lo, '(' .. string.format('%.0f', hi),
+                       'LIMIT', 0, 1)
   end
+  if grouped then
+    -- The first jobs of the groups longest without a turn (the ring's first, by virtual
+    -- time): a bounded look, so with many groups a lower bound of the oldest wait.
+    for _, g in ipairs(redis.call('ZRANGE', group_ring(band), 0, OLDEST_GROUPS - 1)) do
+      local head = redis.call('ZRANGE', group_set(g), 0, 0)
+      heads[#heads + 1] = head[1]
+    end
+  end
+  local oldest = 0
+  for _, id in ipairs(heads) do
+    local t = redis.call('HMGET', job_key(id), 'ready_at', 'enqueued_at')
+    oldest = math.max(oldest, now - (tonumber(t[1]) or tonumber(t[2]) or now))
+  end
+  out[#out + 1] = oldest
 end
 local stats = redis.call('HGETALL', K_STATS)
 for i = 1, #stats do
@@ -97,6 +112,12 @@ if grouped then
   out[#out + 1] = redis.call('ZCARD', G_BACKLOG)
   out[#out + 1] = 'groups_held'
   out[#out + 1] = redis.call('ZCARD', G_HELD)
+  local total = 0
+  for band = 0, n_bands - 1 do
+    total = total + g_wait[band]
+  end
+  out[#out + 1] = 'group_jobs'  -- waiting in any group, held ones too
+  out[#out + 1] = total
   local top = redis.call('ZREVRANGE', G_BACKLOG, 0, TOP_GROUPS - 1, 'WITHSCORES')
   for i = 1, #top, 2 do
     out[#out + 1] = 'group:' .. top[i]

@@ -12,6 +12,7 @@ local PREFIX = ARGV[1]
 -- Priority bands: score = band * 2^48 + sequence, so strict between bands, FIFO inside one.
 local BAND = 281474976710656
 local TP_BUCKET_MS = 5000
+local N_LEVELS = 5  -- priority levels, len(job.Priority) (tests/unit/test_keys.py checks it)
 
 -- Batches travel as one string (records split by \30, fields by \31): one argument per
 -- batch instead of a dozen per job, which is most of the client's cost. Payloads and results
@@ -162,6 +163,22 @@ local function group_done(g)
   if tonumber(redis.call('ZSCORE', G_HELD, g)) == G_BUSY then
     group_release(g)
   end
+end
+
+-- Is any job claimable: the default group's, or a group's in a ring (`grouped`: the queue
+-- has seen grouped jobs, meta 'grouped')?
+local function any_ready(grouped)
+  if redis.call('ZCARD', K_READY) > 0 then
+    return true
+  end
+  if grouped then
+    for band = 0, N_LEVELS - 1 do
+      if redis.call('EXISTS', group_ring(band)) == 1 then
+        return true
+      end
+    end
+  end
+  return false
 end
 
 -- Make one due job claimable. `seq` keeps its place: the original for a release, a fresh

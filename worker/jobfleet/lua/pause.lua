@@ -3,7 +3,7 @@
 -- their idle interval.
 -- ARGV: prefix, paused ('1' or '0')
 redis.call('HSET', K_META, 'paused', ARGV[2])
-if ARGV[2] == '0' and redis.call('ZCARD', K_READY) > 0 then
+if ARGV[2] == '0' and any_ready(redis.call('HGET', K_META, 'grouped') == '1') then
   wake()
 end
 return 1
