@@ -91,18 +91,6 @@ local function replay_dead(key, id, seq, now)
   make_ready(key, id, f[1], seq, now, f[2])
 end
 
--- Byte order, as sorted sets order equal scores (Lua's `<` on strings follows the locale).
-local function lex_lt(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a < #b
-end
-
 -- How many members of `set` sort before the position (score, id) — with `inclusive`, the
 -- member (score, id) itself counts too. Scores are Redis's own strings (exact). Equal
 -- scores are ordered by member: a binary search over the ties, O(log N) each step.

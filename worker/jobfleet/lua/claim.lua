@@ -32,6 +32,7 @@ local stale = 0
 -- Completions, fenced by the lease token: a worker whose lease was recovered must not
 -- overwrite the outcome of the attempt that replaced it.
 local done_ids = {}
+local done_groups = {}  -- group -> its jobs completed here (one group_done per group)
 local n_complete = 0
 if ARGV[6] ~= '' then
   local records = split(ARGV[6], '\30')
@@ -45,7 +46,7 @@ if ARGV[6] ~= '' then
       local t = redis.call('HMGET', key, 'token', 'group')
       owned = t[1] == tok
       if owned and t[2] then
-        group_done(t[2])
+        done_groups[t[2]] = (done_groups[t[2]] or 0) + 1
       end
     else
       owned = redis.call('HGET', key, 'token') == tok
@@ -65,6 +66,9 @@ if ARGV[6] ~= '' then
       stale = stale + 1
     end
   end
+end
+for g, c in pairs(done_groups) do
+  group_done(g, c)
 end
 if #done_ids > 0 then
   local scored = {}

@@ -216,12 +216,19 @@ end
 -- the clock means it was idle, and it rejoins one turn behind the clock, as any group does. Levels stay strict: a level is served while any group
 -- (or the default one) has work in it.
 local g_conf = {}
+local any_overrides = nil  -- does G_LIMITS exist at all (read once per call)?
 local function group_conf(g, gl)
   local c = g_conf[g]
   if c then
     return c
   end
-  local f = redis.call('HMGET', G_LIMITS, g .. ':c', g .. ':r', g .. ':rp', g .. ':p', g .. ':w')
+  if any_overrides == nil then
+    any_overrides = redis.call('EXISTS', G_LIMITS) == 1
+  end
+  local f = {}
+  if any_overrides then
+    f = redis.call('HMGET', G_LIMITS, g .. ':c', g .. ':r', g .. ':rp', g .. ':p', g .. ':w')
+  end
   c = {conc = tonumber(f[1]) or gl.c, rmax = tonumber(f[2]) or gl.r,
        rper = tonumber(f[3]) or gl.rp, paused = f[4] == '1', w = tonumber(f[5]) or 1}
   if c.rmax and c.rmax <= 0 then  -- an override of 0: no rate limit for this group
@@ -234,20 +241,6 @@ local function group_conf(g, gl)
   return c
 end
 
--- Why group g may not start a job now: nil, or the G_HELD score to hold it with.
-local function group_blocked(g, c, now)
-  if c.paused then
-    return G_PAUSED
-  end
-  if c.conc and (tonumber(redis.call('HGET', G_INFLIGHT, g)) or 0) >= c.conc then
-    return G_BUSY
-  end
-  if c.rmax then
-    return window_full(PREFIX .. 'grw:' .. g, c.rmax, c.rper, now)
-  end
-  return nil
-end
-
 -- Groups whose rate window has room again go back to their ring.
 local function group_unhold(now)
   local due = redis.call('ZRANGEBYSCORE', G_HELD, '-inf', now, 'LIMIT', 0, 100)
@@ -258,71 +251,188 @@ local function group_unhold(now)
 end
 
 -- Pop up to k waiting jobs in DRR order: {id, score, group (false: default), ...}. Each job
--- of a group is counted in flight at once (the next pick of its group sees it); the caller
--- calls group_done for a popped job it does not start. Held groups leave the ring; at most
--- 1000 groups are looked at per call.
+-- of a group is counted in flight at once; the caller calls group_done for a popped job it
+-- does not start. Held groups leave the ring; at most 1000 groups are looked at per call.
+--
+-- The picks are made on a local copy of each level: the ring's first k + 1 groups (the
+-- first k can give a job each; the next bounds them: a group whose virtual time passes it
+-- needs a fresh look at the ring), the first jobs of each group picked, and the default
+-- group's. The sets are written back once per level (one ZADD for the ring, one pop per
+-- group), so a claim costs a few calls per group it serves, not per step of the scheduler.
+-- Ring order: virtual time, then the member's bytes (how a ZSET orders equal scores).
+local function before(v1, g1, v2, g2)
+  return v1 < v2 or (v1 == v2 and lex_lt(g1, g2))
+end
+
+-- Put candidate c back into `q` (kept in ring order) by binary search: O(log n) a pick.
+local function requeue(q, c)
+  local lo, hi = 1, #q + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(c.v, c.g, q[mid].v, q[mid].g) then
+      hi = mid
+    else
+      lo = mid + 1
+    end
+  end
+  table.insert(q, lo, c)
+end
+
+local inflight = {}  -- group -> jobs in flight, read once per call
+local function group_inflight(g)
+  local n = inflight[g]
+  if not n then
+    n = tonumber(redis.call('HGET', G_INFLIGHT, g)) or 0
+    inflight[g] = n
+  end
+  return n
+end
+
+-- Make candidate `c` hold its group's first `count` jobs (or all it has), read in chunks
+-- that double: a group served once costs one short read, one served n times log n reads.
+local function group_jobs(c, count)
+  local have = #c.jobs / 2
+  if have >= count or c.all then
+    return
+  end
+  local upto = math.max(count, have * 2)
+  local more = redis.call('ZRANGE', group_set(c.g), have, upto - 1, 'WITHSCORES')
+  for _, x in ipairs(more) do
+    c.jobs[#c.jobs + 1] = x
+  end
+  c.all = #more / 2 < upto - have
+end
+
 local function drr_take(k, now, gl)
   local out = {}
-  local band, looked, taken = 0, 0, 0
-  local d_head = first_score(K_READY)
+  local taken, looked, band = 0, 0, 0
   while taken < k and band < N_LEVELS and looked < 1000 do
-    local ring = group_ring(band)
-    local top = redis.call('ZRANGE', ring, 0, 0, 'WITHSCORES')
-    local d_here = d_head and d_head < (band + 1) * BAND
-    if #top == 0 and not d_here then
+    local ring, hi = group_ring(band), (band + 1) * BAND
+    local want = k - taken
+    local top = redis.call('ZRANGE', ring, 0, want, 'WITHSCORES')
+    local dflt = redis.call('ZRANGEBYSCORE', K_READY, '-inf', '(' .. string.format('%.0f', hi),
+                            'WITHSCORES', 'LIMIT', 0, want)
+    if #top == 0 and #dflt == 0 then
       band = band + 1
     else
-      local clock = tonumber(redis.call('HGET', K_META, 'gv' .. band)) or 0
-      local dv = nil
-      if d_here then
-        dv = tonumber(redis.call('HGET', K_META, 'dv' .. band)) or 0
-        if dv <= clock then  -- it was idle: it rejoins behind the clock, as any group does
-          dv = clock + 1
-          redis.call('HSET', K_META, 'dv' .. band, dv)
-        end
+      local meta = redis.call('HMGET', K_META, 'gv' .. band, 'dv' .. band)
+      local clock = tonumber(meta[1]) or 0
+      local dv = tonumber(meta[2]) or 0
+      if #dflt > 0 and dv <= clock then  -- it was idle: it rejoins behind the clock
+        dv = clock + 1
       end
-      if #top == 0 or (dv and dv <= tonumber(top[2])) then
-        local p = redis.call('ZPOPMIN', K_READY, 1)
-        out[#out + 1], out[#out + 2], out[#out + 3] = p[1], p[2], false
-        taken = taken + 1
-        redis.call('HSET', K_META, 'dv' .. band, dv + 1, 'gv' .. band, dv)
-        d_head = first_score(K_READY)
-      else
-        local g, v = top[1], tonumber(top[2])
-        looked = looked + 1
-        local c = group_conf(g, gl)
-        local why = group_blocked(g, c, now)
-        if why then
-          redis.call('ZREM', ring, g)
-          redis.call('ZADD', G_HELD, why, g)
-        else
-          local set = group_set(g)
-          local p = redis.call('ZPOPMIN', set, 1)
-          local score = tonumber(p[2])
-          out[#out + 1], out[#out + 2], out[#out + 3] = p[1], p[2], g
-          taken = taken + 1
-          backlog_add(g, score, -1)
-          redis.call('HINCRBY', G_INFLIGHT, g, 1)
-          if c.rmax then
-            window_add(PREFIX .. 'grw:' .. g, p[1] .. ':' .. now, c.rper, now)
+      local cands = {}
+      local n_top = #top / 2
+      for i = 1, math.min(n_top, want) do
+        cands[i] = {g = top[2 * i - 1], v = tonumber(top[2 * i]), served = 0, jobs = {}}
+      end
+      local bound_g, bound_v = nil, nil
+      if n_top > want then
+        bound_g, bound_v = top[2 * want + 1], tonumber(top[2 * want + 2])
+      end
+      -- The candidates still in the ring, in ring order (the ZRANGE's): the first goes next.
+      local q = {}
+      for i, c in ipairs(cands) do
+        q[i] = c
+      end
+      local d_pos, d_taken = 1, 0
+      local refetch = false
+      while taken < k and looked < 1000 do
+        local best = q[1]
+        local d_has = d_pos <= #dflt / 2
+        if d_has and (not best or dv <= best.v) and (not bound_v or dv <= bound_v) then
+          out[#out + 1], out[#out + 2], out[#out + 3] = dflt[2 * d_pos - 1], dflt[2 * d_pos], false
+          d_pos, d_taken, taken = d_pos + 1, d_taken + 1, taken + 1
+          clock, dv = dv, dv + 1
+        elseif best and (not bound_v or before(best.v, best.g, bound_v, bound_g)) then
+          table.remove(q, 1)
+          local g, c = best.g, group_conf(best.g, gl)
+          looked = looked + 1
+          local why = nil
+          if c.paused then
+            why = G_PAUSED
+          elseif c.conc and group_inflight(g) >= c.conc then
+            why = G_BUSY
+          elseif c.rmax then
+            why = window_full(PREFIX .. 'grw:' .. g, c.rmax, c.rper, now)
           end
-          redis.call('HSET', K_META, 'gv' .. band, v)
-          local head = first_score(set)
-          if head and head < (band + 1) * BAND then
-            redis.call('ZADD', ring, v + 1 / c.w, g)
+          if why then
+            best.v, best.held = nil, why
           else
-            redis.call('ZREM', ring, g)
-            if head then
-              ring_join(g, math.floor(head / BAND), c.w)
+            local p = best.served
+            group_jobs(best, p + 2)  -- the job it gives now, and the one after it
+            out[#out + 1], out[#out + 2], out[#out + 3] = best.jobs[2 * p + 1], best.jobs[2 * p + 2], g
+            best.served, taken = p + 1, taken + 1
+            if c.conc then
+              inflight[g] = group_inflight(g) + 1
+            end
+            if c.rmax then
+              window_add(PREFIX .. 'grw:' .. g, best.jobs[2 * p + 1] .. ':' .. now, c.rper, now)
+            end
+            clock = best.v
+            local nxt = tonumber(best.jobs[2 * p + 4])
+            if nxt and nxt < hi then
+              best.v = best.v + 1 / c.w
+              requeue(q, best)
+            else
+              best.v, best.next = nil, nxt  -- out of this level's ring (empty, or a later level)
             end
           end
+        else
+          -- Nothing local can go next: the ring past what was read (or the level is done).
+          refetch = bound_v ~= nil
+          break
         end
+      end
+      -- Write the level back.
+      if d_taken > 0 then
+        redis.call('ZPOPMIN', K_READY, d_taken)
+      end
+      local zadd, zrem = {}, {}
+      local served_here = 0
+      for _, c in ipairs(cands) do
+        if c.served > 0 then
+          local set = group_set(c.g)
+          redis.call('ZPOPMIN', set, c.served)
+          backlog_group(c.g, -c.served)
+          served_here = served_here + c.served
+          redis.call('HINCRBY', G_INFLIGHT, c.g, c.served)
+        end
+        if c.held then
+          zrem[#zrem + 1] = c.g
+          redis.call('ZADD', G_HELD, c.held, c.g)
+          g_held_known = true
+        elseif c.v then
+          if c.served > 0 then
+            zadd[#zadd + 1] = c.v
+            zadd[#zadd + 1] = c.g
+          end
+        else
+          zrem[#zrem + 1] = c.g
+        end
+      end
+      if served_here > 0 then
+        redis.call('HINCRBY', K_META, 'gw' .. band, -served_here)
+      end
+      if #zrem > 0 then
+        redis.call('ZREM', ring, unpack(zrem))
+      end
+      if #zadd > 0 then
+        redis.call('ZADD', ring, unpack(zadd))
+      end
+      redis.call('HSET', K_META, 'gv' .. band, clock, 'dv' .. band, dv)
+      for _, c in ipairs(cands) do
+        if c.next and not c.held then  -- its next job is at a later level
+          ring_join(c.g, math.floor(c.next / BAND), group_conf(c.g, gl).w)
+        end
+      end
+      if not refetch then
+        band = band + 1
       end
     end
   end
   return out
 end
-
 
 -- The earliest time a held group's rate window has room (nil: none is held by time).
 local function group_next_release()

@@ -39,6 +39,18 @@ local function job_key(id)
   return PREFIX .. 'job:' .. id
 end
 
+-- Byte order, as sorted sets order equal scores (Lua's `<` on strings follows the locale).
+local function lex_lt(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
 -- Score of a sorted set's first member, or nil when it is empty.
 local function first_score(set)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
@@ -107,12 +119,30 @@ local function group_reseat(g, old_head)
   end
 end
 
--- The count of a group's waiting jobs, total and per level (for inspect).
-local function backlog_add(g, score, d)
+-- The count of a group's waiting jobs, total (G_BACKLOG) and per level (meta 'gw<level>',
+-- for inspect).
+local function backlog_group(g, d)
   if redis.call('ZINCRBY', G_BACKLOG, d, g) + 0 <= 0 then
     redis.call('ZREM', G_BACKLOG, g)
   end
+end
+
+local function backlog_add(g, score, d)
+  backlog_group(g, d)
   redis.call('HINCRBY', K_META, 'gw' .. math.floor(score / BAND), d)
+end
+
+-- Is any group held? Read once per script (most claims find none), and set by whoever
+-- holds one.
+local g_held_known = nil
+local function held_score(g)
+  if g_held_known == nil then
+    g_held_known = redis.call('EXISTS', G_HELD) == 1
+  end
+  if not g_held_known then
+    return nil
+  end
+  return tonumber(redis.call('ZSCORE', G_HELD, g))
 end
 
 local function group_add(g, score, id)
@@ -153,14 +183,14 @@ local function group_release(g)
   return true
 end
 
--- A job of group `g` stopped being active (completion, failure, lease recovery, release,
--- cancel): called exactly once per claimed attempt, behind the token fence. A group held
+-- `n` (default 1) jobs of group `g` stopped being active (completion, failure, lease
+-- recovery, release, cancel): counted exactly once per claimed attempt, behind the token fence. A group held
 -- for its concurrency gets back in the ring (claim checks its limits again).
-local function group_done(g)
-  if redis.call('HINCRBY', G_INFLIGHT, g, -1) <= 0 then
+local function group_done(g, n)
+  if redis.call('HINCRBY', G_INFLIGHT, g, -(n or 1)) <= 0 then
     redis.call('HDEL', G_INFLIGHT, g)
   end
-  if tonumber(redis.call('ZSCORE', G_HELD, g)) == G_BUSY then
+  if held_score(g) == G_BUSY then
     group_release(g)
   end
 end
