@@ -44,6 +44,15 @@ def test_enqueue_is_lean_and_claim_has_the_engine_loop():
         "wake",
         "first_score",
         "wake_if_sooner",
+        # A grouped job goes to its group's set (issue #14): group_add and what it calls.
+        "group_set",
+        "group_ring",
+        "group_weight",
+        "ring_join",
+        "group_reseat",
+        "backlog_group",
+        "backlog_add",
+        "group_add",
     }
     assert {"promote", "recover", "trim", "admit"} <= set(DEFINED.findall(scripts.source("claim")))
 
