@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
+from redis._parsers.base import BaseParser
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.commands.core import AsyncScript
-from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, InvalidResponse, NoScriptError, ResponseError
 
 # Larger arguments travel as their own buffer (writelines), not copied into the command.
 _COPY_BELOW = 6000
-# Connections a Wire keeps between writes (plain pools only); more go back to the pool.
-_KEEP = 32
 
 _WIRES: weakref.WeakKeyDictionary[aioredis.Redis, Wire] = weakref.WeakKeyDictionary()
 
@@ -84,13 +86,14 @@ class Wire:
     def __init__(self, conn: aioredis.Redis) -> None:
         self._conn = conn
         self._pool = conn.connection_pool
-        # Taking a connection from redis-py's pool and giving it back costs about a third of
-        # a call (bench/wire.py), so connections of a plain pool are kept here between
-        # writes (the pool still owns them: `aclose` disconnects them with the rest). Any
-        # other pool is asked each time: a Sentinel pool moves its connections to a new
-        # master only there, and a blocking pool counts the connections it lent.
-        self._keep = type(self._pool) is ConnectionPool
-        self._idle: list[AbstractConnection] = []
+        # A plain pool lends one connection for good, which becomes a `_Line`. Any other
+        # pool is asked for a connection each time: a Sentinel pool moves its connections to
+        # a new master only there, and a blocking pool counts the connections it lent.
+        # RESP2 only: RESP3 push messages would arrive among the replies.
+        protocol = str(self._pool.connection_kwargs.get("protocol") or 2)
+        self._lines = type(self._pool) is ConnectionPool and protocol == "2"
+        self._line: _Line | None = None
+        self._opening = asyncio.Lock()
         self._busy = 0  # exchanges waiting for Redis right now
         self._next: list[tuple[list[bytes], asyncio.Future[Any]]] = []  # the next shared write
         self._writers: set[asyncio.Task[None]] = set()
@@ -178,21 +181,45 @@ class Wire:
         """Write `commands` at once and read a reply for each (error replies as objects)."""
         self._busy += 1
         try:
-            conn: AbstractConnection = (
-                self._idle.pop() if self._idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
-            )
+            if self._lines:
+                return await self._on_line(commands)
+            conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 return await conn.retry.call_with_retry(
                     lambda: self._send(conn, commands),
                     lambda _error: conn.disconnect(),
                 )
             finally:
-                if self._keep and len(self._idle) < _KEEP:
-                    self._idle.append(conn)
-                else:
-                    await self._pool.release(conn)
+                await self._pool.release(conn)
         finally:
             self._busy -= 1
+
+    async def _on_line(self, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
+        async def attempt() -> list[Any]:
+            line = self._line
+            if line is None or line.lost is not None:
+                line = await self._open_line()
+            return [await reply for reply in line.send(commands)]
+
+        retry = self._conn.get_retry()
+        if retry is None:
+            return await attempt()
+        return await retry.call_with_retry(attempt, lambda _error: self._close_line())
+
+    async def _open_line(self) -> _Line:
+        async with self._opening:  # one line at a time, however many callers find none
+            line = self._line
+            if line is None or line.lost is not None:
+                await self._close_line()
+                conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+                line = self._line = _Line(conn)
+            return line
+
+    async def _close_line(self) -> None:
+        line, self._line = self._line, None
+        if line is not None:
+            await line.conn.disconnect(nowait=True)
+            await self._pool.release(line.conn)
 
     @staticmethod
     async def _send(conn: AbstractConnection, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
@@ -210,3 +237,68 @@ class Wire:
             except ResponseError as exc:  # the reply was read whole: the connection is fine
                 replies.append(exc)
         return replies
+
+
+class _Line(asyncio.Protocol):
+    """A connection lent by the pool for good, read by hiredis as its replies arrive, so that
+    the calls of every task are pipelined on it: a call costs a write and a future, not
+    redis-py's stream reader and its chain of coroutines (about half the CPU of a call:
+    bench/RESULTS.md, "Single enqueue"). redis-py connected it (AUTH, SELECT, TLS); its
+    transport then talks to this protocol, and redis-py's protocol learns only that it closed.
+    """
+
+    def __init__(self, conn: AbstractConnection) -> None:
+        self.conn = conn
+        self.lost: Exception | None = None
+        encoder = conn.encoder
+        text = {"encoding": encoder.encoding, "errors": encoder.encoding_errors}
+        # Error replies become redis-py's own exception classes (NoScriptError ...).
+        self._reader = hiredis.Reader(
+            protocolError=InvalidResponse,
+            replyError=BaseParser.parse_error,
+            **(text if encoder.decode_responses else {}),
+        )
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        writer = conn._writer  # redis-py's stream; private, and the only way to its transport
+        if writer is None:
+            raise RedisConnectionError("the connection the pool lent is not connected")
+        self._transport: asyncio.Transport = writer.transport  # type: ignore[assignment]
+        self._streams = self._transport.get_protocol()
+        self._transport.set_protocol(self)
+
+    def send(self, commands: Sequence[list[bytes] | bytes]) -> list[asyncio.Future[Any]]:
+        if self.lost is not None or self._transport.is_closing():
+            raise RedisConnectionError("the connection to Redis was lost")
+        loop = asyncio.get_running_loop()
+        buffers: list[bytes] = []
+        replies = []
+        for command in commands:
+            if isinstance(command, bytes):
+                buffers.append(command)
+            else:
+                buffers.extend(command)
+            replies.append(loop.create_future())
+        self._transport.writelines(buffers)
+        self._waiting.extend(replies)
+        return replies
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            waiting = self._waiting.popleft()
+            if not waiting.done():  # a caller cancelled meanwhile: its reply is dropped
+                waiting.set_result(reply)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = RedisConnectionError(
+            "Redis closed the connection" if exc is None else f"connection to Redis lost: {exc}"
+        )
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            if not waiting.done():
+                waiting.set_exception(self.lost)
+        # redis-py's disconnect waits for its own protocol to hear of the close.
+        self._streams.connection_lost(exc)
