@@ -1,18 +1,20 @@
-"""Script calls packed once and sent on pooled connections, without redis-py's per-command layers.
+"""Script calls packed once and pipelined on one connection, without redis-py's per-command layers.
 
-Every script call of a queue sends the same head — ``EVALSHA <sha> 14 <the queue's keys>
+Every script call of a queue sends the same head — ``EVALSHA <sha> <n> <the queue's keys>
 <prefix>`` — followed by a few arguments that vary. redis-py packs all of them again on each
 call and wraps the call in layers that cost more CPU than everything else an enqueue does:
-argument encoding, the retry wrapper, observability hooks (callgrind counts of the calling
-process in bench/RESULTS.md, "Single enqueue"; bench/wire.py). A `Wire` packs each head
-once, sends on connections of the client's own pool, and keeps redis-py's semantics where
-they matter: the client's retry policy on connection errors, NOSCRIPT answered by loading
-the script, error replies raised as redis-py's exceptions.
+argument encoding, the pool, the retry wrapper, observability hooks, a stream reader and its
+chain of coroutines (callgrind counts in bench/RESULTS.md, "Single enqueue"; bench/wire.py).
+A `Wire` packs each head once and, on a plain pool, sends every call on one connection the
+pool lends for good (a `_Line`: hiredis reads its replies as they arrive, so the calls of all
+tasks are pipelined on it; calls made while others wait share one write). It keeps redis-py's
+semantics where they matter: the client's retry policy on connection errors, NOSCRIPT
+answered by loading the script, error replies as redis-py's exceptions.
 
-Only a plain `redis.asyncio.Redis` (direct or Sentinel-managed pool) has such a pool;
-`Wire.usable` says so, and callers fall back to redis-py's own path otherwise (a cluster
-client routes each call to the node owning its slot). Never a blocking command: a shared
-write would wait behind it.
+Only a `redis.asyncio.Redis` with a pool (direct or Sentinel-managed) is served; `Wire.usable`
+says so, and callers fall back to redis-py's own path otherwise (a cluster client routes each
+call to the node owning its slot). A Sentinel or blocking pool lends a connection per write.
+Never a blocking command: the calls behind it on the line would wait for it.
 """
 
 from __future__ import annotations
