@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+from typing import TYPE_CHECKING
 
 import aiohttp
 import jobfleet
 import pytest
 import redis
 import redis.asyncio as aioredis
-from conftest import WorkerProcess
 from leaks import leaked
 from redis_server import RedisServer
 from waiting import alive, until
+
+if TYPE_CHECKING:  # `conftest` is another module when tests/admin is collected too
+    from conftest import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
