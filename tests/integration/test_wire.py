@@ -9,6 +9,7 @@ import jobfleet
 import pytest
 import redis
 import redis.asyncio as aioredis
+from jobfleet import wire as wire_module
 from jobfleet.engine import ENQUEUE_CHUNK
 from jobfleet.wire import ScriptHead, Wire
 from redis.exceptions import ResponseError
@@ -167,3 +168,29 @@ async def test_a_blocking_pool_gets_its_connection_back_after_each_write(redis_u
         assert await conn.ping()  # redis-py's own path still gets the connection
         assert len(set(ids)) == 50 and waiting(redis_url) == 50
         assert [s.waiting for s in await client.queues()] == [50]
+
+
+async def test_concurrent_calls_on_a_killed_line_are_all_retried(
+    client: jobfleet.Client, redis_url: str
+) -> None:
+    await client.enqueue("first")  # the line is open
+    for _ in range(3):
+        admin = redis.Redis.from_url(redis_url)
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        admin.close()
+        ids = await asyncio.gather(*(client.enqueue("x", {"i": i}) for i in range(50)))
+        assert len(set(ids)) == 50
+    assert waiting(redis_url) == 151
+
+
+async def test_a_client_that_is_gone_leaves_no_wire_behind(redis_url: str) -> None:
+    import gc
+
+    async with jobfleet.Client(redis_url, queue="q") as c:
+        await c.enqueue("x")
+        conn = c.conn
+    del c
+    before = len(wire_module._WIRES)
+    del conn
+    gc.collect()
+    assert len(wire_module._WIRES) == before - 1

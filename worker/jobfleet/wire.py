@@ -86,7 +86,8 @@ class Wire:
     """Pre-packed script calls to the server of one `redis.asyncio.Redis` client."""
 
     def __init__(self, conn: aioredis.Redis) -> None:
-        self._conn = conn
+        # Weak: _WIRES keys on the client, and a value holding its key would keep both alive.
+        self._client = weakref.ref(conn)
         self._pool = conn.connection_pool
         # A plain pool lends one connection for good, which becomes a `_Line`. Any other
         # pool is asked for a connection each time: a Sentinel pool moves its connections to
@@ -127,7 +128,7 @@ class Wire:
         command = head.command(args)
         reply = await (self._shared(command) if self._busy else self._alone(command))
         if isinstance(reply, NoScriptError):
-            await self._conn.script_load(head.script.script)  # a restarted or flushed Redis
+            await self._redis().script_load(head.script.script)  # a restarted or flushed Redis
             reply = (await self._exchange([command]))[0]
         if isinstance(reply, ResponseError):
             raise reply
@@ -173,7 +174,7 @@ class Wire:
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
             for script in {calls[i][0].script.sha: calls[i][0].script for i in missing}.values():
-                await self._conn.script_load(script.script)
+                await self._redis().script_load(script.script)
             again = await self._exchange([commands[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
@@ -196,30 +197,48 @@ class Wire:
         finally:
             self._busy -= 1
 
+    def _redis(self) -> aioredis.Redis:
+        client = self._client()
+        if client is None:  # only a call racing the client's collection could see this
+            raise RedisConnectionError("the Redis client of this call is gone")
+        return client
+
     async def _on_line(self, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
+        used: list[_Line] = []  # the line an attempt wrote on: the one to drop if it failed
+
         async def attempt() -> list[Any]:
             line = self._line
             if line is None or line.lost is not None:
                 line = await self._open_line()
+            used[:] = [line]
             return [await reply for reply in line.send(commands)]
 
-        retry = self._conn.get_retry()
+        async def failed(_error: Exception) -> None:
+            if used:
+                await self._close_line(used[0])
+
+        retry = self._redis().get_retry()
         if retry is None:
             return await attempt()
-        return await retry.call_with_retry(attempt, lambda _error: self._close_line())
+        return await retry.call_with_retry(attempt, failed)
 
     async def _open_line(self) -> _Line:
         async with self._opening:  # one line at a time, however many callers find none
             line = self._line
             if line is None or line.lost is not None:
-                await self._close_line()
+                if line is not None:
+                    await self._close_line(line)
                 conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
                 line = self._line = _Line(conn)
             return line
 
-    async def _close_line(self) -> None:
-        line, self._line = self._line, None
-        if line is not None:
+    async def _close_line(self, line: _Line) -> None:
+        """Drop `line` (once, however many of its callers failed) and give its connection
+        back: a caller must never drop the line another caller's retry just opened."""
+        if self._line is line:
+            self._line = None
+        if not line.closed:
+            line.closed = True
             await line.conn.disconnect(nowait=True)
             await self._pool.release(line.conn)
 
@@ -252,6 +271,7 @@ class _Line(asyncio.Protocol):
     def __init__(self, conn: AbstractConnection) -> None:
         self.conn = conn
         self.lost: Exception | None = None
+        self.closed = False  # its connection given back to the pool
         encoder = conn.encoder
         text = {"encoding": encoder.encoding, "errors": encoder.encoding_errors}
         # Error replies become redis-py's own exception classes (NoScriptError ...).
