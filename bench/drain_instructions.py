@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import jobfleet
 import redis
 from redis_server import free_port
+from wire import control, total  # bench/wire.py: the same callgrind protocol
 
 BENCH = Path(__file__).resolve().parent
 JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
@@ -64,21 +64,18 @@ def main() -> None:
         while completed(conn) < 20:
             time.sleep(0.2)
         time.sleep(1)
-        subprocess.run(["callgrind_control", "-z", str(worker.pid)], capture_output=True)
+        control("-z", worker.pid)
         asyncio.run(enqueue(JOBS))
         while completed(conn) < 20 + JOBS:
             time.sleep(0.2)
-        subprocess.run(["callgrind_control", "-d", str(worker.pid)], capture_output=True)
+        control("-d", worker.pid)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=300)
         conn.shutdown(nosave=True)
         server.wait()
-    text = Path(f"{out}.1").read_text()
-    found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-    assert found, "callgrind wrote no totals"
     print(f"jobfleet from {Path(jobfleet.__file__).parent}")
-    print(f"worker instructions per drained job: {int(found.group(1)) / JOBS:,.0f}")
+    print(f"worker instructions per drained job: {total(out) / JOBS:,.0f}")
 
 
 if __name__ == "__main__":

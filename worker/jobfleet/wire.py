@@ -65,6 +65,17 @@ def pack_args(args: Sequence[Any]) -> list[bytes]:
     return out
 
 
+def _buffers(commands: Sequence[list[bytes] | bytes]) -> list[bytes]:
+    """The buffers of many packed commands, in order, for one write."""
+    out: list[bytes] = []
+    for command in commands:
+        if isinstance(command, bytes):
+            out.append(command)
+        else:
+            out.extend(command)
+    return out
+
+
 class ScriptHead:
     """One script's call up to its varying arguments: ``EVALSHA sha n keys... fixed...``."""
 
@@ -169,7 +180,7 @@ class Wire:
         """Many script calls in one write; each reply in order, an error reply as its
         exception object (not raised). A script Redis does not have is loaded and the calls
         that met NOSCRIPT are sent again, once."""
-        commands = [b"".join(head.command(args)) for head, args in calls]
+        commands = [head.command(args) for head, args in calls]
         replies = await self._exchange(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
@@ -229,7 +240,11 @@ class Wire:
                 if line is not None:
                     await self._close_line(line)
                 conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-                line = self._line = _Line(conn)
+                try:
+                    line = self._line = _Line(conn)
+                except BaseException:
+                    await self._pool.release(conn)
+                    raise
             return line
 
     async def _close_line(self, line: _Line) -> None:
@@ -244,13 +259,7 @@ class Wire:
 
     @staticmethod
     async def _send(conn: AbstractConnection, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
-        buffers: list[bytes] = []
-        for command in commands:
-            if isinstance(command, bytes):
-                buffers.append(command)
-            else:
-                buffers.extend(command)
-        await conn.send_packed_command(buffers)
+        await conn.send_packed_command(_buffers(commands))
         replies: list[Any] = []
         for _ in commands:
             try:
@@ -292,15 +301,8 @@ class _Line(asyncio.Protocol):
         if self.lost is not None or self._transport.is_closing():
             raise RedisConnectionError("the connection to Redis was lost")
         loop = asyncio.get_running_loop()
-        buffers: list[bytes] = []
-        replies = []
-        for command in commands:
-            if isinstance(command, bytes):
-                buffers.append(command)
-            else:
-                buffers.extend(command)
-            replies.append(loop.create_future())
-        self._transport.writelines(buffers)
+        replies = [loop.create_future() for _ in commands]
+        self._transport.writelines(_buffers(commands))
         self._waiting.extend(replies)
         return replies
 
