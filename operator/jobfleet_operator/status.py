@@ -126,6 +126,14 @@ def render(
             msg = f"oldest wait {load.oldest_wait:.1f}s exceeds the {target:g}s target"
             updates.append(cond.condition(cond.SLA_MET, "False", "SLABreached", msg, gen, now))
             new_breach = not seen.breached
+        elif load.paused and load.waiting and load.oldest_wait >= target:
+            # Late because someone paused it, not because the fleet is short: say so, and
+            # neither add workers nor count a breach (the alert would page for a decision).
+            msg = (
+                f"queue paused: oldest wait {load.oldest_wait:.1f}s exceeds the {target:g}s "
+                "target; no workers are added while paused"
+            )
+            updates.append(cond.condition(cond.SLA_MET, "False", "QueuePaused", msg, gen, now))
         else:
             msg = f"oldest wait {load.oldest_wait:.1f}s within the {target:g}s target"
             updates.append(cond.condition(cond.SLA_MET, "True", "WithinTarget", msg, gen, now))

@@ -108,6 +108,22 @@ def test_an_sla_breach_counts_once_and_keeps_the_transition_time():
     assert sla["lastTransitionTime"] == T0
 
 
+def test_a_paused_queue_past_its_sla_says_paused_and_counts_no_breach():
+    late = Load(waiting=50, in_flight=0, oldest_wait=12.0, paused=True)
+    r = report(load=late, decision=decision(0))
+    assert conditions(r)["SLAMet"] == (
+        "False",
+        "QueuePaused",
+        "queue paused: oldest wait 12.0s exceeds the 5s target; no workers are added while paused",
+    )
+    assert (r.breached, r.new_breach) == (False, False)
+    early = Load(waiting=50, in_flight=0, oldest_wait=1.0, paused=True)
+    assert conditions(report(load=early, decision=decision(0)))["SLAMet"][:2] == (
+        "True",
+        "WithinTarget",
+    )
+
+
 def test_without_an_sla_the_condition_goes_and_without_a_reading_it_stays():
     seen = Seen(status=report().status, redis_ok=True, breached=True)
     assert "SLAMet" not in conditions(report(spec=NO_SLA, seen=seen))
