@@ -46,10 +46,10 @@ def control(op: str, pid: int) -> None:
     subprocess.run(["callgrind_control", op, str(pid)], capture_output=True, check=True)
 
 
-def redis_side() -> float:
-    """Instructions Redis executes per one-job enqueue script call."""
+def callgrind_redis() -> tuple[subprocess.Popen[bytes], Any, Path]:
+    """A fresh redis-server under callgrind, once it answers: (process, a redis-py connection,
+    the dump file callgrind_control -d writes, less its `.1`)."""
     import redis
-    from jobfleet.engine import EncodedJob, Engine
 
     work = Path(tempfile.mkdtemp())
     port = free_port()
@@ -66,6 +66,16 @@ def redis_side() -> float:
             break
         except redis.ConnectionError:
             time.sleep(0.1)
+    return server, conn, out
+
+
+def redis_side() -> float:
+    """Instructions Redis executes per one-job enqueue script call."""
+    import redis
+    from jobfleet.engine import EncodedJob, Engine
+
+    server, conn, out = callgrind_redis()
+    port = conn.connection_pool.connection_kwargs["port"]
     client_conn = redis.Redis(port=port)
     eng = Engine(client_conn, "bench")  # type: ignore[arg-type]  # only its keys and scripts
     keys = eng.keys.script

@@ -103,6 +103,41 @@ async def test_inspect_counts_groups_and_held_jobs(client):
     assert (gs.waiting, gs.active, gs.held) == (0, 7, None)
 
 
+async def test_inspect_top_groups_are_exact_after_claims(client):
+    """Claims do not count a group's backlog down (only enqueues count up), so inspect
+    corrects the bounds it reports: the top is the groups' true waiting jobs, and a group a
+    claim emptied is gone from the count at once."""
+    sizes = {"a": 5, "b": 3, "c": 4}
+    for g, n in sizes.items():
+        await client.enqueue_many([{"name": "x", "group": g} for _ in range(n)])
+    assert await claim_groups(client, 9) == ["a", "b", "c"] * 3
+    stats = await client.inspect()
+    assert (stats.groups, stats.top_groups) == (2, {"a": 2, "c": 1})
+    assert (stats.waiting, (await client.group_stats("a")).waiting) == (3, 2)
+    await client.enqueue("x", group="b")
+    assert (await client.inspect()).top_groups == {"a": 2, "b": 1, "c": 1}
+
+
+async def test_a_limit_set_while_jobs_run_counts_them(client):
+    """A group without a concurrency limit is not counted in flight; a limit set while its
+    jobs run counts them at once, so the limit holds from the first claim after it."""
+    await client.enqueue_many([{"name": "x", "group": "g"} for _ in range(5)])
+    eng = client.engine()
+    first = await eng.claim(token="t1", n=2, worker_id="w", policy=POLICY)
+    assert len(first.jobs) == 2
+    assert await client.conn.hgetall(KEYS.prefix + "ginflight") == {}
+    await client.set_group_limits("g", concurrency=2)
+    assert await client.conn.hgetall(KEYS.prefix + "ginflight") == {"g": "2"}
+    assert await claim_groups(client, 5, token="t2") == []
+    assert (await client.group_stats("g")).held == "concurrency"
+    done = [(first.jobs[0].id, "t1", "null")]
+    got = await eng.claim(token="t3", n=5, worker_id="w", policy=POLICY, completions=done)
+    assert len(got.jobs) == 1
+    gs = await client.group_stats("g")
+    assert (gs.waiting, gs.active) == (2, 2)
+    assert await client.conn.hgetall(KEYS.prefix + "ginflight") == {"g": "2"}
+
+
 async def test_oldest_wait_sees_grouped_jobs(client):
     await client.enqueue("x", group="a", priority="high")
     await asyncio.sleep(0.05)  # a lower bound on Redis's clock, not a speed
@@ -111,35 +146,44 @@ async def test_oldest_wait_sees_grouped_jobs(client):
     assert stats.oldest_wait_by_priority["high"] >= 0.05
 
 
-async def test_every_way_back_to_waiting_returns_to_the_group(client):
+@pytest.mark.parametrize("limited", [False, True], ids=["no-limit", "concurrency-limit"])
+async def test_every_way_back_to_waiting_returns_to_the_group(client, limited):
     """Retries, promoted delayed jobs, released and recovered leases and dead-letter replays
-    of a grouped job go back to its group (and leave its in-flight count)."""
+    of a grouped job go back to its group (and leave its in-flight count). Under a
+    concurrency limit the group's in-flight counter follows every step; without one the
+    group is not counted at all (claims skip the counter), and group_stats still tells."""
     eng = client.engine()
+    if limited:
+        await client.set_group_limits("g", concurrency=100)
+
+    async def active() -> int:
+        n = (await client.group_stats("g")).active
+        counted = await client.conn.hgetall(KEYS.prefix + "ginflight")
+        assert counted == ({"g": str(n)} if limited and n else {})
+        return n
+
     delayed = await client.enqueue("x", group="g", delay=0.05)
     await client.enqueue("x", group="g")
     short = ClaimPolicy(lease_ms=100, worker_ttl_ms=60_000, max_attempts=3, poison_after=9)
     first = await eng.claim(token="t1", n=1, worker_id="w", policy=short)
-    assert (await client.group_stats("g")).active == 1
+    assert await active() == 1
     # A retry without delay: back in the group.
     fail = Failure(first.jobs[0].id, "t1", "E", "m", "", 0)
     await eng.claim(token="t2", n=0, worker_id="w", policy=short, failures=[fail])
-    assert (await client.group_stats("g")).active == 0
+    assert await active() == 0
     await until(lambda: _due(client, delayed), timeout=10)
     await eng.claim(token="t3", n=0, worker_id="w", policy=short)  # promotes the delayed one
-    gs = await client.group_stats("g")
-    assert (gs.waiting, gs.active) == (2, 0)
+    assert ((await client.group_stats("g")).waiting, await active()) == (2, 0)
     # Claimed, then the lease runs out: recovered into the group, counted out exactly once.
     got = await eng.claim(token="t4", n=2, worker_id="w", policy=short)
-    assert len(got.jobs) == 2 and (await client.group_stats("g")).active == 2
+    assert len(got.jobs) == 2 and await active() == 2
     await asyncio.sleep(0.15)
     await eng.claim(token="t5", n=0, worker_id="w", policy=short)
-    gs = await client.group_stats("g")
-    assert (gs.waiting, gs.active) == (2, 0)
+    assert ((await client.group_stats("g")).waiting, await active()) == (2, 0)
     # Released at shutdown: back in the group.
     got = await eng.claim(token="t6", n=1, worker_id="w", policy=POLICY)
     assert await eng.release([(got.jobs[0].id, "t6")], worker_id="w") == 1
-    gs = await client.group_stats("g")
-    assert (gs.waiting, gs.active) == (2, 0)
+    assert ((await client.group_stats("g")).waiting, await active()) == (2, 0)
     # Dead-lettered, then replayed and retried: back in the group.
     got = await eng.claim(token="t7", n=2, worker_id="w", policy=POLICY)
     fails = [Failure(j.id, "t7", "E", "m", "", 0, "permanent: test") for j in got.jobs]
@@ -147,10 +191,9 @@ async def test_every_way_back_to_waiting_returns_to_the_group(client):
     assert (await client.group_stats("g")).waiting == 0
     await client.retry(got.jobs[0].id)
     assert await client.dead_letters().replay([got.jobs[1].id]) == 1
-    gs = await client.group_stats("g")
-    assert (gs.waiting, gs.active) == (2, 0)
+    assert ((await client.group_stats("g")).waiting, await active()) == (2, 0)
     assert await claim_groups(client, 5, token="t9") == ["g", "g"]
-    assert await client.conn.hgetall(KEYS.prefix + "ginflight") == {"g": "2"}
+    assert await active() == 2
 
 
 async def _due(client: jobfleet.Client, job_id: str) -> bool:

@@ -38,22 +38,22 @@ def test_a_script_carries_no_helper_it_never_reaches(name):
 
 
 def test_enqueue_is_lean_and_claim_has_the_engine_loop():
-    assert set(DEFINED.findall(scripts.source("enqueue"))) <= {
-        "now_ms",
-        "job_key",
-        "wake",
-        "first_score",
-        "wake_if_sooner",
-        # A grouped job goes to its group's set (issue #14): group_add and what it calls.
+    plain = {"now_ms", "job_key", "wake", "first_score", "wake_if_sooner"}
+    assert set(DEFINED.findall(scripts.source("enqueue"))) <= plain | {"grouped_add"}
+    # A batch with a grouped job (issue #14) goes to its own build of the script, which alone
+    # carries group_add and what it calls.
+    assert set(DEFINED.findall(scripts.source("enqueue_grouped"))) <= plain | {
         "group_set",
         "group_ring",
         "group_weight",
         "ring_join",
         "group_reseat",
-        "backlog_group",
         "backlog_add",
         "group_add",
+        "grouped_add",
     }
+    assert "local GROUPS = true" in scripts.source("enqueue_grouped")
+    assert "local GROUPS = false" in scripts.source("enqueue")
     assert {"promote", "recover", "trim", "admit"} <= set(DEFINED.findall(scripts.source("claim")))
 
 

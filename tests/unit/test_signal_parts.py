@@ -40,12 +40,30 @@ def test_group_series_are_the_top_groups_and_other() -> None:
 
     base = {"waiting": "0", "groups": "5", "groups_held": "1", "group_jobs": "100"}
     metrics.report_depth("unit-groups", base | {"group:a": "60", "group:b": "30"})
-    assert series() == {"a": 60, "b": 30, "other": 10}
-    # b left the top: its series goes, so a queue never has more than the top + 'other'.
+    assert series() == {"a": 60, "b": 30, metrics.OTHER_GROUP: 10}
+    # b left the top: its series goes, so a queue never has more than the top + '~other'.
     metrics.report_depth("unit-groups", base | {"group:a": "60", "group:c": "20"})
-    assert series() == {"a": 60, "c": 20, "other": 20}
+    assert series() == {"a": 60, "c": 20, metrics.OTHER_GROUP: 20}
     held = metrics.QUEUE_GROUPS.labels("unit-groups", "held")._value.get()
     assert held == 1
+
+
+def test_a_tenant_named_other_keeps_its_own_series() -> None:
+    """The aggregate's label is no possible group name, so a group called 'other' is neither
+    merged into it nor dropped."""
+    from jobfleet.settings import GROUP_NAME
+    from prometheus_client import REGISTRY
+
+    assert GROUP_NAME.match("other") and not GROUP_NAME.match(metrics.OTHER_GROUP)
+    base = {"waiting": "0", "groups": "3", "groups_held": "0", "group_jobs": "50"}
+    metrics.report_depth("unit-other", base | {"group:other": "30", "group:a": "15"})
+    got = {
+        s.labels["group"]: s.value
+        for metric in REGISTRY.collect()
+        for s in metric.samples
+        if s.name == "jobfleet_group_jobs" and s.labels["queue"] == "unit-other"
+    }
+    assert got == {"other": 30, "a": 15, metrics.OTHER_GROUP: 5}
 
 
 def test_redis_state_keeps_the_time_of_the_last_change() -> None:

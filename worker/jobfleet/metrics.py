@@ -82,7 +82,8 @@ QUEUE_OLDEST_WAIT = Gauge(
 GROUP_JOBS = Gauge(
     "jobfleet_group_jobs",
     "Waiting jobs (held ones included) of the TOP_GROUPS job groups with the most, the rest "
-    "summed as group 'other'; read with QUEUE_JOBS (max by (queue, group)).",
+    "summed as group '~other' (a label no group name can take); read with QUEUE_JOBS "
+    "(max by (queue, group)).",
     ["queue", "group"],
 )
 QUEUE_GROUPS = Gauge(
@@ -101,8 +102,10 @@ DEPTH_STATES = ("waiting", "delayed", "held", "active", "dead")
 DEPTH_INTERVAL = 15.0  # seconds between a worker's reads of the queue's counts
 # Group names are the tenants' ids: unbounded. Only the groups inspect names (engine.TOP_GROUPS,
 # the most waiting jobs) get a series; the others are summed as OTHER_GROUP, and a group that
-# leaves the top loses its series, so a queue never has more than TOP_GROUPS + 1.
-OTHER_GROUP = "other"
+# leaves the top loses its series, so a queue never has more than TOP_GROUPS + 1. The label
+# starts with '~', which settings.GROUP_NAME refuses as a first character: a tenant named
+# 'other' keeps its own series (tests/unit/test_signal_parts.py).
+OTHER_GROUP = "~other"
 _group_series: dict[str, set[str]] = {}
 
 
@@ -141,7 +144,6 @@ def report_groups(queue: str, raw: dict[str, str]) -> None:
     QUEUE_GROUPS.labels(queue, "with_work").set(float(raw["groups"]))
     QUEUE_GROUPS.labels(queue, "held").set(float(raw.get("groups_held", 0)))
     top = {k[6:]: int(v) for k, v in raw.items() if k.startswith("group:")}
-    top.pop(OTHER_GROUP, None)  # a tenant named 'other' is counted with the rest
     for group, n in top.items():
         GROUP_JOBS.labels(queue, group).set(n)
     GROUP_JOBS.labels(queue, OTHER_GROUP).set(int(raw.get("group_jobs", 0)) - sum(top.values()))

@@ -8,6 +8,7 @@ from importlib import resources
 
 NAMES = (
     "enqueue",
+    "enqueue_grouped",
     "claim",
     "extend",
     "release",
@@ -29,11 +30,15 @@ NAMES = (
 # Libraries a script needs besides lib.lua, in load order.
 NEEDS = {
     "claim": ("flow",),
+    "enqueue": ("enqueue_plain",),
+    "enqueue_grouped": ("enqueue_groups",),
     **{verb: ("admin",) for verb in ("dead", "jobs", "remove", "retry", "cancel", "clear")},
 }
 
+# Scripts built from another script's file (with libraries of their own, NEEDS).
+BUILT_FROM = {"enqueue_grouped": "enqueue"}
 
-LIBRARIES = ("lib", "flow", "admin")
+LIBRARIES = ("lib", "flow", "admin", "enqueue_plain", "enqueue_groups")
 
 _FUNCTION = re.compile(r"local function (\w+)\(")
 _NAME = re.compile(r"[A-Za-z_]\w*")
@@ -55,7 +60,7 @@ def source(name: str) -> str:
     """
     if name not in NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    main = _read(name)
+    main = _read(BUILT_FROM.get(name, name))
     pieces = [p for lib in ("lib", *NEEDS.get(name, ())) for p in _pieces(_read(lib))]
     needed = _names(main)
     for helper, text in pieces:

@@ -8,7 +8,7 @@
 -- Returns 'cancelled', 'cancelling' (it was active), 'missing', or 'final:<state>' (refused).
 local id = ARGV[2]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'worker', 'group')
+local f = redis.call('HMGET', key, 'state', 'worker', 'group', 'gc')
 local state = f[1]
 if not state then
   return 'missing'
@@ -16,7 +16,7 @@ end
 local now = now_ms()
 if state == 'active' then
   redis.call('ZREM', K_ACTIVE, id)
-  if f[3] then
+  if f[4] == '1' then
     group_done(f[3])
   end
   finish_cancelled(key, id, now)

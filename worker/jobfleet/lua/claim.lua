@@ -24,6 +24,9 @@ if flow_json ~= '' then
 end
 local cb = flow and flow.cb
 local now = now_ms()
+-- Numbers given to redis.call are formatted with '%.17g' (about 2,500 instructions each, a
+-- tenth of a claim's per-job cost); the per-job ones are formatted once, as integers.
+local now_s = string.format('%d', now)
 local meta = redis.call('HMGET', K_META, 'paused', 'grouped')
 GROUPED = meta[2] == '1'
 local gl = (flow and flow.g) or {}
@@ -32,7 +35,7 @@ local stale = 0
 -- Completions, fenced by the lease token: a worker whose lease was recovered must not
 -- overwrite the outcome of the attempt that replaced it.
 local done_ids = {}
-local done_groups = {}  -- group -> its jobs completed here (one group_done per group)
+local done_groups = {}  -- group -> its counted jobs completed here (one group_done a group)
 local n_complete = 0
 if ARGV[6] ~= '' then
   local records = split(ARGV[6], '\30')
@@ -43,9 +46,9 @@ if ARGV[6] ~= '' then
     local key = job_key(id)
     local owned
     if GROUPED then
-      local t = redis.call('HMGET', key, 'token', 'group')
+      local t = redis.call('HMGET', key, 'token', 'group', 'gc')
       owned = t[1] == tok
-      if owned and t[2] then
+      if owned and t[3] == '1' then
         done_groups[t[2]] = (done_groups[t[2]] or 0) + 1
       end
     else
@@ -53,9 +56,9 @@ if ARGV[6] ~= '' then
     end
     if owned then
       if result == 'null' then
-        redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'token', '')
+        redis.call('HSET', key, 'state', 'completed', 'finished_at', now_s, 'token', '')
       else
-        redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'result', result,
+        redis.call('HSET', key, 'state', 'completed', 'finished_at', now_s, 'result', result,
                    'token', '')
       end
       done_ids[#done_ids + 1] = id
@@ -73,7 +76,7 @@ end
 if #done_ids > 0 then
   local scored = {}
   for i, id in ipairs(done_ids) do
-    scored[2 * i - 1] = now
+    scored[2 * i - 1] = now_s
     scored[2 * i] = id
   end
   redis.call('ZADD', K_DONE, unpack(scored))
@@ -95,10 +98,10 @@ for _ = 1, n_fail do
   a = a + 7
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'token', 'attempt', 'max_attempts', 'priority', 'name',
-                       'group')
+                       'group', 'gc')
   if f[1] == tok then
     failed = failed + 1
-    if f[6] then
+    if f[7] == '1' then
       group_done(f[6])
     end
     if cb and permanent == '' then
@@ -158,7 +161,7 @@ local drained = tonumber(redis.call('ZSCORE', K_DRAIN, worker) or '0') > now
 local out = {stale, -1, -1, paused and 1 or 0, -1, recovered, drained and 1 or 0}
 local claimed, holds_before = 0, false  -- false: this call popped no ready job, held none
 if n > 0 and not paused and not drained then
-  local deadline = now + lease
+  local deadline = string.format('%d', now + lease)
   local leases = {}
   local looked = 0
   if flow then
@@ -177,6 +180,8 @@ if n > 0 and not paused and not drained then
     for i = 1, #popped, stride do
       local id = popped[i]
       local group = GROUPED and popped[i + 2]
+      -- Counted in flight (by drr_take) only under a concurrency limit.
+      local counted = group and group_conf(group, gl).conc ~= nil
       local key = job_key(id)
       local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
                            'timeout_ms', 'backoff', 'rate_key', 'trace')
@@ -185,15 +190,21 @@ if n > 0 and not paused and not drained then
       if f[1] and flow then
         hold_name, hold_until, extend = admit(flow, id, f[1], f[2], attempt, f[7], now)
       end
-      if group and not (f[1] and not hold_name) then
+      if counted and not (f[1] and not hold_name) then
         group_done(group)  -- counted in flight by drr_take, but not started
       end
       if hold_name then
         hold(hold_name, hold_until, id, popped[i + 1], extend)
       elseif f[1] then
         claimed = claimed + 1
-        redis.call('HSET', key, 'state', 'active', 'attempt', attempt, 'token', token,
-                   'started_at', now, 'worker', worker)
+        if group then
+          redis.call('HSET', key, 'state', 'active', 'attempt', string.format('%d', attempt),
+                     'token', token, 'started_at', now_s, 'worker', worker,
+                     'gc', counted and '1' or '0')
+        else
+          redis.call('HSET', key, 'state', 'active', 'attempt', string.format('%d', attempt),
+                     'token', token, 'started_at', now_s, 'worker', worker)
+        end
         leases[#leases + 1] = deadline
         leases[#leases + 1] = id
         out[#out + 1] = id

@@ -4,7 +4,8 @@
 --   caller_chose_id ('1' or ''), run_at_ms (0 = now; absolute ms), delay_ms (-1 = none),
 --   dedup_key, dedup_ttl_ms, max_attempts, backoff, timeout_ms, rate_key,
 --   trace (a W3C traceparent, '' for none), group ('' = the default group, K_READY; a named
---   group's jobs wait in the group's own set, lib.lua group_add)
+--   group's jobs wait in the group's own set, lib.lua group_add; only the 'enqueue_grouped'
+--   build of this script takes them, see enqueue_groups.lua)
 -- Returns {index, id, ...} for the jobs NOT written because they are duplicates (an existing
 -- caller-chosen id, or a live dedup key): `id` is the job that already stands for them.
 --
@@ -27,6 +28,9 @@ for j = 1, count do
   if ARGV[base + 5] ~= '' then
     local o = {string.match(ARGV[base + 5], OPTIONS)}
     options[base] = o
+    if o[GROUP] ~= '' and not GROUPS then  -- refused before anything is written
+      return redis.error_reply('ERR a grouped job needs the enqueue_grouped script')
+    end
     if o[DEDUP] ~= '' then
       existing = redis.call('GET', PREFIX .. 'dedup:' .. o[DEDUP])
     end
@@ -99,7 +103,7 @@ for n, base in ipairs(new) do
       fields[#fields + 1] = seq + n
       redis.call('HSET', job_key(id), unpack(fields))
       if o[GROUP] ~= '' then
-        group_add(o[GROUP], tonumber(prio) * BAND + seq + n, id)
+        grouped_add(o[GROUP], tonumber(prio) * BAND + seq + n, id)
       else
         ready[#ready + 1] = tonumber(prio) * BAND + seq + n
         ready[#ready + 1] = id

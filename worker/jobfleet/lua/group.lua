@@ -6,6 +6,28 @@
 local action, g = ARGV[2], ARGV[3]
 local set = group_set(g)
 
+-- The group's active jobs, from the active set: claims count a group's jobs in flight
+-- (G_INFLIGHT) only under a concurrency limit, so the count is taken here, in O(active jobs
+-- of the queue), bounded by the fleet's concurrency rather than by any backlog. `mark`:
+-- count the uncounted ones in (a limit may apply from now on).
+local function active_jobs(mark)
+  local n, uncounted = 0, 0
+  for _, id in ipairs(redis.call('ZRANGE', K_ACTIVE, 0, -1)) do
+    local f = redis.call('HMGET', job_key(id), 'group', 'gc')
+    if f[1] == g then
+      n = n + 1
+      if mark and f[2] ~= '1' then
+        redis.call('HSET', job_key(id), 'gc', '1')
+        uncounted = uncounted + 1
+      end
+    end
+  end
+  if uncounted > 0 then
+    redis.call('HINCRBY', G_INFLIGHT, g, uncounted)
+  end
+  return n
+end
+
 if action == 'limits' then
   local fields = {'c', 'r', 'rp', 'w'}
   for i, f in ipairs(fields) do
@@ -16,6 +38,8 @@ if action == 'limits' then
       redis.call('HSET', G_LIMITS, g .. ':' .. f, v)
     end
   end
+  -- Jobs started while the group had no limit count towards the one it may have now.
+  active_jobs(true)
   if redis.call('HGET', G_LIMITS, g .. ':p') ~= '1' then
     group_release(g)  -- claim looks at its limits again
   end
@@ -48,7 +72,7 @@ elseif action == 'stats' then
     why = 'rate'
   end
   return {'waiting', redis.call('ZCARD', set),
-          'active', tonumber(redis.call('HGET', G_INFLIGHT, g)) or 0,
+          'active', active_jobs(false),
           'held', why,
           'paused', f[5] == '1' and 1 or 0,
           'concurrency', f[1] or '', 'rate_max', f[2] or '', 'rate_period_ms', f[3] or '',

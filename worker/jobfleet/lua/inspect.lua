@@ -3,6 +3,8 @@
 local n_bands, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 local TOP_GROUPS = tonumber(ARGV[4]) or 10
 local OLDEST_GROUPS = 100  -- groups per level whose first job inspect looks at
+local HELD_GROUPS = 1000  -- held groups whose jobs inspect counts per level (the first by release)
+local BACKLOG_FIXES = 1000  -- stale backlog bounds corrected per call (the rest next call)
 local now = now_ms()
 local out = {'time_ms', now,
              'waiting', redis.call('ZCARD', K_READY),
@@ -28,8 +30,9 @@ if grouped then
   for band = 0, n_bands - 1 do
     g_wait[band], g_held[band] = tonumber(gw[band + 1]) or 0, 0
   end
-  -- One look per held group and level: bounded by the groups held, not their jobs.
-  for _, g in ipairs(redis.call('ZRANGE', G_HELD, 0, -1)) do
+  -- One look per held group and level, for at most HELD_GROUPS groups: past that, the jobs
+  -- of the other held groups count as waiting (the held count is then a lower bound).
+  for _, g in ipairs(redis.call('ZRANGE', G_HELD, 0, HELD_GROUPS - 1)) do
     local set = group_set(g)
     for band = 0, n_bands - 1 do
       local c = redis.call('ZCOUNT', set, band * BAND,
@@ -118,10 +121,30 @@ if grouped then
   end
   out[#out + 1] = 'group_jobs'  -- waiting in any group, held ones too
   out[#out + 1] = total
-  local top = redis.call('ZREVRANGE', G_BACKLOG, 0, TOP_GROUPS - 1, 'WITHSCORES')
+  -- G_BACKLOG's scores are upper bounds (claims do not count down): correct the first ones
+  -- until they are exact. Then no other group can have more, as its bound is no higher.
+  local top, fixes = {}, 0
+  repeat
+    local exact = true
+    top = redis.call('ZREVRANGE', G_BACKLOG, 0, TOP_GROUPS - 1, 'WITHSCORES')
+    for i = 1, #top, 2 do
+      local n = redis.call('ZCARD', group_set(top[i]))
+      if n ~= tonumber(top[i + 1]) then
+        exact, fixes = false, fixes + 1
+        top[i + 1] = n
+        if n == 0 then
+          redis.call('ZREM', G_BACKLOG, top[i])
+        else
+          redis.call('ZADD', G_BACKLOG, n, top[i])
+        end
+      end
+    end
+  until exact or fixes >= BACKLOG_FIXES
   for i = 1, #top, 2 do
-    out[#out + 1] = 'group:' .. top[i]
-    out[#out + 1] = top[i + 1]
+    if tonumber(top[i + 1]) > 0 then
+      out[#out + 1] = 'group:' .. top[i]
+      out[#out + 1] = top[i + 1]
+    end
   end
 end
 local cb = redis.call('HGETALL', K_CB)

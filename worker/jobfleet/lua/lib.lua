@@ -53,7 +53,7 @@ end
 
 -- Score of a sorted set's first member, or nil when it is empty.
 local function first_score(set)
-  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', set, '0', '0', 'WITHSCORES')  -- strings: no formatting
   if #first == 0 then
     return nil
   end
@@ -73,9 +73,14 @@ end
 -- waiting jobs are one ZSET (score as K_READY's); a group with work that is not held sits
 -- in the ring of its first job's priority level, scored by virtual time (deficit round
 -- robin, see flow.lua drr_take).
-local G_BACKLOG = PREFIX .. 'gbacklog'    -- ZSET group -> waiting jobs (held groups' too)
+-- ZSET: exactly the groups with waiting jobs (held ones too), each scored with an upper bound
+-- of its waiting jobs. Enqueues count up; a claim drops a group it empties but does not count
+-- the others down (one command per group served less); inspect corrects the top it reports.
+local G_BACKLOG = PREFIX .. 'gbacklog'
 local G_HELD = PREFIX .. 'gheld'          -- ZSET group -> release time (ms) or G_BUSY/G_PAUSED
-local G_INFLIGHT = PREFIX .. 'ginflight'  -- HASH group -> jobs active
+-- HASH group -> its active jobs counted for a concurrency limit (job field 'gc' = '1'):
+-- a group without a limit is not counted, so its claims and completions skip the hash.
+local G_INFLIGHT = PREFIX .. 'ginflight'
 local G_LIMITS = PREFIX .. 'glimits'      -- HASH '<group>:<c|r|rp|p|w>' -> run-time overrides
 local G_BUSY, G_PAUSED = 4e15, 8e15       -- held until a job ends / until resumed
 local function group_set(g)
@@ -119,27 +124,26 @@ local function group_reseat(g, old_head)
   end
 end
 
--- The count of a group's waiting jobs, total (G_BACKLOG) and per level (meta 'gw<level>',
--- for inspect).
-local function backlog_group(g, d)
-  if redis.call('ZINCRBY', G_BACKLOG, d, g) + 0 <= 0 then
-    redis.call('ZREM', G_BACKLOG, g)
-  end
-end
-
+-- The count of a group's waiting jobs (an upper bound, see G_BACKLOG) and per level (meta
+-- 'gw<level>', exact, for inspect).
 local function backlog_add(g, score, d)
-  backlog_group(g, d)
+  redis.call('ZINCRBY', G_BACKLOG, d, g)
   redis.call('HINCRBY', K_META, 'gw' .. math.floor(score / BAND), d)
 end
 
 -- Is any group held? Read once per script (most claims find none), and set by whoever
--- holds one.
+-- holds one (a true may be stale once the last is released: a look too many, never one too
+-- few).
 local g_held_known = nil
-local function held_score(g)
+local function any_held()
   if g_held_known == nil then
     g_held_known = redis.call('EXISTS', G_HELD) == 1
   end
-  if not g_held_known then
+  return g_held_known
+end
+
+local function held_score(g)
+  if not any_held() then
     return nil
   end
   return tonumber(redis.call('ZSCORE', G_HELD, g))
@@ -165,6 +169,9 @@ local function group_take(g, id)
   local head = first_score(set)
   redis.call('ZREM', set, id)
   backlog_add(g, tonumber(score), -1)
+  if redis.call('ZCARD', set) == 0 then  -- its bound may still count jobs claims took
+    redis.call('ZREM', G_BACKLOG, g)
+  end
   group_reseat(g, head)
   return true
 end
@@ -183,11 +190,12 @@ local function group_release(g)
   return true
 end
 
--- `n` (default 1) jobs of group `g` stopped being active (completion, failure, lease
--- recovery, release, cancel): counted exactly once per claimed attempt, behind the token fence. A group held
--- for its concurrency gets back in the ring (claim checks its limits again).
+-- `n` (default 1) jobs of group `g` that were counted in flight (job field 'gc' = '1')
+-- stopped being active (completion, failure, lease recovery, release, cancel): counted out
+-- exactly once per claimed attempt, behind the token fence. A group held for its concurrency
+-- gets back in the ring (claim checks its limits again).
 local function group_done(g, n)
-  if redis.call('HINCRBY', G_INFLIGHT, g, -(n or 1)) <= 0 then
+  if redis.call('HINCRBY', G_INFLIGHT, g, string.format('%d', -(n or 1))) <= 0 then
     redis.call('HDEL', G_INFLIGHT, g)
   end
   if held_score(g) == G_BUSY then
@@ -202,11 +210,11 @@ local function any_ready(grouped)
     return true
   end
   if grouped then
+    local rings = {}
     for band = 0, N_LEVELS - 1 do
-      if redis.call('EXISTS', group_ring(band)) == 1 then
-        return true
-      end
+      rings[band + 1] = group_ring(band)
     end
+    return redis.call('EXISTS', unpack(rings)) > 0  -- one call for every level's ring
   end
   return false
 end
@@ -280,8 +288,8 @@ local function recover(now, default_max, poison_after, limit)
   local seq = next_seq(#expired)
   for i, id in ipairs(expired) do
     local key = job_key(id)
-    local f = redis.call('HMGET', key, 'priority', 'attempt', 'max_attempts', 'group')
-    if f[4] then
+    local f = redis.call('HMGET', key, 'priority', 'attempt', 'max_attempts', 'group', 'gc')
+    if f[5] == '1' then
       group_done(f[4])
     end
     if f[1] then

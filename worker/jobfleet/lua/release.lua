@@ -5,9 +5,9 @@ local released = {}
 for a = 3, #ARGV, 2 do
   local id, tok = ARGV[a], ARGV[a + 1]
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'token', 'priority', 'seq', 'group')
+  local f = redis.call('HMGET', key, 'token', 'priority', 'seq', 'group', 'gc')
   if f[1] == tok then
-    if f[4] then
+    if f[5] == '1' then
       group_done(f[4])
     end
     redis.call('HINCRBY', key, 'attempt', -1)
