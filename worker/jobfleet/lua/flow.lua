@@ -398,13 +398,15 @@ local function drr_take(k, now, gl)
       if d_taken > 0 then
         redis.call('ZREMRANGEBYRANK', K_READY, '0', string.format('%d', d_taken - 1))
       end
-      local zadd, zrem, emptied = {}, {}, {}
+      local zadd, zrem, emptied, emptied_sets = {}, {}, {}, {}
       local served_here = 0
       for _, c in ipairs(cands) do
         if c.served > 0 then
-          redis.call('ZREMRANGEBYRANK', group_set(c.g), '0', string.format('%d', c.served - 1))
-          if c.all and c.served * 2 == #c.jobs then
+          if c.all and c.served * 2 == #c.jobs then  -- served its last job: one DEL for all
             emptied[#emptied + 1] = c.g
+            emptied_sets[#emptied_sets + 1] = group_set(c.g)
+          else
+            redis.call('ZREMRANGEBYRANK', group_set(c.g), '0', string.format('%d', c.served - 1))
           end
           served_here = served_here + c.served
           if group_conf(c.g, gl).conc then
@@ -428,6 +430,7 @@ local function drr_take(k, now, gl)
         redis.call('HINCRBY', K_META, 'gw' .. band, -served_here)
       end
       if #emptied > 0 then  -- G_BACKLOG holds exactly the groups with work
+        redis.call('DEL', unpack(emptied_sets))
         redis.call('ZREM', G_BACKLOG, unpack(emptied))
       end
       if #zrem > 0 then
