@@ -59,16 +59,17 @@ def _overrides() -> dict[str, Any]:
     return out
 
 
-async def serve(queue: str) -> dict[str, int]:
-    _logging()
-    # Completed jobs are kept (as BullMQ does by default) so their timestamps can be read.
-    settings = WorkerSettings(
-        redis_url=os.environ["BENCH_REDIS_URL"],
-        queue=QueueSettings(name=queue, retention=Retention(completed_count=10_000_000)),
-        http_port=None,
-        **_overrides(),
+def bench_settings(queue: QueueSettings, **extra: Any) -> WorkerSettings:
+    """The benchmark worker's settings: completed jobs are kept (as BullMQ does by default) so
+    their timestamps can be read, no HTTP port."""
+    queue = queue.model_copy(update={"retention": Retention(completed_count=10_000_000)})
+    return WorkerSettings(
+        redis_url=os.environ["BENCH_REDIS_URL"], queue=queue, http_port=None, **extra
     )
-    worker = Worker(settings, registry)
+
+
+async def run_reporting(worker: Worker) -> dict[str, int]:
+    """Run `worker` until SIGTERM, printing READY once its first claim is back; its report."""
     worker.install_signals()
 
     async def announce() -> None:
@@ -84,6 +85,12 @@ async def serve(queue: str) -> dict[str, int]:
         "claims": counters.claims,
         "completed": counters.completed,
     }
+
+
+async def serve(queue: str) -> dict[str, int]:
+    _logging()
+    settings = bench_settings(QueueSettings(name=queue), **_overrides())
+    return await run_reporting(Worker(settings, registry))
 
 
 def main() -> None:

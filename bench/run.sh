@@ -6,6 +6,8 @@
 #   bench/run.sh processes  --processes 2 against 1: CPU-bound 200 µs body, ABBA x BENCH_ROUNDS
 #   bench/run.sh admin      the admin API: HTTP enqueue, stats of 100 queues, a deep page (bench/admin.py)
 #   bench/run.sh single     one-job enqueue, one at a time and 100 concurrent: jobfleet and BullMQ
+#   bench/run.sh bodies     real job bodies (Redis call, HTTP GET, 1 ms sleep, 200 µs CPU) at
+#                           concurrency 1/10/50: jobfleet and BullMQ (bench/bodies.py)
 #   bench/run.sh groups     job groups: drain with 1-10,000 groups, claim cost vs groups (bench/groups.py)
 # Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
 #      BENCH_WAIT_QUIET (total seconds to wait for load < 1 and no Go build; default 0).
@@ -82,6 +84,11 @@ if [ "${1:-}" = "single" ]; then
   "$PY" bench/single_report.py "$results"
   echo "raw results: $results" >&2
   exit 0
+fi
+if [ "${1:-}" = "bodies" ]; then
+  setup_peers
+  wait_quiet
+  exec "$PY" bench/bodies.py
 fi
 if [ "${1:-}" = "groups" ]; then
   wait_quiet
