@@ -7,8 +7,8 @@ server (its own process) are started once for the whole benchmark. Results go to
 bench/.out/bodies-*.jsonl; bench/bodies_report.py renders the table of medians.
 
 Env: BENCH_ROUNDS (3), BENCH_BODIES ("noop redis http sleep cpu"), BENCH_CONCURRENCY
-("1 10 50"), BENCH_SYSTEMS ("jobfleet bullmq"; "jobfleet-uvloop" is jobfleet on uvloop, which needs
-`.venv/bin/pip install uvloop`: it is no dependency of the project),
+("1 10 50"), BENCH_SYSTEMS ("jobfleet bullmq"; "jobfleet-uvloop" is jobfleet on uvloop, which
+`bench/run.sh bodies` installs into .venv: it is no dependency of the project),
 BENCH_BODY_JOBS (10000 jobs per run).
 """
 

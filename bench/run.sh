@@ -88,6 +88,11 @@ fi
 if [ "${1:-}" = "bodies" ]; then
   setup_peers
   wait_quiet
+  case " ${BENCH_SYSTEMS:-} " in
+    *" jobfleet-uvloop "*)
+      # uvloop is no dependency of the project: the bench brings it into the venv it runs in.
+      "$PY" -c "import uvloop" 2>/dev/null || .venv/bin/pip install -q uvloop ;;
+  esac
   exec "$PY" bench/bodies.py
 fi
 if [ "${1:-}" = "groups" ]; then
