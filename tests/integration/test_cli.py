@@ -9,6 +9,9 @@ import sys
 
 import jobfleet
 import pytest
+import redis
+from jobfleet.keys import QueueKeys, partition_name, partitions_key
+from jobfleet.partitions import place
 
 
 def cli(*args: str, redis_url: str | None = None, env: dict[str, str] | None = None):
@@ -215,3 +218,22 @@ def test_enqueue_into_a_group(redis_url):
     assert (stats[0]["groups"], stats[0]["top_groups"]) == (1, {"tenant-42": 1})
     bad = cli("enqueue", "x", "-q", "q", "--group", "a:b", redis_url=redis_url)
     assert_one_line_error(bad, 1, "invalid group name 'a:b'")
+
+
+def test_enqueue_by_partition_key_and_a_worker_refusing_another_partition_count(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    conn.set(partitions_key("q"), 4)  # as a worker of a 4-partition queue records it
+    out = cli("enqueue", "x", "-q", "q", "--partition-key", "acct-9", redis_url=redis_url)
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    assert conn.exists(QueueKeys(partition_name("q", place("acct-9", 4))).job(job_id))
+    info = json.loads(cli("job", job_id, "-q", "q", "--json", redis_url=redis_url).stdout)
+    assert info["queue"] == "q"
+    refused = cli(
+        "worker", "-q", "q", "--handlers", "json", "--partitions", "2", redis_url=redis_url
+    )
+    assert_one_line_error(refused, 1, "has 4 partitions in Redis")
+    assert "docs/partitions.md" in refused.stderr
+    bad = cli("worker", "-q", "q", "--handlers", "json", "--partitions", "0", redis_url=redis_url)
+    assert_one_line_error(bad, 1, "partitions: must be a whole number from 1 to 256")
+    conn.close()

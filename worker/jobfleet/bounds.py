@@ -106,6 +106,9 @@ PayloadBytes = Annotated[int, between(64, 512 * MIB)]
 # 64 is more cores than a pod is given; each process is a whole interpreter.
 MAX_PROCESSES = 64
 Processes = Annotated[int, between(1, MAX_PROCESSES)]
+# Partitions of one logical queue (docs/partitions.md): each is a queue with its own slot.
+MAX_PARTITIONS = 256
+Partitions = Annotated[int, between(1, MAX_PARTITIONS)]
 GroupConcurrency = Annotated[int, between(1, 100_000)]  # jobs of one group in flight, fleet-wide
 GroupWeight = Annotated[int, between(1, 1000)]  # a group's share in the round robin
 

@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes under one supervisor that serves the health/metrics port "
         "(default 1: this process is the worker)",
     )
+    w.add_argument(
+        "--partitions",
+        type=int,
+        help="partitions of the queue, each its own Redis Cluster slot (docs/partitions.md)",
+    )
     # A supervised child (jobfleet.supervisor): its settings come on stdin.
     w.add_argument(CHILD_FLAG, type=int, dest="supervised_by", help=argparse.SUPPRESS)
     w.add_argument(PORT_FILE_FLAG, dest="port_file", help=argparse.SUPPRESS)
@@ -126,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-attempts", type=int)
     e.add_argument("--timeout", type=float)
     e.add_argument("--group", "-g", help="the job's group (a tenant); default: none")
+    e.add_argument(
+        "--partition-key",
+        help="places the job in a partitioned queue: one key, one partition, order kept",
+    )
 
     s = sub.add_parser("stats", parents=[common], help="queue counts, oldest wait and rates")
     s.add_argument("--queue", "-q", help="one queue (default: all known queues)")
@@ -329,6 +338,8 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
         queue["name"] = args.queue
     if args.concurrency is not None:
         queue["concurrency"] = args.concurrency
+    if args.partitions is not None:
+        queue["partitions"] = args.partitions
     if queue:
         overrides["queue"] = queue
     return load_settings(config_file=args.config, overrides=overrides)
@@ -371,6 +382,7 @@ async def _enqueue(args: argparse.Namespace) -> int:
             max_attempts=args.max_attempts,
             timeout=args.timeout,
             group=args.group,
+            partition_key=args.partition_key,
         )
     print(job_id)
     return 0

@@ -18,7 +18,7 @@ from .backoff import Backoff
 from .bounds import MIB, GroupConcurrency, GroupWeight, PayloadBytes, Seconds, between, check
 from .connection import connect
 from .cursor import Cursor
-from .engine import EncodedJob, Engine
+from .engine import TOP_GROUPS, EncodedJob, Engine
 from .errors import (
     ConfigError,
     JobActive,
@@ -29,7 +29,16 @@ from .errors import (
     WaitTimeout,
 )
 from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
-from .keys import QUEUES, cron_field
+from .keys import (
+    PARTITION_MARK,
+    QUEUES,
+    check_engine_name,
+    cron_field,
+    partition_name,
+    partition_names,
+    partitions_key,
+)
+from .partitions import merge_stats, place, spread
 from .settings import GroupRateLimit, check_group_name, check_queue_name, format_validation_error
 from .stats import (
     LIST_STATES,
@@ -48,19 +57,26 @@ PageLimit = Annotated[int, between(1, 10_000)]
 JobsLimit = Annotated[int, between(1, 1000)]  # Client.jobs: one page, one script call
 CLEARABLE = ("waiting", "delayed", "held")  # what `clear` may empty (never active jobs)
 QUEUES_CHUNK = 100  # queues whose stats one pipeline of `queues()` reads
+# How long a Client trusts what it read of a queue's descriptor (its number of partitions):
+# a producer that wrote before any worker recorded K learns it within this time (its jobs
+# meanwhile land in the plain queue, which the partitioned workers drain too).
+PARTITIONS_TTL = 10.0
+CRON_PARTITION = 0  # the partition a partitioned queue's cron ticks go to (one per tick)
 T = TypeVar("T")
 
 
 class DeadLetters:
-    """Dead letters of one queue: list, show, replay, purge."""
+    """Dead letters of one queue (of every partition of a partitioned one): list, show,
+    replay, purge."""
 
     def __init__(self, client: Client, queue: str | None) -> None:
         self._client = client
         self._queue = queue
 
     async def count(self) -> int:
-        eng = self._client.engine(self._queue)
-        return int(await eng.conn.zcard(eng.keys.dead))
+        engs = await self._client.partition_engines(self._queue)
+        counts = await asyncio.gather(*(e.conn.zcard(e.keys.dead) for e in engs))
+        return sum(int(c) for c in counts)
 
     async def list(
         self,
@@ -73,14 +89,13 @@ class DeadLetters:
         """Newest first, optionally only those of handler `name` or error class `error_type`."""
         offset = check("offset", PageOffset, offset)
         limit = check("limit", PageLimit, limit)
-        ids = await self._matching(name, error_type)
-        page = ids[offset : offset + limit]
-        eng = self._client.engine(self._queue)
+        found = await self._matching(name, error_type)
+        logical = self._client.queue_name(self._queue)
         out = []
-        for job_id in page:
+        for eng, job_id in found[offset : offset + limit]:
             h = await eng.job_hash(job_id)
             if h:
-                out.append(JobInfo.from_hash(eng.queue, job_id, h))
+                out.append(JobInfo.from_hash(logical, job_id, h))
         return out
 
     async def show(self, job_id: str) -> JobInfo:
@@ -121,24 +136,58 @@ class DeadLetters:
         error_type: str | None,
     ) -> int:
         """Replay or purge `ids`, or every dead letter matching the filters."""
-        targets = list(ids) if ids is not None else await self._matching(name, error_type)
-        return await self._client.engine(self._queue).dead_letters(action, targets)
+        engs = await self._client.partition_engines(self._queue)
+        if ids is not None:
+            # Each partition's script acts on the ids that are its own dead letters and
+            # ignores the rest: no lookup of which partition holds which id is needed.
+            targets = builtins.list(ids)
+            done = await asyncio.gather(*(e.dead_letters(action, targets) for e in engs))
+            return sum(done)
+        by_engine: dict[int, builtins.list[str]] = {}
+        for eng, job_id in await self._matching(name, error_type):
+            by_engine.setdefault(id(eng), []).append(job_id)
+        done = await asyncio.gather(
+            *(e.dead_letters(action, by_engine[id(e)]) for e in engs if id(e) in by_engine)
+        )
+        return sum(done)
 
-    async def _matching(self, name: str | None, error_type: str | None) -> builtins.list[str]:
-        eng = self._client.engine(self._queue)
-        ids: builtins.list[str] = [str(i) for i in await eng.conn.zrevrange(eng.keys.dead, 0, -1)]
+    async def _matching(
+        self, name: str | None, error_type: str | None
+    ) -> builtins.list[tuple[Engine, str]]:
+        """(partition, id) of the matching dead letters, newest first across partitions."""
+        engs = await self._client.partition_engines(self._queue)
+        found: builtins.list[tuple[Engine, str]]
+        if len(engs) == 1:
+            eng = engs[0]
+            found = [(eng, str(i)) for i in await eng.conn.zrevrange(eng.keys.dead, 0, -1)]
+        else:
+            lines = await asyncio.gather(
+                *(e.conn.zrevrange(e.keys.dead, 0, -1, withscores=True) for e in engs)
+            )
+            scored: builtins.list[tuple[float, Engine, str]] = []
+            for e, line in zip(engs, lines, strict=True):
+                scored += [(float(row[1]), e, str(row[0])) for row in line]
+            scored.sort(key=lambda row: -row[0])  # stable: ties keep partition order
+            found = [(e, i) for _, e, i in scored]
         if name is None and error_type is None:
-            return ids
+            return found
         out = []
-        for i in range(0, len(ids), 1000):
-            chunk = ids[i : i + 1000]
-            rows = await eng.job_hashes(chunk, ("name", "error_type"))
-            for job_id, (job_name, job_error) in zip(chunk, rows, strict=True):
-                if name is not None and job_name != name:
-                    continue
-                if error_type is not None and job_error != error_type:
-                    continue
-                out.append(job_id)
+        for i in range(0, len(found), 1000):
+            chunk = found[i : i + 1000]
+            for eng in {id(e): e for e, _ in chunk}.values():
+                mine = [j for e, j in chunk if e is eng]
+                rows = await eng.job_hashes(mine, ("name", "error_type"))
+                keep = set()
+                for job_id, (job_name, job_error) in zip(mine, rows, strict=True):
+                    if name is not None and job_name != name:
+                        continue
+                    if error_type is not None and job_error != error_type:
+                        continue
+                    keep.add(job_id)
+                out += [(e, j) for e, j in chunk if e is eng and j in keep]
+        if len(engs) > 1:
+            order = {(id(e), j): n for n, (e, j) in enumerate(found)}
+            out.sort(key=lambda row: order[(id(row[0]), row[1])])
         return out
 
 
@@ -165,14 +214,63 @@ class Client:
         self.conn = connection if connection is not None else connect(redis_url)
         self._engines: dict[str, Engine] = {}
         self._registered: set[str] = set()
+        # Per logical queue: its number of partitions and when to read the descriptor again.
+        self._partitions: dict[str, tuple[int, float]] = {}
+        self._round_robin: dict[str, int] = {}
 
     def engine(self, queue: str | None = None) -> Engine:
-        """The engine of `queue` (default: the client's queue)."""
+        """The engine of `queue` (default: the client's queue), or of one partition of a
+        partitioned queue (`<queue>#<index>`)."""
         name = self.queue if queue is None else queue
         eng = self._engines.get(name)
         if eng is None:
-            eng = self._engines[name] = Engine(self.conn, check_queue_name(name))
+            eng = self._engines[name] = Engine(self.conn, check_engine_name(name))
         return eng
+
+    def queue_name(self, queue: str | None = None) -> str:
+        """The logical queue a call is about (default: the client's queue)."""
+        return self.queue if queue is None else check_queue_name(queue)
+
+    async def partitions(self, *, queue: str | None = None) -> int:
+        """How many partitions the queue has, as its descriptor in Redis says (1 when there is
+        none); read once per queue and trusted for `PARTITIONS_TTL` seconds."""
+        name = self.queue_name(queue)
+        hit = self._partitions.get(name)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        raw = await self.conn.get(partitions_key(name))
+        count = 1 if raw is None else int(raw)
+        self._partitions[name] = (count, time.monotonic() + PARTITIONS_TTL)
+        return count
+
+    async def partition_engines(self, queue: str | None = None) -> list[Engine]:
+        """The engines of every partition of the queue, in order, and last the plain queue
+        (where a producer writes before any worker recorded the partitions); the queue's own
+        engine alone when it is not partitioned."""
+        name = self.queue_name(queue)
+        count = await self.partitions(queue=name)
+        if count == 1:
+            return [self.engine(name)]
+        return [self.engine(n) for n in partition_names(name, count)] + [self.engine(name)]
+
+    async def cron_engine(self, queue: str | None = None) -> Engine:
+        """Where the queue's cron ticks and schedules live: a fixed partition of a
+        partitioned queue (so a tick's id dedups it), the queue itself otherwise."""
+        name = self.queue_name(queue)
+        count = await self.partitions(queue=name)
+        return self.engine(name if count == 1 else partition_name(name, CRON_PARTITION))
+
+    async def _owner(self, job_id: str, queue: str | None) -> Engine | None:
+        """The partition holding job `job_id`: one pipelined EXISTS per partition (an id does
+        not say where its job is: ids may be chosen by the caller)."""
+        engs = await self.partition_engines(queue)
+        if len(engs) == 1:
+            return engs[0]
+        async with self.conn.pipeline(transaction=False) as pipe:
+            for eng in engs:
+                pipe.exists(eng.keys.job(job_id))
+            found = await pipe.execute()
+        return next((e for e, n in zip(engs, found, strict=True) if n), None)
 
     @property
     def round_trips(self) -> int:
@@ -207,6 +305,7 @@ class Client:
         timeout: float | None = None,
         rate_key: str | None = None,
         group: str | None = None,
+        partition_key: str | None = None,
     ) -> str:
         """Enqueue one job; returns its id.
 
@@ -214,6 +313,8 @@ class Client:
         (default one hour), is not written again: the id of the first job is returned.
         `group` (a tenant, say) puts the job in that group's line: inside a priority level the
         groups are served round-robin (README "Groups"); None is the default group.
+        `partition_key` places the job in a partitioned queue: jobs with the same key go to the
+        same partition and keep their relative order (docs/partitions.md "Placement").
         """
         spec = _job_spec(
             name=name,
@@ -229,6 +330,7 @@ class Client:
             timeout=timeout,
             rate_key=rate_key,
             group=group,
+            partition_key=partition_key,
         )
         return (await self._enqueue([self.encode(spec)], queue))[0]
 
@@ -240,12 +342,50 @@ class Client:
         return await self._enqueue(encoded, queue)
 
     async def _enqueue(self, jobs: list[EncodedJob], queue: str | None) -> list[str]:
-        eng = self.engine(queue)
-        if eng.queue not in self._registered:
-            await self.conn.sadd(QUEUES, eng.queue)
-            self._registered.add(eng.queue)
-        with tracing.publish(eng.queue, jobs):
-            return [job_id for job_id, _ in await eng.enqueue(jobs)]
+        name = self.queue if queue is None else queue
+        hit = self._partitions.get(name)
+        if hit is not None and hit[1] > time.monotonic():
+            count = hit[0]
+        else:
+            count = await self.partitions(queue=name)
+        if name not in self._registered:
+            await self.conn.sadd(QUEUES, name)
+            self._registered.add(name)
+        if count == 1:
+            eng = self.engine(name)
+            with tracing.publish(eng.queue, jobs):
+                return [job_id for job_id, _ in await eng.enqueue(jobs)]
+        by_partition = spread(self._place(name, job, count) for job in jobs)
+        with tracing.publish(name, jobs):
+            replies = await asyncio.gather(
+                *(
+                    self.engine(partition_name(name, index)).enqueue([jobs[p] for p in spots])
+                    for index, spots in by_partition.items()
+                )
+            )
+        out = [""] * len(jobs)
+        for spots, reply in zip(by_partition.values(), replies, strict=True):
+            for spot, (job_id, _) in zip(spots, reply, strict=True):
+                out[spot] = job_id
+        return out
+
+    def _place(self, queue: str, job: EncodedJob, count: int) -> int:
+        """The partition of `job` (docs/partitions.md "Placement"): by the first of its
+        partition key, rate key, group, dedup key or chosen id, so that jobs sharing one share
+        a partition (order, a per-key rate window, group limits, dedup stay exact); else round
+        robin per client."""
+        key = (
+            job.partition_key
+            or job.rate_key
+            or job.group
+            or job.dedup_key
+            or (job.id if job.chosen_id else "")
+        )
+        if key:
+            return place(key, count)
+        turn = self._round_robin.get(queue, 0)
+        self._round_robin[queue] = turn + 1
+        return turn % count
 
     def encode(self, job: JobSpec | Mapping[str, Any]) -> EncodedJob:
         """Validate and serialize one job exactly as `enqueue` would, without writing it.
@@ -295,18 +435,33 @@ class Client:
             timeout_ms="" if spec.timeout is None else str(int(spec.timeout * 1000)),
             rate_key=spec.rate_key or "",
             group=spec.group or "",
+            partition_key=spec.partition_key or "",
         )
 
     # -- inspect -------------------------------------------------------------------------
 
     async def get(self, job_id: str, *, queue: str | None = None) -> JobInfo:
-        """The job's state, attempt, progress and result or error; JobNotFound if unknown."""
-        eng = self.engine(queue)
-        h, lease = await eng.job_and_lease(job_id)
+        """The job's state, attempt, progress and result or error; JobNotFound if unknown.
+
+        In a partitioned queue the lookup asks every partition in one pipeline."""
+        engs = await self.partition_engines(queue)
+        if len(engs) == 1:
+            h, lease = await engs[0].job_and_lease(job_id)
+        else:
+            async with self.conn.pipeline(transaction=False) as pipe:
+                for eng in engs:
+                    pipe.hgetall(eng.keys.job(job_id))
+                    pipe.zscore(eng.keys.active, job_id)
+                replies = await pipe.execute()
+            h, lease = next(
+                ((replies[i], replies[i + 1]) for i in range(0, len(replies), 2) if replies[i]),
+                ({}, None),
+            )
+        name = self.queue_name(queue)
         if not h:
-            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+            raise JobNotFound(f"no job {job_id!r} in queue {name!r}")
         deadline = None if lease is None else lease / 1000.0
-        return JobInfo.from_hash(eng.queue, job_id, h, lease_deadline=deadline)
+        return JobInfo.from_hash(name, job_id, h, lease_deadline=deadline)
 
     async def wait(
         self, job_id: str, timeout: float | None = None, *, queue: str | None = None
@@ -327,9 +482,13 @@ class Client:
             interval = min(interval * 2, 0.25)
 
     async def inspect(self, *, queue: str | None = None) -> QueueStats:
-        """Counts, oldest wait and recent rates of a queue, read atomically."""
-        eng = self.engine(queue)
-        return _queue_stats(eng.queue, await eng.inspect())
+        """Counts, oldest wait and recent rates of a queue, read atomically (a partitioned
+        queue's: every partition's read in one pipeline, then summed, `partitions.merge_stats`)."""
+        engs = await self.partition_engines(queue)
+        if len(engs) == 1:
+            return _queue_stats(engs[0].queue, await engs[0].inspect())
+        raws = await Engine.inspect_many(self.conn, engs)
+        return _queue_stats(self.queue_name(queue), merge_stats(raws, TOP_GROUPS))
 
     # -- managing jobs --------------------------------------------------------------------
 
@@ -370,11 +529,16 @@ class Client:
         for label, value in (("name", name), ("error_type", error_type)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{label}: must be a non-empty string or None")
-        eng = self.engine(queue)
+        engs = await self.partition_engines(queue)
+        index, inner = 0, cursor
+        if len(engs) > 1 and cursor is not None:
+            index, inner = _partition_cursor(cursor, len(engs))
+        eng = engs[index]
+        logical = self.queue_name(queue)
         at = (
             Cursor(eng.queue, state)
-            if cursor is None
-            else Cursor.decode(cursor, queue=eng.queue, state=state)
+            if inner is None
+            else Cursor.decode(inner, queue=eng.queue, state=state)
         )
         page = await eng.jobs(
             state,
@@ -390,18 +554,22 @@ class Client:
             if not h:
                 continue
             deadline = int(score) / 1000.0 if state == "active" and score else None
-            jobs.append(JobInfo.from_hash(eng.queue, job_id, h, lease_deadline=deadline))
+            jobs.append(JobInfo.from_hash(logical, job_id, h, lease_deadline=deadline))
         nxt = Cursor(eng.queue, state, page.score, page.id, page.mark) if page.more else None
-        return JobPage(jobs=jobs, next_cursor=None if nxt is None else nxt.encode())
+        if len(engs) == 1:
+            return JobPage(jobs=jobs, next_cursor=None if nxt is None else nxt.encode())
+        # A partitioned queue is walked partition by partition (docs/partitions.md).
+        if nxt is not None:
+            following: str | None = f"p{index}.{nxt.encode()}"
+        else:
+            following = f"p{index + 1}." if index + 1 < len(engs) else None
+        return JobPage(jobs=jobs, next_cursor=following)
 
     async def remove(self, job_id: str, *, queue: str | None = None) -> None:
         """Delete a job that is not running, from whichever line or set holds it, with its
         data and the dedup key standing for it. JobNotFound; JobActive for a running job
         (cancel it instead)."""
-        eng = self.engine(queue)
-        verdict = await eng.verb("remove", job_id)
-        if verdict == "missing":
-            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        verdict = await self._verb("remove", job_id, queue)
         if verdict == "active":
             raise JobActive(
                 f"job {job_id} is active (a worker is running it) and cannot be removed; "
@@ -412,10 +580,7 @@ class Client:
     async def retry(self, job_id: str, *, queue: str | None = None) -> None:
         """Put a dead job back in line (the back of its priority level) with its attempts
         reset. JobNotFound; JobStateError if it is not dead."""
-        eng = self.engine(queue)
-        verdict = await eng.verb("retry", job_id)
-        if verdict == "missing":
-            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        verdict = await self._verb("retry", job_id, queue)
         if verdict != "ok":
             raise JobStateError(
                 f"job {job_id} is {verdict}, not dead: only a dead job can be retried",
@@ -436,10 +601,7 @@ class Client:
         result is dropped): "cancelling". JobNotFound; JobStateError when the job is already
         completed, dead or cancelled.
         """
-        eng = self.engine(queue)
-        verdict = await eng.verb("cancel", job_id)
-        if verdict == "missing":
-            raise JobNotFound(f"no job {job_id!r} in queue {eng.queue!r}")
+        verdict = await self._verb("cancel", job_id, queue)
         if verdict == "cancelled":
             return "cancelled"
         if verdict == "cancelling":
@@ -450,6 +612,14 @@ class Client:
             job_id=job_id,
             state=state,
         )
+
+    async def _verb(self, name: str, job_id: str, queue: str | None) -> str:
+        """Run a one-job script on the partition holding the job; JobNotFound if none does."""
+        eng = await self._owner(job_id, queue)
+        verdict = "missing" if eng is None else await eng.verb(name, job_id)
+        if verdict == "missing":
+            raise JobNotFound(f"no job {job_id!r} in queue {self.queue_name(queue)!r}")
+        return verdict
 
     async def clear(self, *, states: Sequence[str] = CLEARABLE, queue: str | None = None) -> int:
         """Remove every job waiting in `states` (any of waiting, delayed, held; never an
@@ -463,7 +633,8 @@ class Client:
                 f"states: clear takes some of {', '.join(CLEARABLE)}, not {bad or 'none'} "
                 "(active jobs can only be cancelled, one by one)"
             )
-        return await self.engine(queue).clear(lines)
+        engs = await self.partition_engines(queue)
+        return sum(await asyncio.gather(*(e.clear(lines) for e in engs)))
 
     async def obliterate(self, *, force: bool = False, queue: str | None = None) -> int:
         """Delete every key of the queue (jobs, dead letters, counters, settings such as the
@@ -473,24 +644,34 @@ class Client:
         refused as stale). Deleting runs in bounded steps, so a huge queue never blocks Redis
         for long; jobs enqueued meanwhile may survive it.
         """
-        eng = self.engine(queue)
-        active, removed = await eng.obliterate(force=force)
+        name = self.queue_name(queue)
+        engs = await self.partition_engines(name)
+        if len(engs) == 1:
+            active, removed = await engs[0].obliterate(force=force)
+        else:
+            # Every partition is checked before any is touched: all of them go, or none.
+            actives = [await e.conn.zcard(e.keys.active) for e in engs] if not force else []
+            active, removed = sum(int(a) for a in actives), 0
+            if not active:
+                for eng in engs:  # the plain queue last: its keys hold the descriptor
+                    removed += (await eng.obliterate(force=True))[1]
+                self._partitions.pop(name, None)
         if active and not force:
             raise QueueBusy(
-                f"queue {eng.queue!r} has {active} active job{'s' if active != 1 else ''}: "
+                f"queue {name!r} has {active} active job{'s' if active != 1 else ''}: "
                 "stop its workers or cancel those jobs first, or obliterate with force=True "
                 "(`--force`)",
-                queue=eng.queue,
+                queue=name,
                 active=active,
             )
-        await self.conn.srem(QUEUES, eng.queue)
-        self._registered.discard(eng.queue)
+        await self.conn.srem(QUEUES, name)
+        self._registered.discard(name)
         return removed
 
     async def cron_schedules(self, *, queue: str | None = None) -> list[CronInfo]:
         """The cron schedules a queue's workers run, as their schedulers last published them
         (next tick) and recorded (last tick enqueued), sorted by name."""
-        eng = self.engine(queue)
+        eng = await self.cron_engine(queue)
         raw = await eng.conn.hgetall(eng.keys.cron)
         published = {str(k): json.loads(v) for k, v in raw.items()}
         names = sorted(published)
@@ -516,11 +697,19 @@ class Client:
         drained. The operator uses it to choose and drain the pods it removes on a scale-in.
 
         (Before drains existed the values were the bare in-flight counts: that number is
-        now `WorkerInfo.in_flight`.)"""
-        return {
-            w.id: WorkerInfo(id=w.id, in_flight=w.in_flight, draining=w.draining)
-            for w in await self.engine(queue).workers()
-        }
+        now `WorkerInfo.in_flight`.)
+
+        Of a partitioned queue: every worker any partition has registered, its jobs summed
+        over the partitions, drained when any partition says so."""
+        engs = await self.partition_engines(queue)
+        out: dict[str, WorkerInfo] = {}
+        for loads in await asyncio.gather(*(e.workers() for e in engs)):
+            for w in loads:
+                seen = out.get(w.id)
+                in_flight = w.in_flight + (seen.in_flight if seen else 0)
+                draining = w.draining or (seen.draining if seen else False)
+                out[w.id] = WorkerInfo(id=w.id, in_flight=in_flight, draining=draining)
+        return out
 
     async def drain_workers(
         self, worker_ids: Iterable[str], *, ttl: float = 300.0, queue: str | None = None
@@ -532,17 +721,26 @@ class Client:
         ids = list(worker_ids)
         if not 0 < ttl <= 86_400:
             raise ConfigError(f"ttl must be in (0, 86400] seconds, got {ttl!r}")
-        return await self.engine(queue).drain(ids, ttl_ms=int(ttl * 1000)) if ids else 0
+        if not ids:
+            return 0
+        engs = await self.partition_engines(queue)
+        drained = await asyncio.gather(*(e.drain(ids, ttl_ms=int(ttl * 1000)) for e in engs))
+        return max(drained)  # a partitioned queue's partitions each record the drain
 
     async def undrain_workers(self, worker_ids: Iterable[str], *, queue: str | None = None) -> int:
         """End the drain of these workers: they claim again at once. Returns how many were
         drained."""
         ids = list(worker_ids)
-        return await self.engine(queue).undrain(ids) if ids else 0
+        if not ids:
+            return 0
+        engs = await self.partition_engines(queue)
+        return max(await asyncio.gather(*(e.undrain(ids) for e in engs)))
 
     async def queue_names(self) -> list[str]:
-        """Names of the queues this Redis has seen jobs for, sorted."""
-        return sorted(str(q) for q in await self.conn.smembers(QUEUES))
+        """Names of the queues this Redis has seen jobs for, sorted (a partitioned queue once,
+        by its logical name)."""
+        names = {str(q) for q in await self.conn.smembers(QUEUES)}
+        return sorted(n for n in names if PARTITION_MARK not in n)
 
     async def queues(self) -> list[QueueStats]:
         """The stats of every queue this Redis has seen jobs for, sorted by name: one
@@ -550,9 +748,14 @@ class Client:
         names = await self.queue_names()
         out = []
         for i in range(0, len(names), QUEUES_CHUNK):
-            chunk = [self.engine(n) for n in names[i : i + QUEUES_CHUNK]]
-            raws = await Engine.inspect_many(self.conn, chunk)
-            out += [_queue_stats(e.queue, raw) for e, raw in zip(chunk, raws, strict=True)]
+            part = names[i : i + QUEUES_CHUNK]
+            engs = [await self.partition_engines(n) for n in part]
+            raws = await Engine.inspect_many(self.conn, [e for line in engs for e in line])
+            at = 0
+            for name, line in zip(part, engs, strict=True):
+                merged = merge_stats(raws[at : at + len(line)], TOP_GROUPS)
+                out.append(_queue_stats(name, merged))
+                at += len(line)
         return out
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
@@ -565,11 +768,11 @@ class Client:
 
     async def pause(self, *, queue: str | None = None) -> None:
         """Workers stop claiming (in-flight jobs finish); enqueue keeps accepting."""
-        await self.engine(queue).set_paused(True)
+        await asyncio.gather(*(e.set_paused(True) for e in await self.partition_engines(queue)))
 
     async def resume(self, *, queue: str | None = None) -> None:
         """Workers claim again; idle ones are woken when jobs are waiting."""
-        await self.engine(queue).set_paused(False)
+        await asyncio.gather(*(e.set_paused(False) for e in await self.partition_engines(queue)))
 
     # -- groups ---------------------------------------------------------------------------
 
@@ -596,28 +799,38 @@ class Client:
             raise TypeError(f"rate_limit must be a GroupRateLimit, not {type(rate_limit).__name__}")
         r = "" if rate_limit is None else str(rate_limit.max)
         rp = "" if rate_limit is None else str(int(rate_limit.period * 1000))
-        await self.engine(queue).group("limits", group, c, r, rp, w)
+        await self._each_partition(queue, "limits", group, c, r, rp, w)
 
     async def pause_group(self, group: str, *, queue: str | None = None) -> None:
         """Workers start no job of `group` (its jobs count as held); other groups go on."""
-        await self.engine(queue).group("pause", check_group_name(group))
+        await self._each_partition(queue, "pause", check_group_name(group))
 
     async def resume_group(self, group: str, *, queue: str | None = None) -> None:
         """Undo `pause_group`; idle workers are woken when the group has work."""
-        await self.engine(queue).group("resume", check_group_name(group))
+        await self._each_partition(queue, "resume", check_group_name(group))
+
+    async def _each_partition(self, queue: str | None, action: str, *args: Any) -> None:
+        """A group action on every partition (a group's limits hold in each)."""
+        engs = await self.partition_engines(queue)
+        await asyncio.gather(*(e.group(action, *args) for e in engs))
 
     async def group_stats(self, group: str, *, queue: str | None = None) -> GroupStats:
-        """One group's waiting and active jobs, why it is held, and its overrides."""
-        eng = self.engine(queue)
-        reply = await eng.group("stats", check_group_name(group))
-        raw = {str(reply[i]): str(reply[i + 1]) for i in range(0, len(reply), 2)}
+        """One group's waiting and active jobs (summed over partitions), why it is held, and
+        its overrides."""
+        check_group_name(group)
+        engs = await self.partition_engines(queue)
+        replies = await asyncio.gather(*(e.group("stats", group) for e in engs))
+        raws = [{str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)} for r in replies]
+        raw = next((r for r in raws if r["held"]), raws[0])
+        for key in ("waiting", "active"):
+            raw[key] = str(sum(int(r[key]) for r in raws))
         rate = None
         if raw["rate_max"]:
             period = int(raw["rate_period_ms"]) / 1000
             rate = GroupRateLimit(max=int(raw["rate_max"]), period=period)
         return GroupStats.model_validate(
             {
-                "queue": eng.queue,
+                "queue": self.queue_name(queue),
                 "group": group,
                 "waiting": int(raw["waiting"]),
                 "active": int(raw["active"]),
@@ -737,6 +950,9 @@ class SyncClient:
     def queues(self) -> list[QueueStats]:
         return self._run(self._client.queues())
 
+    def partitions(self, *, queue: str | None = None) -> int:
+        return self._run(self._client.partitions(queue=queue))
+
     def queue_names(self) -> list[str]:
         return self._run(self._client.queue_names())
 
@@ -825,6 +1041,16 @@ class SyncDeadLetters:
 
     def purge(self, ids: Sequence[str] | None = None, **filters: Any) -> int:
         return self._owner._run(self._inner.purge(ids, **filters))
+
+
+def _partition_cursor(cursor: str, count: int) -> tuple[int, str | None]:
+    """A partitioned queue's cursor: ``p<index>.<that partition's cursor>`` (empty: its
+    start); ConfigError when it is none."""
+    head, dot, inner = cursor.partition(".") if isinstance(cursor, str) else ("", "", "")
+    digits = head[1:]
+    if not dot or not head.startswith("p") or not digits.isdigit() or int(digits) >= count:
+        raise ConfigError("cursor: not a cursor of this listing (pass next_cursor as given)")
+    return int(digits), inner or None
 
 
 def _job_spec(**fields: Any) -> JobSpec:

@@ -25,7 +25,7 @@ from .cluster import node_of
 from .connection import REDIS_DOWN
 from .engine import EncodedJob
 from .errors import ConfigError, JobfleetError
-from .keys import QUEUES, cron_field, cron_tick
+from .keys import QUEUES, cron_field, cron_tick, logical_queue
 from .settings import CronSchedule, redact_text
 from .waits import wait_event
 
@@ -372,7 +372,7 @@ class Scheduler:
             dedup_ttl_ms=int(sched.dedup_ttl(tick, self.grace) * 1000),
         )
         if not self._registered:
-            await self._conn.sadd(QUEUES, self.queue)
+            await self._conn.sadd(QUEUES, logical_queue(self.queue))
             self._registered = True
         [(job_id, written)] = await self._engine.enqueue([job])
         at = datetime.fromtimestamp(tick, sched.tz).isoformat()

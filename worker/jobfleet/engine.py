@@ -14,7 +14,7 @@ from redis.exceptions import NoScriptError
 
 from . import scripts
 from .job import Priority
-from .keys import QueueKeys
+from .keys import QueueKeys, check_engine_name
 from .settings import CircuitBreaker, GroupRateLimit, RateLimit
 from .wire import ScriptHead, Wire
 
@@ -35,8 +35,12 @@ def flow_json(
     breaker: CircuitBreaker | None,
     group_concurrency: int | None = None,
     group_rate_limit: GroupRateLimit | None = None,
+    partitions: int = 1,
 ) -> str:
-    """The claim script's flow-control settings; empty when the queue has none (fast path)."""
+    """The claim script's flow-control settings; empty when the queue has none (fast path).
+
+    In a partitioned queue (`partitions` > 1) each partition's shared rate window, which
+    cannot span partitions, allows max // partitions (docs/partitions.md "Rate limits")."""
     flow: dict[str, Any] = {}
     groups: dict[str, Any] = {}
     if group_concurrency is not None:
@@ -50,6 +54,8 @@ def flow_json(
         rl: dict[str, Any] = {"max": rate_limit.max, "period": int(rate_limit.period * 1000)}
         if rate_limit.key_field:
             rl["field"] = rate_limit.key_field
+        if partitions > 1:
+            rl["share"] = rate_limit.max // partitions
         flow["rl"] = rl
     if breaker is not None:
         cb: dict[str, Any] = {
@@ -85,6 +91,8 @@ class EncodedJob:
     rate_key: str = ""
     trace: str = ""  # the W3C traceparent of the enqueue's span (jobfleet[otel]), or ""
     group: str = ""  # "" = the default group
+    # Where a partitioned queue places the job (jobfleet.partitions); never sent to Redis.
+    partition_key: str = ""
 
     def options(self) -> str:
         """Every field but id, name, priority and payload as one record of the enqueue
@@ -257,6 +265,7 @@ class Engine:
     _heads: dict[str, ScriptHead] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_engine_name(self.queue)
         self.keys = QueueKeys(self.queue)
         self.prefix = self.keys.prefix
         self._wire_keys = [k.encode() for k in self.keys.script]

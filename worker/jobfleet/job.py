@@ -82,6 +82,13 @@ class JobSpec(BaseModel):
     backoff: Backoff | None = None
     timeout: PositiveSeconds | None = None
     rate_key: str | None = Field(default=None, min_length=1, max_length=200)
+    partition_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Places the job in a partitioned queue: the same key, the same partition, "
+        "relative order kept (docs/partitions.md). Ignored by an unpartitioned queue.",
+    )
     group: str | None = Field(
         default=None,
         description="The job's group (a tenant): inside a priority level the groups are "
@@ -96,7 +103,7 @@ class JobSpec(BaseModel):
             raise ValueError(f"invalid group name {v!r}: use {GROUP_NAME_RULE}")
         return v
 
-    @field_validator("name", "job_id", "dedup_key", "rate_key")
+    @field_validator("name", "job_id", "dedup_key", "rate_key", "partition_key")
     @classmethod
     def _printable(cls, v: str | None) -> str | None:
         # Control characters delimit the engine's batch records (and never belong in a name).

@@ -35,10 +35,19 @@ schedules a queue's Scheduler runs, published for `Client.cron_schedules`).
 
 Outside any queue: `QUEUES`, the names of the queues ever used (``jobfleet stats``,
 `Client.queues`; `Client.obliterate` takes a queue out).
+
+Partitioned queues (docs/partitions.md): partition ``k`` of queue ``emails`` is the ordinary
+queue ``emails#k`` (`partition_name`), keys ``jf:{emails#k}:...``, so each partition has a
+hash tag (a Cluster slot) of its own. User queue names cannot hold ``#`` (`check_queue_name`),
+so a partition never collides with a queue. The logical queue's descriptor, its number of
+partitions as a decimal STRING, is ``jf:{emails}:partitions`` (`partitions_key`): read rarely,
+so its own tag (the plain queue's slot) is fine. Only this module formats these names.
 """
 
 from __future__ import annotations
 
+from .bounds import MAX_PARTITIONS
+from .errors import ConfigError
 from .settings import check_queue_name
 
 QUEUES = "jf:queues"  # SET: names of queues ever used, for `jobfleet stats` without --queue
@@ -89,9 +98,48 @@ CRON_SCHEDULES = "cron"
 CRON = "cron:"
 
 
+# The descriptor of a partitioned queue (after the plain queue's prefix): K as a STRING.
+PARTITIONS = "partitions"
+PARTITION_MARK = "#"  # between a queue's name and a partition's number: `emails#3`
+
+
+def partition_name(queue: str, index: int) -> str:
+    """The name of partition `index` of the logical queue `queue` (an ordinary queue)."""
+    check_queue_name(queue)
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < MAX_PARTITIONS:
+        raise ConfigError(f"partition: must be a whole number from 0 to {MAX_PARTITIONS - 1}")
+    return f"{queue}{PARTITION_MARK}{index}"
+
+
+def partition_names(queue: str, count: int) -> list[str]:
+    """The names of the `count` partitions of `queue`, in order; `[queue]` when count is 1
+    (an unpartitioned queue is its own single partition: same keys as ever)."""
+    return [queue] if count == 1 else [partition_name(queue, i) for i in range(count)]
+
+
+def logical_queue(name: str) -> str:
+    """The logical queue a queue or partition name belongs to (`emails#3` -> `emails`)."""
+    return name.partition(PARTITION_MARK)[0]
+
+
+def check_engine_name(name: str) -> str:
+    """A queue name, or a partition's (`<queue>#<index>`), as an Engine takes it."""
+    if isinstance(name, str) and PARTITION_MARK in name:
+        queue, _, index = name.partition(PARTITION_MARK)
+        if index.isdigit() and index == str(int(index)) and int(index) < MAX_PARTITIONS:
+            check_queue_name(queue)
+            return name
+    return check_queue_name(name)
+
+
+def partitions_key(queue: str) -> str:
+    """The descriptor of logical queue `queue`: how many partitions it has (absent: one)."""
+    return f"jf:{{{check_queue_name(queue)}}}:{PARTITIONS}"
+
+
 def queue_prefix(queue: str) -> str:
     """All keys of a queue share this prefix and its hash tag (one Redis Cluster slot)."""
-    return f"jf:{{{check_queue_name(queue)}}}:"
+    return f"jf:{{{check_engine_name(queue)}}}:"
 
 
 def cron_tick(schedule: str, tick: int) -> str:

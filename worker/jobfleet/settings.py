@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from redis.asyncio.connection import parse_url
 
 from .backoff import Backoff
@@ -19,6 +26,7 @@ from .bounds import (
     MIB,
     AttemptTimeout,
     GroupConcurrency,
+    Partitions,
     PayloadBytes,
     Processes,
     Seconds,
@@ -264,11 +272,29 @@ class QueueSettings(BaseModel):
         "timeout cannot be stopped: its job waits for it), or 'process', child processes "
         "killed at the timeout. Async handlers always run on the event loop.",
     )
+    partitions: Partitions = Field(
+        default=1,
+        description="Sub-queues of this logical queue, each with its own hash tag (a Redis "
+        "Cluster slot), so one queue can use several shards (docs/partitions.md). Fixed "
+        "once workers ran: changing it needs a migration.",
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return check_queue_name(v)
+
+    @model_validator(mode="after")
+    def _partitioned_rate_limit(self) -> QueueSettings:
+        # The shared window cannot span partitions (slots): each enforces max // K, so the
+        # logical queue never exceeds max; below K starts per period a partition would get 0.
+        rl = self.rate_limit
+        if rl is not None and rl.max < self.partitions:
+            raise ValueError(
+                f"rate_limit.max ({rl.max}) must be at least partitions ({self.partitions}): "
+                "each partition enforces max // partitions of the queue's shared window"
+            )
+        return self
 
 
 class WorkerSettings(BaseModel):
@@ -369,6 +395,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         ("JOB_TIMEOUT", "job_timeout", float),
         ("LEASE", "lease", float),
         ("ISOLATION", "isolation", str),
+        ("PARTITIONS", "partitions", int),
     ):
         if (raw := env.get(ENV_PREFIX + key)) not in (None, ""):
             try:

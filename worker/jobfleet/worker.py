@@ -34,12 +34,24 @@ from .connection import (
 )
 from .context import JobContext
 from .cron import Scheduler
-from .engine import CANCEL_BELL, ClaimedJob, ClaimPolicy, ClaimResult, Engine, flow_json
+from .engine import (
+    CANCEL_BELL,
+    TOP_GROUPS,
+    ClaimedJob,
+    ClaimPolicy,
+    ClaimResult,
+    Engine,
+    Failure,
+    Renewal,
+    flow_json,
+)
 from .errors import ConfigError
 from .health import HealthServer
 from .hooks import FailedJob, FailureHook, Hook, Hooks
 from .joblog import JobLog
+from .keys import partition_names
 from .outbox import Outbox
+from .partitions import Tour, check_descriptor, home_of, merge_stats
 from .process_pool import Killed, ProcessPool
 from .registry import Handler, default_registry
 from .settings import WorkerSettings, redact_url
@@ -100,7 +112,21 @@ class Worker:
         self.id = worker_id or f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._own_conn = connection is None
         self.conn = connection if connection is not None else connect(settings.redis_url, retries=1)
-        self.engine = Engine(self.conn, self.queue.name)
+        # A partitioned queue (docs/partitions.md): one engine per partition and, last, the
+        # plain queue (where producers write before any worker recorded the partitions). The
+        # worker's home partition is `self.engine`: its idle wait, own wake list and drain
+        # flag live there; `_tour` picks where each claim goes. None: not partitioned, and
+        # every path is the one it always was.
+        count = self.queue.partitions
+        self._tour: Tour | None = None
+        if count == 1:
+            self.engines = [Engine(self.conn, self.queue.name)]
+            self.engine = self.engines[0]
+        else:
+            names = [*partition_names(self.queue.name, count), self.queue.name]
+            self.engines = [Engine(self.conn, n) for n in names]
+            self._tour = Tour(len(self.engines), home_of(self.id, count))
+            self.engine = self.engines[self._tour.home]
         lease_ms = int(self.queue.lease * 1000)
         retention = self.queue.retention
         self.policy = ClaimPolicy(
@@ -117,6 +143,7 @@ class Worker:
                 self.queue.circuit_breaker,
                 self.queue.group_concurrency,
                 self.queue.group_rate_limit,
+                partitions=count,
             ),
         )
         # At most half the slots per claim: the next claim then travels to Redis while the
@@ -132,7 +159,9 @@ class Worker:
         self._redis_ok = False
         self._last_loop = time.monotonic()
         self.threads = Threads(
-            settings.sync_threads, mark_overdue=self.engine.mark_overdue, timed_out=self._timed_out
+            settings.sync_threads,
+            mark_overdue=self.engine.mark_overdue if self._tour is None else self._mark_overdue,
+            timed_out=self._timed_out,
         )
         self._processes: ProcessPool | None = None
         if self.queue.isolation == "process" and settings.mode == "inProcess":
@@ -146,9 +175,12 @@ class Worker:
             self._processes = ProcessPool(list(settings.handlers), size)
         # Every worker runs the queue's schedules; tick ids make the fleet enqueue each once.
         # Built here so a bad schedule stops the worker at startup with a clear message.
+        # A partitioned queue's ticks go to one fixed partition (Client.cron_engine), where
+        # each tick's id dedups it as in any queue.
+        cron_queue = self.queue.name if count == 1 else partition_names(self.queue.name, count)[0]
         self.scheduler = Scheduler(
             Client(connection=self.conn, queue=self.queue.name),
-            self.queue.name,
+            cron_queue,
             list(self.queue.schedules),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -230,7 +262,14 @@ class Worker:
             await self.http.start()
             if self.on_listening is not None:
                 self.on_listening(self.http.port)
-        await self._check_redis()
+        try:
+            await self._check_redis()
+        except BaseException:  # a refusal (another number of partitions): nothing to drain
+            if self.http is not None:
+                await self.http.stop()
+            if self._own_conn:
+                await self.conn.aclose()
+            raise
         helpers = [
             asyncio.create_task(self._waker(), name="jobfleet-waker"),
             asyncio.create_task(self._renewer(), name="jobfleet-renewer"),
@@ -269,6 +308,7 @@ class Worker:
                 await check_eviction_policy(
                     self.conn, allow_volatile=self.settings.allow_volatile_eviction
                 )
+                await check_descriptor(self.conn, self.queue.name, self.queue.partitions)
                 self._set_redis(True)
                 log.info(
                     "worker %s on queue %r at %s, concurrency %d",
@@ -309,7 +349,13 @@ class Worker:
         await asyncio.sleep(random.uniform(0, 1))
         while True:
             with contextlib.suppress(RedisError, *REDIS_DOWN):
-                metrics.report_depth(self.queue.name, await self.engine.inspect())
+                if self._tour is None:
+                    raw = await self.engine.inspect()
+                else:  # one series per logical queue
+                    raw = merge_stats(
+                        await Engine.inspect_many(self.conn, self.engines), TOP_GROUPS
+                    )
+                metrics.report_depth(self.queue.name, raw)
             await asyncio.sleep(metrics.DEPTH_INTERVAL * random.uniform(0.9, 1.1))
 
     async def _redis_down(self, exc: BaseException, retries: Retries) -> None:
@@ -348,6 +394,10 @@ class Worker:
                     continue
                 if outbox.has_acks:
                     continue
+                if self._tour is not None and want > 0 and not self._tour.dry:
+                    continue  # visit the next partition before waiting for work
+            if self._tour is not None and self._tour.dry:
+                self._tour.rest()  # the waker waits at home; the next tour starts there
             # Nothing to take now. Free slots go to the waker, which waits for new work with
             # a claim for them queued right behind its wait; then sleep until a job finishes,
             # the waker returns, or a stop begins.
@@ -423,19 +473,73 @@ class Worker:
         completions, failures = self.outbox.take_acks()
         try:
             started = time.perf_counter()
-            result = await self.engine.claim(
-                token=f"{self.id}:{next(self._tokens)}",
-                n=n,
-                worker_id=self.id,
-                policy=self.policy,
-                completions=completions,
-                failures=failures,
-            )
+            if self._tour is None:
+                result = await self.engine.claim(
+                    token=f"{self.id}:{next(self._tokens)}",
+                    n=n,
+                    worker_id=self.id,
+                    policy=self.policy,
+                    completions=completions,
+                    failures=failures,
+                )
+            else:
+                result = await self._claim_partitioned(n, completions, failures)
             self._m_claim.observe(time.perf_counter() - started)
             return result
         except BaseException:
             self.outbox.restore_acks(completions, failures)
             raise
+
+    def _token(self, index: int) -> str:
+        """A claim's lease token; in a partitioned queue it ends with the partition's index
+        (`_engine_of`), so every outcome, renewal and release finds the job's partition."""
+        if self._tour is None:
+            return f"{self.id}:{next(self._tokens)}"
+        return f"{self.id}:{next(self._tokens)}@{index}"
+
+    def _engine_of(self, token: str) -> Engine:
+        """The partition of the job claimed under `token`."""
+        if self._tour is None:
+            return self.engine
+        return self.engines[int(token.rpartition("@")[2])]
+
+    async def _mark_overdue(self, job_id: str, token: str) -> bool:
+        return await self._engine_of(token).mark_overdue(job_id, token)
+
+    async def _claim_partitioned(
+        self, n: int, completions: list[tuple[str, str, str]], failures: list[Failure]
+    ) -> ClaimResult:
+        """Claim up to `n` jobs where the tour stands, with the outcomes of that partition's
+        jobs; the outcomes of other partitions' jobs go to theirs at the same time (a claim of
+        none there: no script touches two partitions)."""
+        assert self._tour is not None
+        at = self._tour.at
+        acks: dict[int, tuple[list[tuple[str, str, str]], list[Failure]]] = {at: ([], [])}
+        for c in completions:
+            acks.setdefault(self._index_of(c[1]), ([], []))[0].append(c)
+        for f in failures:
+            acks.setdefault(self._index_of(f.token), ([], []))[1].append(f)
+        calls = [
+            self.engines[i].claim(
+                token=self._token(i),
+                n=n if i == at else 0,
+                worker_id=self.id,
+                policy=self.policy,
+                completions=done,
+                failures=failed,
+            )
+            for i, (done, failed) in acks.items()
+        ]
+        result, *others = await asyncio.gather(*calls)
+        for other in others:
+            result.stale_acks += other.stale_acks
+            result.recovered += other.recovered
+        self._tour.claimed(len(result.jobs), n)
+        return result
+
+    @staticmethod
+    def _index_of(token: str) -> int:
+        return int(token.rpartition("@")[2])
 
     async def _waker(self) -> None:
         """Wait for new work on behalf of the main loop's free slots, without polling.
@@ -456,7 +560,7 @@ class Worker:
                     result = await self.engine.claim_when_woken(
                         blocking,
                         IDLE_WAKE,  # the backstop: a due job ends the wait through _due()
-                        token=f"{self.id}:{next(self._tokens)}",
+                        token=self._token(self._tour.home if self._tour is not None else 0),
                         n=n,
                         worker_id=self.id,
                         policy=self.policy,
@@ -475,7 +579,13 @@ class Worker:
                 self._absorb(result)  # here, not in the main loop: a loop turn sooner
                 if result.woken_by == CANCEL_BELL:
                     self._renew_now.set()
-                self.slots.waker_claimed(len(result.jobs), n)
+                if self._tour is None:
+                    self.slots.waker_claimed(len(result.jobs), n)
+                else:
+                    # The home partition's answer: a short one sends the main loop on to the
+                    # other partitions (never "the line is empty": they may not be).
+                    self._tour.claimed(len(result.jobs), n)
+                    self.slots.waker_claimed(n, n)
                 retries.reset()
         finally:
             await close_client(blocking)
@@ -528,14 +638,7 @@ class Worker:
             self._renew_now.clear()
             held = [(r.job.id, r.job.token) for r in self.slots.running.values() if not r.lost]
             try:
-                renewal = await self.engine.extend(
-                    held,
-                    lease_ms=self.policy.lease_ms,
-                    worker_id=self.id,
-                    worker_ttl_ms=self.policy.worker_ttl_ms,
-                    keep_cancelled=self.policy.keep_done,
-                    cancelled_age_ms=self.policy.done_age_ms,
-                )
+                renewal = await self._extend(held)
             except REDIS_DOWN:
                 metrics.REDIS_ERRORS.labels(self.queue.name).inc()
                 continue
@@ -549,6 +652,34 @@ class Worker:
                     self._cancel(running)
             if self.queue.circuit_breaker is not None:
                 await self._report_circuits()
+
+    async def _extend(self, held: list[tuple[str, str]]) -> Renewal:
+        """Renew `held`, each lease in its job's partition; the home partition's call is made
+        even with nothing held there (it keeps this worker registered)."""
+        by_engine: dict[int, list[tuple[str, str]]] = {id(self.engine): []}
+        engines = {id(self.engine): self.engine}
+        for pair in held:
+            eng = self._engine_of(pair[1])
+            by_engine.setdefault(id(eng), []).append(pair)
+            engines[id(eng)] = eng
+        renewals = await asyncio.gather(
+            *(
+                engines[key].extend(
+                    pairs,
+                    lease_ms=self.policy.lease_ms,
+                    worker_id=self.id,
+                    worker_ttl_ms=self.policy.worker_ttl_ms,
+                    keep_cancelled=self.policy.keep_done,
+                    cancelled_age_ms=self.policy.done_age_ms,
+                )
+                for key, pairs in by_engine.items()
+            )
+        )
+        if len(renewals) == 1:
+            return renewals[0]
+        return Renewal(
+            [i for r in renewals for i in r.lost], [i for r in renewals for i in r.cancelled]
+        )
 
     async def _report_circuits(self) -> None:
         """Mirror the fleet's circuit states into this worker's metrics, for alerting."""
@@ -711,7 +842,7 @@ class Worker:
                 attempt=job.attempt,
                 max_attempts=job.max_attempts or self.queue.max_attempts,
                 token=job.token,
-                _sink=self.engine.progress,
+                _sink=(self.engine if self._tour is None else self._engine_of(job.token)).progress,
                 _loop=loop,
             )
             for job in jobs
@@ -835,7 +966,7 @@ class Worker:
                 if outbox.releases:
                     releases = outbox.take_releases()
                     try:
-                        released = await self.engine.release(releases, worker_id=self.id)
+                        released = await self._release(releases)
                     except BaseException:
                         outbox.restore_releases(releases)
                         raise
@@ -849,6 +980,18 @@ class Worker:
                     log.error("could not flush outcomes before exit: %s", type(exc).__name__)
                     return
                 await asyncio.sleep(retries.next_delay())
+
+    async def _release(self, releases: list[tuple[str, str]]) -> int:
+        """Put `releases` back in line, each job in its own partition."""
+        if self._tour is None:
+            return await self.engine.release(releases, worker_id=self.id)
+        by_index: dict[int, list[tuple[str, str]]] = {}
+        for pair in releases:
+            by_index.setdefault(self._index_of(pair[1]), []).append(pair)
+        done = await asyncio.gather(
+            *(self.engines[i].release(p, worker_id=self.id) for i, p in by_index.items())
+        )
+        return sum(done)
 
 
 async def run_worker(

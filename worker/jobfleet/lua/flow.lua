@@ -198,7 +198,13 @@ local function admit(flow, id, name, payload, attempt, rate_key, now)
       end
     end
     key = key or ''
-    local full = window_full(PREFIX .. 'rlw:' .. key, rl.max, rl.period, now)
+    -- A partition of a partitioned queue: the shared window gets its share (`share`, max / K),
+    -- a keyed one the whole max (docs/partitions.md "Rate limits").
+    local limit = rl.max
+    if key == '' and rl.share then
+      limit = rl.share
+    end
+    local full = window_full(PREFIX .. 'rlw:' .. key, limit, rl.period, now)
     if full then
       return 'rl:' .. key, full, false
     end
