@@ -309,3 +309,63 @@ async def test_obliterate_removes_every_partition_and_the_descriptor(pclient):
     assert await pclient.queue_names() == []
     assert await pclient.conn.get(partitions_key("q")) is None
     assert await pclient.conn.keys("jf:{q*") == []
+
+
+async def test_three_workers_run_one_cron_job_per_tick(pclient, workers):
+    ticks: list[str] = []
+    registry = jobfleet.Registry()
+
+    @registry.handler("cron-job")
+    async def cron_job(job: jobfleet.JobContext) -> None:
+        ticks.append(job.id)
+
+    every_second = {"name": "tick", "cron": "* * * * * *", "job": "cron-job"}
+    for _ in range(3):
+        workers(registry, schedules=[every_second])
+
+    async def three_ticks() -> bool:
+        return len(ticks) >= 3
+
+    await until(three_ticks, what="three cron ticks")
+    assert len(ticks) == len(set(ticks))  # one job per tick, though three schedulers run
+    cron_home = await pclient.cron_engine()
+    assert cron_home.queue == part(0)
+
+    async def completed_there() -> bool:  # the ticks ran from there (acks follow the runs)
+        return int((await cron_home.inspect())["completed"]) >= 3
+
+    await until(completed_there, what="the ticks' completions in the cron partition")
+    assert [c.name for c in await pclient.cron_schedules()] == ["tick"]
+
+
+async def test_cancel_and_drain_reach_a_job_and_a_worker_in_any_partition(pclient, workers):
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+    registry = jobfleet.Registry()
+
+    @registry.handler("hang")
+    async def hang(job: jobfleet.JobContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    home = 0
+    worker = workers(registry, worker_id=worker_with_home(home))
+    job_id = await pclient.enqueue("hang", partition_key=key_for(3))  # not the worker's home
+    await asyncio.wait_for(started.wait(), 60)
+    assert (await pclient.get(job_id)).state is jobfleet.JobState.ACTIVE
+    seen = await pclient.workers()
+    assert seen[worker.id].in_flight == 1
+    assert await pclient.cancel(job_id) == "cancelling"
+    await asyncio.wait_for(stopped.wait(), 60)
+    assert (await pclient.get(job_id)).state is jobfleet.JobState.CANCELLED
+    assert await pclient.drain_workers([worker.id]) == 1
+
+    async def drained() -> bool:
+        return worker.draining
+
+    await until(drained, what="the worker to learn of its drain")
+    assert (await pclient.workers())[worker.id].draining

@@ -346,7 +346,7 @@ class Engine:
         n: int,
         worker_id: str,
         policy: ClaimPolicy,
-        also_wake_on: str | None = None,
+        also_wake_on: str | Sequence[str] | None = None,
         watch_queue: bool = True,
     ) -> ClaimResult:
         """Wait up to `timeout` seconds for the queue's wake-up signal, then claim, in one
@@ -354,15 +354,18 @@ class Engine:
 
         The claim is pipelined behind a BLPOP, so Redis runs it the moment a job arrives:
         an idle worker's pickup costs one round trip, not two. `also_wake_on` is a list key
-        that ends the wait too (the worker's own, pushed to when it stops or is drained).
+        that ends the wait too (the worker's own, pushed to when it stops or is drained), or
+        several (a partitioned queue's worker on one server: its own list in each partition).
         A drained worker passes `watch_queue=False`: it must not take the queue's wake-ups,
         which are meant for a worker that can claim.
         """
         args = self._claim_args(token, n, worker_id, policy, (), ())
         script = self._scripts["claim"]
         wake = [self.keys.wake] if watch_queue else []
-        if also_wake_on is not None:
+        if isinstance(also_wake_on, str):
             wake.append(also_wake_on)
+        elif also_wake_on is not None:
+            wake += also_wake_on
         self.round_trips += 1
         async with conn.pipeline(transaction=False) as pipe:
             pipe.blpop(wake, timeout=timeout)

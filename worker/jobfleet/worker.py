@@ -25,6 +25,7 @@ from . import outcome as oc
 from .backoff import Backoff, Retries
 from .batches import Batches
 from .client import Client
+from .cluster import is_cluster
 from .connection import (
     REDIS_DOWN,
     blocking_client,
@@ -192,6 +193,15 @@ class Worker:
         metrics.REDIS_ERRORS.labels(self.queue.name)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._own_wake_key = self.engine.keys.worker_wake(self.id)
+        # What the idle wait watches besides the queue's bell. A cancel rings the own wake
+        # list in the cancelled job's partition: on one server the wait watches each of them;
+        # on a cluster only the home's (one BLPOP, one slot), and a cancel of a job of another
+        # partition reaches the worker with its next lease renewal.
+        self._wake_keys: str | list[str] = self._own_wake_key
+        if self._tour is not None and not is_cluster(self.conn):
+            self._wake_keys = [self._own_wake_key] + [
+                e.keys.worker_wake(self.id) for e in self.engines if e is not self.engine
+            ]
         self._due_timer: asyncio.TimerHandle | None = None  # ends the wait when a job is due
         self._cuts: set[asyncio.Task[None]] = set()  # pushes to the own wake list in flight
         self._draining = False  # drained by the operator (scale-in): claim nothing new
@@ -564,7 +574,7 @@ class Worker:
                         n=n,
                         worker_id=self.id,
                         policy=self.policy,
-                        also_wake_on=self._own_wake_key,
+                        also_wake_on=self._wake_keys,
                         watch_queue=not self._draining,  # leave the queue's wake-ups to others
                     )
                 except (RedisError, *REDIS_DOWN) as exc:
