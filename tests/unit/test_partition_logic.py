@@ -124,3 +124,12 @@ def test_the_logical_stats_sum_the_partitions():
     assert "group:t1" not in merged and merged["group:t2"] == "9"  # summed, then the top one
     assert merge_stats([{**a, "paused": "1"}, {**b, "paused": "1"}], 10)["paused"] == "1"
     assert merge_stats([a], 10) is a
+
+
+def test_a_bad_partition_key_is_refused_before_anything_is_sent():
+    client = Client("redis://127.0.0.1:1/0", queue="q")  # nothing listens: nothing is sent
+    assert client.encode({"name": "x", "partition_key": "acct-1"}).partition_key == "acct-1"
+    assert client.encode({"name": "x"}).options() == ""  # not an option of the script
+    for bad in ("", "a\x1fb", "k" * 201, 7):
+        with pytest.raises(ConfigError, match="partition_key"):
+            client.encode({"name": "x", "partition_key": bad})

@@ -86,6 +86,9 @@ class JobSpec(BaseModel):
         default=None,
         min_length=1,
         max_length=200,
+        # No control characters, checked by pydantic-core rather than a Python validator:
+        # an enqueue without the key (most) then pays nothing for it.
+        pattern=r"^[^\x00-\x1f\x7f]*$",
         description="Places the job in a partitioned queue: the same key, the same partition, "
         "relative order kept (docs/partitions.md). Ignored by an unpartitioned queue.",
     )
@@ -103,7 +106,7 @@ class JobSpec(BaseModel):
             raise ValueError(f"invalid group name {v!r}: use {GROUP_NAME_RULE}")
         return v
 
-    @field_validator("name", "job_id", "dedup_key", "rate_key", "partition_key")
+    @field_validator("name", "job_id", "dedup_key", "rate_key")
     @classmethod
     def _printable(cls, v: str | None) -> str | None:
         # Control characters delimit the engine's batch records (and never belong in a name).
