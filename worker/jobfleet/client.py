@@ -330,7 +330,8 @@ class Client:
             timeout=timeout,
             rate_key=rate_key,
             group=group,
-            partition_key=partition_key,
+            # Only when given: validating an explicit None costs every enqueue without a key.
+            **({} if partition_key is None else {"partition_key": partition_key}),
         )
         return (await self._enqueue([self.encode(spec)], queue))[0]
 
