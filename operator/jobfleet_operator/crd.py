@@ -43,6 +43,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "Throughput", "type": "number", "jsonPath": ".status.throughput", "priority": 1},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.worker.mode", "priority": 1},
+    {
+        "name": "Partitions",
+        "type": "integer",
+        "jsonPath": ".spec.partitions",
+        "description": "Sub-queues the queue is spread over (fixed at creation).",
+        "priority": 1,
+    },
     {"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused", "priority": 1},
     {
         "name": "Reason",

@@ -174,7 +174,11 @@ def worker_command(spec: QueueSpec) -> list[str]:
 
 
 def settings_json(queue: QueueRef, spec: QueueSpec) -> str:
-    return worker_settings(queue, spec).model_dump_json()
+    settings = worker_settings(queue, spec)
+    # An unpartitioned queue keeps the settings (and so the config hash) it had before the
+    # field existed: an operator upgrade does not roll every fleet. The worker's default is 1.
+    unset = {"queue": {"partitions"}} if settings.queue.partitions == 1 else None
+    return settings.model_dump_json(exclude=unset)
 
 
 def config_hash(settings: str) -> str:

@@ -70,6 +70,14 @@ QUEUE_NAME_STABLE = (
     "(has(oldSelf.spec.queueName) ? oldSelf.spec.queueName : oldSelf.metadata.name) == "
     "(has(self.spec.queueName) ? self.spec.queueName : self.metadata.name)"
 )
+# K decides where every job of the queue lives: a new K would strand the jobs already placed
+# by the old one, so the API server refuses the change and points at the migration.
+PARTITIONS_DOC = "docs/partitions.md"
+PARTITIONS_FIXED = (
+    "spec.partitions cannot change after creation (jobs already placed in the old "
+    f"partitions would be stranded): drain and recreate the queue, or move to a second Queue, "
+    f"as {PARTITIONS_DOC} describes"
+)
 MAX_NAME = 54  # "<name>-jobfleet" must stay a valid DNS label (63)
 
 
@@ -803,6 +811,14 @@ class QueueSpec(SpecModel):
     )
     redis: RedisSpec
     worker: WorkerSpec
+    partitions: int = engine_field(
+        QueueSettings,
+        "partitions",
+        description="Sub-queues (queue#0 ... queue#K-1, each its own hash tag) the queue is "
+        "spread over, so that one queue uses several shards of a Redis Cluster. Fixed at "
+        f"creation: changing it is a migration ({PARTITIONS_DOC}).",
+        json_schema_extra=_rules(cel("self == oldSelf", PARTITIONS_FIXED)),
+    )
     concurrency: int = engine_field(
         QueueSettings,
         "concurrency",

@@ -111,3 +111,23 @@ def test_every_spec_field_is_documented_for_kubectl_explain() -> None:
     # list items and map values are described by their list / map
     missing = [p for p in missing if not p.endswith(("[]", "{}"))]
     assert not missing, missing
+
+
+def test_partitions_are_bounded_and_fixed_at_creation() -> None:
+    spec = schema()["properties"]["spec"]["properties"]
+    field = spec["partitions"]
+    assert (field["type"], field["minimum"], field["maximum"], field["default"]) == (
+        "integer",
+        1,
+        256,
+        1,
+    )
+    # A transition rule: the API server checks it on updates only (oldSelf), so a new Queue
+    # takes any K and an existing one keeps its own; the message points at the migration.
+    [rule] = field["x-kubernetes-validations"]
+    assert rule["rule"] == "self == oldSelf"
+    assert "spec.partitions cannot change" in rule["message"]
+    assert "docs/partitions.md" in rule["message"]
+    assert "docs/partitions.md" in field["description"]
+    column = next(c for c in crd.PRINTER_COLUMNS if c["name"] == "Partitions")
+    assert column["jsonPath"] == ".spec.partitions" and column["priority"] == 1

@@ -464,3 +464,34 @@ def test_group_limits_reach_the_worker() -> None:
 def test_group_limits_are_bounded() -> None:
     with pytest.raises(ValidationError, match=r"groups.concurrency(.|\n)*from 1 to 100000"):
         QueueSpec.model_validate({**IN_PROCESS, "groups": {"concurrency": 0}})
+
+
+# ---- partitions -------------------------------------------------------------------------------
+
+
+def test_partitions_reach_the_worker_settings() -> None:
+    text = settings_json(Q, QueueSpec.model_validate({**IN_PROCESS, "partitions": 8}))
+    assert json.loads(text)["queue"]["partitions"] == 8
+    assert WorkerSettings.model_validate_json(text).queue.partitions == 8
+
+
+def test_an_unpartitioned_queue_keeps_its_settings_and_hash() -> None:
+    """K = 1 is left out of the settings JSON: the config hash of every existing Queue stays
+    what it was before the field existed, so an operator upgrade rolls no fleet."""
+
+    def rendered(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        d = deploy(body)
+        cm = render_configmap(Q, QueueSpec.model_validate(body))["data"]["settings.json"]
+        return json.loads(cm), d["spec"]["template"]["metadata"]["annotations"][
+            CONFIG_HASH_ANNOTATION
+        ]
+
+    unset, unset_hash = rendered(IN_PROCESS)
+    one, one_hash = rendered({**IN_PROCESS, "partitions": 1})
+    four, four_hash = rendered({**IN_PROCESS, "partitions": 4})
+    assert "partitions" not in unset["queue"] and "partitions" not in one["queue"]
+    assert unset == one and unset_hash == one_hash
+    assert four_hash != unset_hash  # a different K is a different fleet
+    assert {k: v for k, v in four["queue"].items() if k != "partitions"} == unset["queue"]
+    # the worker reads the missing field as its default
+    assert WorkerSettings.model_validate(unset).queue.partitions == 1

@@ -35,6 +35,7 @@ def test_minimal_spec_defaults() -> None:
     assert s.target_backlog_per_replica == 50  # defaults to concurrency
     assert s.worker.mode == "inProcess"
     assert s.isolation == "thread"
+    assert s.partitions == 1
     assert s.queue("emails") == "emails"
     assert spec(queueName="mail").queue("emails") == "mail"
 
@@ -106,6 +107,10 @@ def test_minimal_spec_defaults() -> None:
         ),
         ({"concurrenc": 5}, "Extra inputs are not permitted"),
         ({"isolation": "fork"}, "isolation\n  Input should be 'thread' or 'process'"),
+        ({"partitions": 0}, "partitions\n  Value error, must be a whole number from 1 to 256"),
+        ({"partitions": 257}, "partitions\n  Value error, must be a whole number from 1 to 256"),
+        ({"partitions": 2.5}, "partitions\n  Input should be a valid integer, got a number with a"),
+        ({"partitions": "four"}, "partitions\n  Input should be a valid integer"),
     ],
 )
 def test_invalid_specs_are_rejected_readably(changes: dict[str, Any], message: str) -> None:
