@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -85,3 +86,31 @@ def emit(result: dict[str, Any]) -> None:
 
 def note(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children, from /proc."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0.0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def cpu_sample() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores, from /proc/stat; busy = user + nice + system, as
+    process CPU times count it (interrupt time belongs to no process)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[0] + fields[1] + fields[2], sum(fields[:8])
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Cores busy between two `cpu_sample`s, all processes of the machine."""
+    return (after[0] - before[0]) / max(after[1] - before[1], 1) * (os.cpu_count() or 1)

@@ -9,7 +9,6 @@ registered, resume, and time until every job is completed. Start-up is outside t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -19,25 +18,11 @@ import time
 from pathlib import Path
 
 import jobfleet
-from common import N_JOBS, ServerMeter, redis_url, sync_redis
+from common import N_JOBS, ServerMeter, redis_url, sync_redis, tree_cpu
 
-TICK = os.sysconf("SC_CLK_TCK")
 QUEUE = "cpu"
 CONCURRENCY = 10
 ENQUEUE_BATCH = 1000
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children, from /proc."""
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    total = 0.0
-    for p in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK
-    return total
 
 
 def run(processes: int, jobs: int) -> dict[str, float | int]:

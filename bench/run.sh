@@ -8,8 +8,10 @@
 #   bench/run.sh single     one-job enqueue, one at a time and 100 concurrent: jobfleet and BullMQ
 #   bench/run.sh bodies     real job bodies (Redis call, HTTP GET, 1 ms sleep, 200 µs CPU) at
 #                           concurrency 1/10/50: jobfleet and BullMQ (bench/bodies.py)
+#   bench/run.sh shards     one partitioned queue on 1, 2, 3 Cluster primaries: jobs/s, Redis CPU per shard (bench/shards.py)
 #   bench/run.sh groups     job groups: drain with 1-10,000 groups, claim cost vs groups (bench/groups.py)
 # Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
+#      BENCH_SHARD_PARTITIONS (6), BENCH_SHARD_PROCESSES (2): the shards mode's K and workers,
 #      BENCH_WAIT_QUIET (total seconds to wait for load < 1 and no Go build; default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +106,22 @@ if [ "${1:-}" = "lateness" ]; then
   exec "$PY" bench/run_one.py "$OUT/lateness-$(date -u +%Y%m%dT%H%M%SZ).jsonl" "$PY" bench/lateness.py
 fi
 
+if [ "${1:-}" = "shards" ]; then
+  # S = 1 2 3 3 2 1 per round (ABBA): drift in the machine's other load hits every S alike.
+  # Each run forms its own cluster (bench/shard_cluster.py), so run_one.py's server is unused.
+  out="$OUT/shards-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+  for _ in $(seq "${BENCH_ROUNDS:-3}"); do
+    for s in 1 2 3 3 2 1; do
+      wait_quiet
+      echo "== shards $s: $(uptime | sed 's/.*load/load/')" >&2
+      "$PY" bench/shards.py --shards "$s" --partitions "${BENCH_SHARD_PARTITIONS:-6}" \
+        --processes "${BENCH_SHARD_PROCESSES:-2}" >>"$out"
+    done
+  done
+  "$PY" bench/shards_report.py "$out"
+  echo "raw results: $out" >&2
+  exit 0
+fi
 if [ "${1:-}" = "processes" ]; then
   # ABBA rounds (1 2 2 1): drift in the machine's other load hits both sides alike.
   out="$OUT/processes-$(date -u +%Y%m%dT%H%M%SZ).jsonl"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from common import busy_cores, cpu_sample
 from redis_server import RedisServer
 
 
@@ -28,17 +29,6 @@ def go_compiles() -> int:
         if name == "compile" or (name == "go" and argv[1:2] == [b"build"]):
             count += 1
     return count
-
-
-def cpu_sample() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores, from /proc/stat; busy = user + nice + system, as
-    process CPU times count it (interrupt time belongs to no process)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[0] + fields[1] + fields[2], sum(fields[:8])
-
-
-def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
-    return (after[0] - before[0]) / max(after[1] - before[1], 1) * (os.cpu_count() or 1)
 
 
 def cpu_busy(seconds: float = 1.0) -> float:
