@@ -81,3 +81,78 @@ def test_cluster_queue_is_reachable_and_scales_on_a_backlog(
         return get_queue(kube, ns, "sharded").get("status", {}).get("throughput", 0) > 0
 
     wait_for("workers on the cluster to run jobs", draining, 90)
+
+
+def test_partitioned_queue_scales_on_its_logical_backlog(
+    kube: Kube, tools: Tools, operator: str, redis: RedisServer, redis_cluster: Any
+) -> None:
+    """A Queue of K = 3 partitions, one on each primary: the autoscaler sizes the fleet on
+    the sum of the partitions (no one partition holds enough to ask for that many replicas)."""
+    from jobfleet.keys import partition_name
+    from redis.crc import key_slot
+
+    ns, name, k, jobs = operator, "parted", 3, 300
+    slots = [key_slot(partition_name(name, i).encode()) for i in range(k)]
+    owners = {redis_cluster.owner(slot).port for slot in slots}
+    assert len(owners) == k, f"partitions of {name!r} share a primary: pick another name"
+    nodes = [f"127.0.0.1:{n.port}" for n in redis_cluster.nodes]
+    # 120 per replica: the whole backlog (300) asks for 3 replicas, one partition's share
+    # (100) for 1; so 3 replicas can only come from the logical sum.
+    body = queue_body(
+        name,
+        redis,
+        redis={"url": None, "cluster": {"nodes": nodes}},
+        partitions=k,
+        concurrency=5,
+        autoscaling={"minReplicas": 1, "maxReplicas": 3, "targetBacklogPerReplica": 120},
+    )
+    apply(tools, ns, body)
+
+    def registered() -> bool:
+        queue = get_queue(kube, ns, name)
+        c = condition(queue, "RedisReachable")
+        workers = (queue.get("status") or {}).get("workers") or 0
+        return c is not None and c["status"] == "True" and workers >= 1
+
+    wait_for("a worker registered on the cluster", registered, 120)
+    settings = json.loads(
+        kube.core.read_namespaced_config_map(f"{name}-jobfleet", ns).data["settings.json"]
+    )
+    assert settings["queue"]["partitions"] == k
+    assert replicas(kube, ns, name) == 1
+
+    enqueue(redis_cluster.url, name, jobs, seconds=1.0)
+    # The backlog really is spread: each partition's slot holds keys on its own primary.
+    for slot in slots:
+        with redis_cluster.client(redis_cluster.owner(slot)) as conn:
+            assert int(conn.execute_command("CLUSTER COUNTKEYSINSLOT", slot)) > 0, slot
+
+    def logical_backlog() -> int | None:
+        backlog = (get_queue(kube, ns, name).get("status") or {}).get("backlog")
+        return backlog if backlog is not None and backlog > jobs // k else None
+
+    wait_for("status.backlog above one partition's share", logical_backlog, 60)
+    wait_for("the fleet to grow on the logical backlog", lambda: replicas(kube, ns, name) == 3, 90)
+    reason = get_queue(kube, ns, name)["status"]["lastScaleReason"]
+    assert "per replica" in reason, reason
+
+
+def test_partitions_cannot_change_after_creation(
+    tools: Tools, namespace: str, redis: RedisServer
+) -> None:
+    """K is fixed by a CEL transition rule: the API server itself refuses a change."""
+    install_crd(tools)
+    apply(tools, namespace, queue_body("ledger", redis))
+    # Unset is K = 1 (the schema's default): spelling it out is no change.
+    apply(tools, namespace, queue_body("ledger", redis, partitions=1))
+    done = apply(tools, namespace, queue_body("ledger", redis, partitions=4), check=False)
+    assert done.returncode != 0
+    assert "spec.partitions cannot change after creation" in done.stderr, done.stderr
+    assert "docs/partitions.md" in done.stderr, done.stderr
+    # A new Queue takes any K in range, and keeps it.
+    apply(tools, namespace, queue_body("ledger-wide", redis, partitions=8))
+    apply(tools, namespace, queue_body("ledger-wide", redis, partitions=8, concurrency=7))
+    done = apply(tools, namespace, queue_body("ledger-wide", redis, partitions=1), check=False)
+    assert "spec.partitions cannot change after creation" in done.stderr, done.stderr
+    done = apply(tools, namespace, queue_body("ledger-big", redis, partitions=257), check=False)
+    assert done.returncode != 0 and "256" in done.stderr, done.stderr
