@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -85,11 +86,17 @@ class JobfleetReader:
         import redis.exceptions
 
         try:
-            stats = await asyncio.wait_for(self.client.inspect(), self.timeout)
+            load = Load.from_stats(await asyncio.wait_for(self.client.inspect(), self.timeout))
+            # A partitioned queue's inspect sums the partitions, but its `workers` is the most
+            # any one partition registered (a worker registers where it claims): the SLA math
+            # divides the logical throughput by the logical fleet, so count the exact set.
+            if await asyncio.wait_for(self.client.partitions(), self.timeout) > 1:
+                found = await asyncio.wait_for(self.client.workers(), self.timeout)
+                load = dataclasses.replace(load, workers=len(found))
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
             raise RedisUnavailable(redact(detail, *self.secrets)) from None
-        return Load.from_stats(stats)
+        return load
 
     async def workers(self) -> list[dr.Worker]:
         """Live workers (ids start with the pod's name), their jobs in flight, drained or not."""

@@ -78,6 +78,11 @@ PARTITIONS_FIXED = (
     f"partitions would be stranded): drain and recreate the queue, or move to a second Queue, "
     f"as {PARTITIONS_DOC} describes"
 )
+# A queue-wide rate limit's window cannot span partitions (slots): each enforces max // K.
+PARTITIONED_RATE = (
+    "rateLimit.max must be at least spec.partitions: each partition enforces "
+    "max / partitions of the queue-wide window"
+)
 MAX_NAME = 54  # "<name>-jobfleet" must stay a valid DNS label (63)
 
 
@@ -802,6 +807,12 @@ def check_cron(expr: str) -> str:
 class QueueSpec(SpecModel):
     """A queue of background jobs and the autoscaled fleet of workers that runs them."""
 
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            cel("!has(self.rateLimit) || self.rateLimit.max >= self.partitions", PARTITIONED_RATE)
+        )
+    )
+
     queue_name: str | None = Field(
         default=None,
         max_length=100,
@@ -865,6 +876,12 @@ class QueueSpec(SpecModel):
     paused: bool = Field(
         default=False, description="Workers stop claiming jobs; enqueue keeps accepting."
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> QueueSpec:
+        if self.rate_limit is not None and self.rate_limit.max < self.partitions:
+            raise ValueError(PARTITIONED_RATE)
+        return self
 
     def queue(self, metadata_name: str) -> str:
         """The Redis queue name."""

@@ -199,3 +199,32 @@ async def test_percent_encoded_special_password_in_a_secret_url(
     finally:
         await reader.aclose()
     assert not leaked(str(err.value), password[:-1]), str(err.value)
+
+
+async def test_a_partitioned_queue_is_read_as_one(redis_url: str) -> None:
+    """The autoscaler's numbers are per logical queue: backlog summed over the partitions,
+    and the fleet counted once (three workers, each registered on its own partition: no
+    partition has seen more than one of them)."""
+    from jobfleet.engine import ClaimPolicy, Engine
+    from jobfleet.keys import partition_name, partitions_key
+
+    conn = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    await conn.set(partitions_key("wide"), 3)  # what the queue's workers record at start
+    async with jobfleet.Client(redis_url, queue="wide") as c:
+        await c.enqueue_many([jobfleet.JobSpec(name="x") for _ in range(30)])  # round robin
+    policy = ClaimPolicy(lease_ms=30_000, worker_ttl_ms=30_000, max_attempts=3, poison_after=3)
+    engines = [Engine(conn, partition_name("wide", i)) for i in range(3)]
+    reader = JobfleetReader(redis_url, None, None, "wide", timeout=2.0)
+    try:
+        for i, engine in enumerate(engines):
+            claim = await engine.claim(token=f"t{i}", n=2, worker_id=f"pod-{i}:1:x", policy=policy)
+            assert len(claim.jobs) == 2  # every partition holds a third of the backlog
+        load = await reader.read()
+        assert (load.waiting, load.in_flight, load.workers) == (24, 6, 3)
+        await reader.set_paused(True)
+        assert (await reader.read()).paused  # every partition paused
+        await reader.set_paused(False)
+        assert not (await reader.read()).paused
+    finally:
+        await reader.aclose()
+        await conn.aclose()

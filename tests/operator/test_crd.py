@@ -131,3 +131,9 @@ def test_partitions_are_bounded_and_fixed_at_creation() -> None:
     assert "docs/partitions.md" in field["description"]
     column = next(c for c in crd.PRINTER_COLUMNS if c["name"] == "Partitions")
     assert column["jsonPath"] == ".spec.partitions" and column["priority"] == 1
+
+
+def test_a_queue_wide_rate_limit_covers_every_partition() -> None:
+    rules = schema()["properties"]["spec"]["x-kubernetes-validations"]
+    [rule] = [r for r in rules if "partitions" in r["rule"]]
+    assert rule["rule"] == "!has(self.rateLimit) || self.rateLimit.max >= self.partitions"

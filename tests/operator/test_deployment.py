@@ -495,3 +495,11 @@ def test_an_unpartitioned_queue_keeps_its_settings_and_hash() -> None:
     assert {k: v for k, v in four["queue"].items() if k != "partitions"} == unset["queue"]
     # the worker reads the missing field as its default
     assert WorkerSettings.model_validate(unset).queue.partitions == 1
+
+
+def test_a_partitioned_rate_limit_reaches_the_worker_whole() -> None:
+    """The Queue's limit is the logical queue's; each partition takes its share in the worker."""
+    limit = {"max": 8, "periodSeconds": 1}
+    body = {**IN_PROCESS, "partitions": 4, "rateLimit": limit}
+    q = WorkerSettings.model_validate_json(settings_json(Q, QueueSpec.model_validate(body))).queue
+    assert (q.partitions, q.rate_limit and q.rate_limit.max) == (4, 8)

@@ -111,6 +111,10 @@ def test_minimal_spec_defaults() -> None:
         ({"partitions": 257}, "partitions\n  Value error, must be a whole number from 1 to 256"),
         ({"partitions": 2.5}, "partitions\n  Input should be a valid integer, got a number with a"),
         ({"partitions": "four"}, "partitions\n  Input should be a valid integer"),
+        (
+            {"partitions": 4, "rateLimit": {"max": 3, "periodSeconds": 1}},
+            "rateLimit.max must be at least spec.partitions",
+        ),
     ],
 )
 def test_invalid_specs_are_rejected_readably(changes: dict[str, Any], message: str) -> None:
