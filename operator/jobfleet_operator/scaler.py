@@ -46,6 +46,7 @@ class StatsReader(Protocol):
     async def drain(self, worker_ids: list[str], ttl: float) -> None: ...
     async def undrain(self, worker_ids: list[str]) -> None: ...
     async def set_paused(self, paused: bool) -> None: ...
+    async def partitions(self) -> int: ...
     async def aclose(self) -> None: ...
 
 
@@ -132,6 +133,17 @@ class JobfleetReader:
 
         try:
             await (self.client.pause() if paused else self.client.resume())
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise RedisUnavailable(redact(detail, *self.secrets)) from None
+
+    async def partitions(self) -> int:
+        """How many partitions the client sees (the queue's descriptor, once workers wrote
+        it; 1 before)."""
+        import redis.exceptions
+
+        try:
+            return await asyncio.wait_for(self.client.partitions(), self.timeout)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
             raise RedisUnavailable(redact(detail, *self.secrets)) from None
@@ -531,8 +543,13 @@ class Scaler:
                 self._connection = None  # maybe a rotated password: re-read the Secret
                 raise
             if self.pending_pause is not None:
+                # A pause reaches the partitions the client knows of. Before the workers of a
+                # partitioned queue record K, that is the plain queue alone: so the pause is
+                # applied again each tick until the client sees the Queue's K (then once).
+                seen = await self.reader.partitions()
                 await self.reader.set_paused(self.pending_pause)
-                self.pending_pause = None
+                if seen == self.spec.partitions:
+                    self.pending_pause = None
             return load, None
         except RedisUnavailable as exc:
             return None, str(exc)

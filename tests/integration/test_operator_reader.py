@@ -221,6 +221,7 @@ async def test_a_partitioned_queue_is_read_as_one(redis_url: str) -> None:
             assert len(claim.jobs) == 2  # every partition holds a third of the backlog
         load = await reader.read()
         assert (load.waiting, load.in_flight, load.workers) == (24, 6, 3)
+        assert await reader.partitions() == 3  # what the scaler's pending pause waits for
         await reader.set_paused(True)
         assert (await reader.read()).paused  # every partition paused
         await reader.set_paused(False)

@@ -94,6 +94,7 @@ class FakeReader:
         self.load: Load | Exception = Load(waiting=0, in_flight=0)
         self.opened: list[tuple[str, str | None, str | None, str]] = []
         self.paused: list[bool] = []
+        self.seen_partitions = 1
         self.in_flight: dict[str, int] = {}
         self.drained: set[str] = set()
         self.drain_calls: list[tuple[str, ...]] = []
@@ -128,6 +129,9 @@ class FakeReader:
 
     async def set_paused(self, paused: bool) -> None:
         self.paused.append(paused)
+
+    async def partitions(self) -> int:
+        return self.seen_partitions
 
     async def aclose(self) -> None:
         pass
@@ -348,6 +352,31 @@ async def test_pause_is_synced_once(env: tuple[Scaler, FakeKube, FakeReader, Clo
     await scaler.tick()
     await scaler.tick()
     assert reader.paused == [True]
+
+
+async def test_pause_of_a_partitioned_queue_waits_for_its_partitions() -> None:
+    """Before the workers record K, a client pauses only the plain queue: the operator keeps
+    the pause pending (applied each tick) until its client sees the Queue's K partitions."""
+    kube, reader, clock = FakeKube(), FakeReader(), Clock()
+    scaler = Scaler(
+        kube,  # type: ignore[arg-type]
+        Metrics(),
+        body({**SPEC, "partitions": 3}),
+        QueueSpec.model_validate({**SPEC, "partitions": 3}),
+        identity="op-0",
+        reader_factory=reader.factory,
+        clock=clock,
+    )
+    scaler.pending_pause = True
+    await scaler.tick()
+    clock.t += 2
+    await scaler.tick()
+    assert reader.paused == [True, True]  # the client still sees one partition
+    reader.seen_partitions = 3  # the workers wrote the descriptor
+    for _ in range(3):
+        clock.t += 2
+        await scaler.tick()
+    assert reader.paused == [True, True, True]  # applied over all partitions, then done
 
 
 async def test_status_not_rewritten_when_nothing_changed(
