@@ -107,14 +107,17 @@ if [ "${1:-}" = "lateness" ]; then
 fi
 
 if [ "${1:-}" = "shards" ]; then
-  # S = 1 2 3 3 2 1 per round (ABBA): drift in the machine's other load hits every S alike.
-  # Each run forms its own cluster (bench/shard_cluster.py), so run_one.py's server is unused.
+  # Per round S = 1 2 3 3 2 1 primaries (ABBA: drift in the machine's other load hits every S
+  # alike) with K partitions, and at both ends one unpartitioned queue on one primary (the
+  # reference: what K partitions cost on one server). Each run forms its own cluster
+  # (bench/shard_cluster.py).
+  k="${BENCH_SHARD_PARTITIONS:-6}"
   out="$OUT/shards-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
   for _ in $(seq "${BENCH_ROUNDS:-3}"); do
-    for s in 1 2 3 3 2 1; do
+    for run in 1:1 1:"$k" 2:"$k" 3:"$k" 3:"$k" 2:"$k" 1:"$k" 1:1; do
       wait_quiet
-      echo "== shards $s: $(uptime | sed 's/.*load/load/')" >&2
-      "$PY" bench/shards.py --shards "$s" --partitions "${BENCH_SHARD_PARTITIONS:-6}" \
+      echo "== shards ${run%%:*}, partitions ${run##*:}: $(uptime | sed 's/.*load/load/')" >&2
+      "$PY" bench/shards.py --shards "${run%%:*}" --partitions "${run##*:}" \
         --processes "${BENCH_SHARD_PROCESSES:-2}" >>"$out"
     done
   done
@@ -122,6 +125,7 @@ if [ "${1:-}" = "shards" ]; then
   echo "raw results: $out" >&2
   exit 0
 fi
+
 if [ "${1:-}" = "processes" ]; then
   # ABBA rounds (1 2 2 1): drift in the machine's other load hits both sides alike.
   out="$OUT/processes-$(date -u +%Y%m%dT%H%M%SZ).jsonl"

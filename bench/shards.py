@@ -31,6 +31,7 @@ QUEUE = "shards"
 CONCURRENCY = 50
 ENQUEUE_BATCH = 1000
 WORKER = [sys.executable, "-m", "jobfleet", "--log-level", "WARNING", "worker"]
+IDLE_WINDOW = 2.0  # seconds of a paused queue whose Redis CPU is measured before the drain
 POLL = 0.1  # seconds between two inspects of the drain (their Redis CPU is inside the figure)
 
 
@@ -80,12 +81,17 @@ def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, ob
             env=env,
         )
         try:
-            with jobfleet.SyncClient(cluster.url, queue=QUEUE) as client:
+            with jobfleet.SyncClient(cluster.url, queue=QUEUE) as starting:
                 deadline = time.monotonic() + 120
-                while len(client.workers()) < processes:
+                while len(starting.workers()) < processes:
                     if worker.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError("the workers did not start")
                     time.sleep(0.05)
+            # A fresh client: the one above read the queue before any worker recorded K and
+            # trusts that reading for a while (jobfleet.client.PARTITIONS_TTL).
+            with jobfleet.SyncClient(cluster.url, queue=QUEUE) as client:
+                if client.partitions() != partitions:
+                    raise RuntimeError(f"the workers recorded {client.partitions()} partitions")
                 client.pause()
                 for start in range(0, jobs, ENQUEUE_BATCH):
                     count = min(ENQUEUE_BATCH, jobs - start)
@@ -93,7 +99,14 @@ def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, ob
                 waiting = client.inspect().waiting
                 if waiting != jobs:
                     raise RuntimeError(f"{waiting} jobs waiting, {jobs} enqueued")
+                # What each server spends with the workers idle (paused: their claims come
+                # back empty, the cluster bus, serverCron), per second: beside the drain's
+                # figure, it tells a fixed cost from a per-job one.
+                idle0, t_idle = [cluster.cpu(s) for s in range(shards)], time.perf_counter()
+                time.sleep(IDLE_WINDOW)
+                idle_s = time.perf_counter() - t_idle
                 redis0 = [cluster.cpu(s) for s in range(shards)]
+                idle = [(c1 - c0) / idle_s for c0, c1 in zip(idle0, redis0, strict=True)]
                 worker0, machine0, driver0 = tree_cpu(worker.pid), cpu_sample(), time.process_time()
                 t0 = time.perf_counter()
                 client.resume()
@@ -126,6 +139,12 @@ def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, ob
             round(s * 1e6 / n, 1) for s, n in zip(redis_s, shard_jobs, strict=True)
         ],
         "redis_cpu_us": round(sum(redis_s) * 1e6 / jobs, 1),
+        "redis_idle_cores": [round(c, 3) for c in idle],
+        # The drain's Redis CPU less what the same time costs idle: the per-job part.
+        "redis_net_us_per_shard": [
+            round((s - i * seconds) * 1e6 / n, 1)
+            for s, i, n in zip(redis_s, idle, shard_jobs, strict=True)
+        ],
         "worker_cpu_us": round(worker_s * 1e6 / jobs, 1),
         "redis_cores": [round(s / seconds, 2) for s in redis_s],
         "worker_cores": round(worker_s / seconds, 2),

@@ -15,8 +15,8 @@ def median(values: list[float]) -> float:
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One line per shard count: medians over its runs (each shard's CPU by position)."""
     out = []
-    for s in sorted({r["shards"] for r in rows}):
-        runs = [r for r in rows if r["shards"] == s]
+    for s, k in sorted({(r["shards"], r["partitions"]) for r in rows}):
+        runs = [r for r in rows if (r["shards"], r["partitions"]) == (s, k)]
         per_shard = [median([r["redis_cpu_us_per_shard"][i] for r in runs]) for i in range(s)]
         redis_us, worker_us = (
             median([r["redis_cpu_us"] for r in runs]),
@@ -25,6 +25,7 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(
             {
                 "shards": s,
+                "partitions": k,
                 "runs": len(runs),
                 "jobs_per_s": round(statistics.median([r["jobs_per_s"] for r in runs])),
                 "redis_cpu_us_per_shard": per_shard,
@@ -43,24 +44,34 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+COLUMNS = (
+    ("shards", "shards"),
+    ("partitions", "K"),
+    ("runs", "runs"),
+    ("jobs_per_s", "jobs/s"),
+    ("redis_cpu_us_per_shard", "Redis CPU µs/job, each shard"),
+    ("redis_cpu_us", "Redis µs/job, all shards"),
+    ("worker_cpu_us", "worker µs/job"),
+    ("busiest_redis_cores", "busiest Redis (cores)"),
+    ("ours_cores", "ours (cores)"),
+    ("others_cores", "others (cores)"),
+    ("redis_bound_jobs_per_s", "Redis-bound jobs/s"),
+    ("worker_cores_at_that_rate", "worker cores for it"),
+)
+
+
+def cell(value: Any) -> str:
+    return " / ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
 def main() -> int:
     with open(sys.argv[1]) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     table = summary(rows)
-    print(
-        "| shards | runs | jobs/s | Redis CPU µs/job, each shard | Redis µs/job, all | "
-        "worker µs/job | busiest Redis (cores) | ours (cores) | others (cores) | "
-        "Redis-bound jobs/s | worker cores for it |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| " + " | ".join(title for _, title in COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
     for t in table:
-        shards = " / ".join(str(x) for x in t["redis_cpu_us_per_shard"])
-        print(
-            f"| {t['shards']} | {t['runs']} | {t['jobs_per_s']} | {shards} | {t['redis_cpu_us']} | "
-            f"{t['worker_cpu_us']} | {t['busiest_redis_cores']} | {t['ours_cores']} | "
-            f"{t['others_cores']} | {t['redis_bound_jobs_per_s']} | "
-            f"{t['worker_cores_at_that_rate']} |"
-        )
+        print("| " + " | ".join(cell(t[key]) for key, _ in COLUMNS) + " |")
     print(json.dumps(table))
     return 0
 
