@@ -75,6 +75,13 @@ def _operator_objects(namespace: str, watched: str | None = None) -> list[dict[s
                                 },
                             ],
                             "ports": [{"name": "http", "containerPort": 8081}],
+                            # Liveness only once the port is open: on a loaded machine the
+                            # imports alone (kopf, kubernetes) outlast three 1 s probes.
+                            "startupProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 1,
+                                "failureThreshold": 120,
+                            },
                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
                             "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
                         }
