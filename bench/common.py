@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,3 +116,16 @@ def cpu_sample() -> tuple[int, int]:
 def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
     """Cores busy between two `cpu_sample`s, all processes of the machine."""
     return (after[0] - before[0]) / max(after[1] - before[1], 1) * (os.cpu_count() or 1)
+
+
+def callgrind_total(out: Path) -> int:
+    """Instructions in the dump `callgrind_control -d` wrote (the measured part)."""
+    text = Path(f"{out}.1").read_text()
+    found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    assert found, f"no totals in {out}.1"
+    return int(found.group(1))
+
+
+def callgrind_control(op: str, pid: int) -> None:
+    """`callgrind_control -z` (zero the counters) or `-d` (dump them) of a process."""
+    subprocess.run(["callgrind_control", op, str(pid)], capture_output=True, check=True)

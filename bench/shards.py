@@ -22,7 +22,14 @@ import time
 from pathlib import Path
 
 import jobfleet
-from common import N_JOBS, busy_cores, cpu_sample, tree_cpu
+from common import (
+    N_JOBS,
+    busy_cores,
+    callgrind_control,
+    callgrind_total,
+    cpu_sample,
+    tree_cpu,
+)
 from jobfleet.keys import partition_names
 from redis.crc import key_slot
 from shard_cluster import Shards, even_owner
@@ -60,12 +67,14 @@ def worker_settings(url: str, partitions: int) -> str:
     return json.dumps(settings)
 
 
-def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, object]:
+def run(
+    shards: int, partitions: int, processes: int, jobs: int, callgrind: bool = False
+) -> dict[str, object]:
     if partitions % shards:
         raise SystemExit(f"--partitions {partitions} is not a multiple of --shards {shards}")
     pinned = placement(shards, partitions)
     load1 = os.getloadavg()[0]
-    with Shards(shards, even_owner(shards, pinned)) as cluster:
+    with Shards(shards, even_owner(shards, pinned), callgrind=callgrind) as cluster:
         served = [cluster.serving(slot) for slot in pinned]
         per_shard = [served.count(s) for s in range(shards)]
         if served != list(pinned.values()) or len(set(per_shard)) != 1:
@@ -107,6 +116,8 @@ def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, ob
                 idle_s = time.perf_counter() - t_idle
                 redis0 = [cluster.cpu(s) for s in range(shards)]
                 idle = [(c1 - c0) / idle_s for c0, c1 in zip(idle0, redis0, strict=True)]
+                for pid in cluster.pids() if callgrind else []:
+                    callgrind_control("-z", pid)
                 worker0, machine0, driver0 = tree_cpu(worker.pid), cpu_sample(), time.process_time()
                 t0 = time.perf_counter()
                 client.resume()
@@ -119,6 +130,10 @@ def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, ob
                 worker_s = tree_cpu(worker.pid) - worker0
                 driver_s = time.process_time() - driver0
                 redis_s = [cluster.cpu(s) - c0 for s, c0 in enumerate(redis0)]
+                instructions = []
+                for shard, pid in enumerate(cluster.pids() if callgrind else []):
+                    callgrind_control("-d", pid)
+                    instructions.append(callgrind_total(cluster.callgrind_out(shard)))
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=120)
@@ -139,6 +154,12 @@ def run(shards: int, partitions: int, processes: int, jobs: int) -> dict[str, ob
             round(s * 1e6 / n, 1) for s, n in zip(redis_s, shard_jobs, strict=True)
         ],
         "redis_cpu_us": round(sum(redis_s) * 1e6 / jobs, 1),
+        # Under callgrind: instructions each server ran per job of its partitions (the
+        # machine's load does not move these; the seconds above are then valgrind's).
+        "callgrind": callgrind,
+        "redis_instructions_per_shard": [
+            round(i / n) for i, n in zip(instructions, shard_jobs, strict=False)
+        ],
         "redis_idle_cores": [round(c, 3) for c in idle],
         # The drain's Redis CPU less what the same time costs idle: the per-job part.
         "redis_net_us_per_shard": [
@@ -164,8 +185,10 @@ def main() -> int:
     p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--jobs", type=int, default=N_JOBS)
+    p.add_argument("--callgrind", action="store_true", help="count Redis instructions instead")
     args = p.parse_args()
-    print(json.dumps(run(args.shards, args.partitions, args.processes, args.jobs)))
+    result = run(args.shards, args.partitions, args.processes, args.jobs, args.callgrind)
+    print(json.dumps(result))
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,22 +27,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from common import callgrind_control as control
+from common import callgrind_total as total
 from redis_server import free_port
 
 CALLS = int(os.environ.get("BENCH_WIRE_CALLS", "2000"))
 VARIANTS = ("ping", "execute_command", "engine", "client")
-
-
-def total(out: Path) -> int:
-    """Instructions in the dump callgrind_control -d wrote (the measured part)."""
-    text = Path(f"{out}.1").read_text()
-    found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-    assert found, f"no totals in {out}.1"
-    return int(found.group(1))
-
-
-def control(op: str, pid: int) -> None:
-    subprocess.run(["callgrind_control", op, str(pid)], capture_output=True, check=True)
 
 
 def callgrind_redis() -> tuple[subprocess.Popen[bytes], Any, Path]:
