@@ -127,3 +127,30 @@ def test_an_existing_token_secret_is_used_as_it_is() -> None:
 )
 def test_admin_values_that_are_refused(sets: dict[str, str], message: str) -> None:
     assert message in render_error(sets)
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("sets", "processes"),
+    [
+        ({}, 1),  # no CPU limit: one process
+        ({"admin.resources.limits.cpu": "1500m"}, 2),  # the half core the first cannot use
+        ({"admin.resources.limits.cpu": "2"}, 2),
+        ({"admin.resources.limits.cpu": "0.5"}, 1),
+        ({"admin.resources.limits.cpu": "200"}, 64),
+        ({"admin.resources.limits.cpu": "2", "admin.processes": "3"}, 3),
+    ],
+)
+def test_admin_processes_default_from_the_cpu_limit(sets: dict[str, str], processes: int) -> None:
+    (dep,) = [
+        d
+        for d in by_kind(render(ADMIN_VALUES, sets=sets), "Deployment")
+        if d["metadata"]["name"] == "jf-jobfleet-admin"
+    ]
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert build_parser().parse_args(c["args"]).processes == processes
+
+
+@needs_helm
+def test_admin_processes_out_of_range_is_refused() -> None:
+    assert "processes" in render_error({"admin.processes": "65"}, ADMIN_VALUES)

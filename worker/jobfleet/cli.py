@@ -9,12 +9,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from redis.exceptions import RedisError
 
 from . import joblog
-from .bounds import MIB, PayloadBytes, check
+from .bounds import MIB, PayloadBytes, Processes, check
 from .client import CLEARABLE, Client
 from .errors import JobfleetError
 from .job import JobInfo
@@ -31,6 +31,9 @@ from .settings import (
 )
 from .stats import LIST_STATES, QueueStats
 from .supervisor import CHILD_FLAG, PORT_FILE_FLAG, Supervisor, announce, watch_parent
+
+if TYPE_CHECKING:  # the admin server is imported by `jobfleet admin` alone
+    from .admin.processes import AdminOptions
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -196,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS")
     a.add_argument("--tls-key", help="PEM private key of --tls-cert")
     a.add_argument("--max-body", type=int, default=MIB, help="request body limit, bytes")
+    a.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes on the one port (SO_REUSEPORT) under one supervisor "
+        "(default 1: this process serves)",
+    )
+    # A supervised child (jobfleet.admin.processes): its options come on stdin.
+    a.add_argument(CHILD_FLAG, type=int, dest="supervised_by", help=argparse.SUPPRESS)
+    a.add_argument(PORT_FILE_FLAG, dest="port_file", help=argparse.SUPPRESS)
 
     d = sub.add_parser("dlq", parents=[common], help="dead letters: list, show, replay, purge")
     dsub = d.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
@@ -348,6 +361,37 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
 async def _admin(args: argparse.Namespace) -> int:
     from .admin.app import create_app, serve, tls_context
     from .admin.auth import TokenStore
+    from .admin.processes import AdminOptions, AdminSupervisor
+
+    if args.supervised_by is not None:
+        watch_parent(args.supervised_by)
+        options = AdminOptions.from_json(sys.stdin.read())
+    else:
+        options = _admin_options(args)
+    store = TokenStore(options.tokens)  # the first load must succeed: one clear error
+    tls = (
+        tls_context(options.tls_cert, options.tls_key)
+        if options.tls_cert and options.tls_key
+        else None
+    )
+    if args.supervised_by is None and args.processes > 1:
+        return await AdminSupervisor(options, args.processes, str(args.log_level)).run()
+    started = announce(args.port_file) if args.port_file else None
+    async with Client(options.redis_url) as client:
+        app = create_app(client, store, max_body=options.max_body, secrets=args.secrets)
+        await serve(
+            app,
+            options.host,
+            options.port,
+            tls=tls,
+            started=started,
+            reuse_port=args.supervised_by is not None,
+        )
+    return 0
+
+
+def _admin_options(args: argparse.Namespace) -> AdminOptions:
+    from .admin.processes import AdminOptions
 
     tokens = args.tokens or os.environ.get("JOBFLEET_ADMIN_TOKENS")
     if not tokens:
@@ -357,12 +401,16 @@ async def _admin(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
     check("--max-body", PayloadBytes, args.max_body)
-    store = TokenStore(tokens)
-    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    async with Client(_redis_url(args)) as client:
-        app = create_app(client, store, max_body=args.max_body, secrets=args.secrets)
-        await serve(app, args.host, args.port, tls=tls)
-    return 0
+    check("--processes", Processes, args.processes)
+    return AdminOptions(
+        redis_url=_redis_url(args),
+        tokens=str(tokens),
+        host=args.host,
+        port=args.port,
+        max_body=args.max_body,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
 
 
 async def _enqueue(args: argparse.Namespace) -> int:

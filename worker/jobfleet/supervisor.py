@@ -12,6 +12,10 @@ A child that dies is just a dead worker: its jobs come back through their leases
 supervisor starts another after a backoff. SIGTERM goes to every child, each drains as a
 single worker does, and the supervisor exits after the last one. Children get SIGTERM from
 Linux if the supervisor dies (`process_pool.die_with`), so none outlives it.
+
+`ChildSupervisor` is the part every `--processes N` command shares (slots, restarts and
+their backoff, signals, the metrics directory); `jobfleet admin --processes N` is another
+(jobfleet.admin.processes).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,67 +94,69 @@ class Child:
         }
 
 
-@dataclass
-class Supervisor:
-    """Runs `settings.processes` children until SIGTERM; `run()` returns the exit code."""
+class ChildSupervisor:
+    """Keeps `processes` children of one `jobfleet` command running until SIGTERM (a dead
+    one restarted after a backoff); `run()` returns the exit code. A subclass says what a
+    child runs (`child_args`, `child_input`) and how it learns that a child is ready
+    (`poll`), and may serve something of its own while the children run (`open`, `close`)."""
 
-    settings: WorkerSettings
-    log_level: str = "INFO"
-    children: list[Child] = field(default_factory=list)
-    stopping: bool = False
-    http: HealthServer | None = None
+    kind = "child"  # for the log: "<kind> process 1 ..."
+    restart_note = ""  # what a child's death means, for the log line of its restart
 
-    def __post_init__(self) -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="jobfleet-supervisor-"))
-        self._metrics_dir = self._root / "metrics"
-        self._metrics_dir.mkdir()
+    def __init__(self, processes: int, *, log_level: str = "INFO") -> None:
+        self.log_level = log_level
+        self.stopping = False
+        self._root = Path(tempfile.mkdtemp(prefix=f"jobfleet-{self.kind}-supervisor-"))
+        self.metrics_dir = self._root / "metrics"
+        self.metrics_dir.mkdir()
         self._stop = asyncio.Event()
         self._fatal: int | None = None
         self._deaths: deque[float] = deque()
-        self.children = [
-            Child(i, self._root / f"child-{i}.port") for i in range(self.settings.processes)
-        ]
-        # What each child reads on stdin: the same settings, as one worker on loopback.
-        self._child_settings = self.settings.model_copy(
-            update={"processes": 1, "http_host": "127.0.0.1", "http_port": 0}
-        ).model_dump_json()
+        self.children = [Child(i, self._root / f"child-{i}.port") for i in range(processes)]
+
+    # -- what a subclass says -----------------------------------------------------------
+
+    def child_args(self, child: Child) -> list[str]:
+        """The `jobfleet` subcommand and flags of a child (after `--log-level`)."""
+        raise NotImplementedError
+
+    def child_input(self) -> bytes:
+        """What a child reads on stdin: its settings (never on its command line)."""
+        raise NotImplementedError
+
+    def child_env(self) -> dict[str, str]:
+        """Variables a child gets besides the supervisor's own and the metrics directory."""
+        return {}
+
+    async def open(self) -> None:
+        """Before the children start: what the supervisor serves itself."""
+
+    async def close(self) -> None:
+        """After the last child exited."""
+
+    async def poll(self) -> None:
+        """Runs while the children do: keeps each child's `ready` and `was_ready` current."""
+        raise NotImplementedError
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Begin the pod's graceful stop: every child gets SIGTERM and drains."""
+        """Begin the graceful stop: every child gets SIGTERM and drains."""
         if self.stopping:
             return
         self.stopping = True
-        log.info("stopping: SIGTERM to %d worker processes", len(self.children))
+        log.info("stopping: SIGTERM to %d %s processes", len(self.children), self.kind)
         for child in self.children:
             self._signal(child, signal.SIGTERM)
         self._stop.set()
 
     async def run(self) -> int:
-        from .health import HealthServer
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         try:
-            if self.settings.http_port is not None:
-                self.http = HealthServer(
-                    self.settings.http_host,
-                    self.settings.http_port,
-                    alive=lambda: all(c.alive for c in self.children),
-                    ready=self.ready,
-                    status=self.status,
-                    registry=self._registry(),
-                )
-                await self.http.start()
-                log.info(
-                    "supervisor %d: %d worker processes, health and metrics on port %d",
-                    os.getpid(),
-                    len(self.children),
-                    self.http.port,
-                )
-            poller = asyncio.create_task(self._poll(), name="jobfleet-supervisor-poll")
+            await self.open()
+            poller = asyncio.create_task(self.poll(), name=f"jobfleet-{self.kind}-supervisor")
             try:
                 await asyncio.gather(*(self._keep(c) for c in self.children))
             finally:
@@ -159,35 +165,18 @@ class Supervisor:
         finally:
             for child in self.children:  # only on an error of our own: none should remain
                 self._signal(child, signal.SIGKILL)
-            if self.http is not None:
-                await self.http.stop()
+            await self.close()
             shutil.rmtree(self._root, ignore_errors=True)
         if self._fatal is not None:
             return self._fatal
         failed = [c for c in self.children if c.exit_code not in (0, None)]
         for c in failed:
-            log.error("worker process %d exited with code %s", c.index, c.exit_code)
+            log.error("%s process %d exited with code %s", self.kind, c.index, c.exit_code)
         return EXIT_CHILD_FAILED if failed else 0
 
-    def ready(self) -> bool:
-        """The pod may get work: every child says it may."""
-        return not self.stopping and all(c.ready for c in self.children)
-
-    def status(self) -> dict[str, Any]:
-        return status.pod_document(
-            processes=len(self.children),
-            stopping=self.stopping,
-            children=[c.describe() for c in self.children],
-        )
-
-    def _registry(self) -> CollectorRegistry:
-        from prometheus_client import CollectorRegistry, multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]  # untyped upstream
-            registry, path=str(self._metrics_dir)
-        )
-        return registry
+    def registry(self) -> CollectorRegistry:
+        """The children's metrics summed (prometheus-client's multiprocess mode)."""
+        return multiprocess_registry(self.metrics_dir)
 
     # -- one child ----------------------------------------------------------------------
 
@@ -209,29 +198,19 @@ class Supervisor:
 
     async def _start(self, child: Child) -> None:
         child.port_file.unlink(missing_ok=True)
-        # The child reads its settings from stdin alone; $JOBFLEET_REDIS_URL is for its error
-        # messages: the URL they name, and the password they must redact (cli._secrets).
-        env = {
-            **os.environ,
-            METRICS_DIR_ENV: str(self._metrics_dir),
-            "JOBFLEET_REDIS_URL": self.settings.redis_url,
-        }
+        env = {**os.environ, METRICS_DIR_ENV: str(self.metrics_dir), **self.child_env()}
         child.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "jobfleet",
             "--log-level",
             self.log_level,
-            "worker",
-            CHILD_FLAG,
-            str(os.getpid()),
-            PORT_FILE_FLAG,
-            str(child.port_file),
+            *self.child_args(child),
             stdin=asyncio.subprocess.PIPE,
             env=env,
         )
         assert child.proc.stdin is not None
-        child.proc.stdin.write(self._child_settings.encode())
+        child.proc.stdin.write(self.child_input())
         with contextlib.suppress(ConnectionError):
             await child.proc.stdin.drain()
         child.proc.stdin.close()
@@ -241,7 +220,7 @@ class Supervisor:
         child.port, child.ready, child.alive, child.doc = None, False, True, None
         child.was_ready = False  # per run: a start that fails fails again (FATAL_CODES)
         child.state = "starting"
-        log.info("worker process %d started (pid %d)", child.index, child.proc.pid)
+        log.info("%s process %d started (pid %d)", self.kind, child.index, child.proc.pid)
 
     def _gone(self, child: Child, code: int) -> bool:
         """Note the child's exit; True when the pod is stopping (no restart)."""
@@ -250,13 +229,15 @@ class Supervisor:
         assert child.proc is not None
         # Its live gauges (jobs in flight) leave the sums; its counters stay in them.
         multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]  # untyped upstream
-            child.proc.pid, str(self._metrics_dir)
+            child.proc.pid, str(self.metrics_dir)
         )
         child.exit_code = code
         child.ready, child.port, child.doc, child.alive = False, None, None, True
         child.state = "exited"
         if self.stopping:
-            log.info("worker process %d (pid %d) exited: %d", child.index, child.proc.pid, code)
+            log.info(
+                "%s process %d (pid %d) exited: %d", self.kind, child.index, child.proc.pid, code
+            )
         return self.stopping
 
     def _restart_delay(self, child: Child, code: int) -> float | None:
@@ -266,7 +247,8 @@ class Supervisor:
         now = time.monotonic()
         if code in FATAL_CODES and not child.was_ready:
             log.error(
-                "worker process %d %s before it was ready; stopping the pod",
+                "%s process %d %s before it was ready; stopping the pod",
+                self.kind,
                 child.index,
                 how,
             )
@@ -277,7 +259,8 @@ class Supervisor:
             self._deaths.popleft()
         if len(self._deaths) > MAX_RESTARTS:
             log.error(
-                "worker process %d %s: %d restarts within %g s; stopping the pod",
+                "%s process %d %s: %d restarts within %g s; stopping the pod",
+                self.kind,
                 child.index,
                 how,
                 len(self._deaths) - 1,
@@ -289,11 +272,12 @@ class Supervisor:
         child.restarts += 1
         delay = RESTART.delay(child.failures)
         log.warning(
-            "worker process %d (pid %d) %s; its jobs come back when their leases expire; "
-            "restarting it in %.0f s",
+            "%s process %d (pid %d) %s%s; restarting it in %.0f s",
+            self.kind,
             child.index,
             child.proc.pid,
             how,
+            self.restart_note,
             delay,
         )
         return delay
@@ -309,9 +293,73 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 child.proc.send_signal(sig)
 
+
+class Supervisor(ChildSupervisor):
+    """`jobfleet worker --processes N`: the children are workers; the supervisor serves the
+    pod's health, status and metrics port and reads each child's own health port."""
+
+    kind = "worker"
+    restart_note = "; its jobs come back when their leases expire"
+
+    def __init__(self, settings: WorkerSettings, log_level: str = "INFO") -> None:
+        super().__init__(settings.processes, log_level=log_level)
+        self.settings = settings
+        self.http: HealthServer | None = None
+        # What each child reads on stdin: the same settings, as one worker on loopback.
+        self._child_settings = self.settings.model_copy(
+            update={"processes": 1, "http_host": "127.0.0.1", "http_port": 0}
+        ).model_dump_json()
+
+    def child_args(self, child: Child) -> list[str]:
+        return ["worker", CHILD_FLAG, str(os.getpid()), PORT_FILE_FLAG, str(child.port_file)]
+
+    def child_input(self) -> bytes:
+        return self._child_settings.encode()
+
+    def child_env(self) -> dict[str, str]:
+        # The child reads its settings from stdin alone; $JOBFLEET_REDIS_URL is for its error
+        # messages: the URL they name, and the password they must redact (cli._secrets).
+        return {"JOBFLEET_REDIS_URL": self.settings.redis_url}
+
+    async def open(self) -> None:
+        from .health import HealthServer
+
+        if self.settings.http_port is None:
+            return
+        self.http = HealthServer(
+            self.settings.http_host,
+            self.settings.http_port,
+            alive=lambda: all(c.alive for c in self.children),
+            ready=self.ready,
+            status=self.status,
+            registry=self.registry(),
+        )
+        await self.http.start()
+        log.info(
+            "supervisor %d: %d worker processes, health and metrics on port %d",
+            os.getpid(),
+            len(self.children),
+            self.http.port,
+        )
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+
+    def ready(self) -> bool:
+        """The pod may get work: every child says it may."""
+        return not self.stopping and all(c.ready for c in self.children)
+
+    def status(self) -> dict[str, Any]:
+        return status.pod_document(
+            processes=len(self.children),
+            stopping=self.stopping,
+            children=[c.describe() for c in self.children],
+        )
+
     # -- what the children report -------------------------------------------------------
 
-    async def _poll(self) -> None:
+    async def poll(self) -> None:
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(total=POLL_TIMEOUT)
@@ -348,6 +396,18 @@ class Supervisor:
         child.state = "stopping" if doc.get("stopping") else "running"
 
 
+def multiprocess_registry(directory: Path) -> CollectorRegistry:
+    """A registry that reads the metrics every process wrote under `directory`: counters and
+    histograms summed (those of dead processes too), gauges by their multiprocess_mode."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]  # untyped upstream
+        registry, path=str(directory)
+    )
+    return registry
+
+
 def announce(port_file: str) -> Callable[[int], None]:
     """The `on_listening` of a supervised child: write its port where the supervisor looks
     (through a rename, so that it never reads half a number)."""
@@ -367,4 +427,13 @@ def watch_parent(parent: int) -> None:
     die_with(parent, signal.SIGTERM)
 
 
-__all__ = ["CHILD_FLAG", "PORT_FILE_FLAG", "Supervisor", "announce", "watch_parent"]
+__all__ = [
+    "CHILD_FLAG",
+    "PORT_FILE_FLAG",
+    "Child",
+    "ChildSupervisor",
+    "Supervisor",
+    "announce",
+    "multiprocess_registry",
+    "watch_parent",
+]

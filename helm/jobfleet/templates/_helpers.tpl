@@ -158,6 +158,23 @@ app.kubernetes.io/component: admin
 {{- default (printf "%s-tokens" (include "jobfleet.adminName" .)) .Values.admin.existingSecret }}
 {{- end }}
 
+{{/* Processes of the admin server: admin.processes, else the CPU limit rounded up (the
+operator's default_processes for a Queue's workers: "1500m" and "1.5" give 2), 1 without one. */}}
+{{- define "jobfleet.adminProcesses" -}}
+{{- $a := .Values.admin }}
+{{- if $a.processes }}
+{{- int $a.processes }}
+{{- else }}
+{{- $cpu := toString (dig "limits" "cpu" "" ($a.resources | default dict)) }}
+{{- if not $cpu }}
+{{- 1 }}
+{{- else }}
+{{- $cores := ternary (divf (trimSuffix "m" $cpu | float64) 1000) ($cpu | float64) (hasSuffix "m" $cpu) }}
+{{- max 1 (min 64 (int (ceil $cores))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "jobfleet.validateAdmin" -}}
 {{- if .Values.admin.enabled }}
 {{- if not (include "jobfleet.redisSecretName" .) }}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 import time
@@ -14,13 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from redis.exceptions import RedisError
 
 from ..bounds import MIB
 from ..client import Client
 from ..errors import ConfigError, JobfleetError
 from ..redaction import redact_text
+from ..supervisor import METRICS_DIR_ENV, multiprocess_registry
 from .auth import Role, TokenStore
 from .openapi import document
 from .problems import ProblemError, problem_response, status_of
@@ -32,6 +41,8 @@ access_log = logging.getLogger("jobfleet.admin.access")
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = MIB
+PROCESS_HEADER = "Jobfleet-Process"  # the pid of the process that answered
+PID = str(os.getpid())  # a child is a fresh interpreter (exec, not fork): its own pid
 
 REQUESTS = Counter(
     "jobfleet_admin_requests_total",
@@ -144,6 +155,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     elapsed = time.perf_counter() - start
     # The server's own time, for a browser's network panel and the benchmark (bench/admin.py).
     response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.3f}"
+    # Which process answered: under --processes N the port is shared (admin.processes).
+    response.headers[PROCESS_HEADER] = PID
     route = _route_label(request)
     REQUESTS.labels(request.method, route, str(response.status)).inc()
     LATENCY.labels(request.method, route).observe(elapsed)
@@ -172,10 +185,20 @@ async def _healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-async def _metrics(_: web.Request) -> web.Response:
-    return web.Response(
-        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+def _metrics(registry: CollectorRegistry) -> Handler:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    return metrics
+
+
+def _registry() -> CollectorRegistry:
+    """This process's metrics, or under a supervisor (--processes N) every child's summed:
+    a scrape reaches one child of the shared port, and must see the pod."""
+    directory = os.environ.get(METRICS_DIR_ENV)
+    return multiprocess_registry(Path(directory)) if directory else REGISTRY
 
 
 def _openapi(doc: dict[str, Any]) -> Handler:
@@ -219,7 +242,7 @@ def create_app(
         app.router.add_route(route.method, route.full_path, _api_handler(route))
     app.router.add_get(PREFIX + "/openapi.json", _openapi(document()))
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", _metrics(_registry()))
     app.router.add_get("/", _index(static_dir))
     if static_dir.is_dir():
         app.router.add_static("/assets", static_dir)
@@ -244,11 +267,15 @@ async def serve(
     *,
     tls: ssl.SSLContext | None = None,
     started: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve `app` until SIGTERM or SIGINT; `started` gets the bound port."""
+    """Serve `app` until SIGTERM or SIGINT; `started` gets the bound port. `reuse_port`:
+    share the port with the other processes of `jobfleet admin --processes N`."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
+    site = web.TCPSite(
+        runner, host, port, ssl_context=tls, reuse_address=True, reuse_port=reuse_port or None
+    )
     try:
         await site.start()
     except OSError as exc:
