@@ -42,6 +42,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = MIB
 PROCESS_HEADER = "Jobfleet-Process"  # the pid of the process that answered
+JSON_HEADERS = {"Content-Type": "application/json"}
 PID = str(os.getpid())  # a child is a fresh interpreter (exec, not fork): its own pid
 
 REQUESTS = Counter(
@@ -100,9 +101,9 @@ def _api_handler(route: Route[Any, Any]) -> Handler:
         result = await dispatch(route, request, request.app[CLIENT], role)
         if result is None:
             return web.Response(status=204)
-        return web.Response(
-            status=route.status, body=result.model_dump_json(), content_type="application/json"
-        )
+        # Bytes straight from pydantic's serializer: a str body would be encoded again.
+        body = result.__pydantic_serializer__.to_json(result)
+        return web.Response(status=route.status, body=body, headers=JSON_HEADERS)
 
     handle.__name__ = route.name
     return handle
@@ -125,6 +126,23 @@ def _http_problem(exc: web.HTTPException, request: web.Request) -> web.Response:
 def _route_label(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else "unmatched"
+
+
+# The metrics' children by (method, route, status): `labels()` hashes and checks its
+# arguments on every call; a route table has a few dozen combinations.
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+MAX_CHILDREN = 4096  # method is bounded by aiohttp (a 405 is "unmatched"), route and status too
+
+
+def _observe(method: str, route: str, status: int, elapsed: float) -> None:
+    key = (method, route, status)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        if len(_CHILDREN) < MAX_CHILDREN:
+            _CHILDREN[key] = children
+    children[0].inc()
+    children[1].observe(elapsed)
 
 
 @web.middleware
@@ -157,19 +175,18 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.3f}"
     # Which process answered: under --processes N the port is shared (admin.processes).
     response.headers[PROCESS_HEADER] = PID
-    route = _route_label(request)
-    REQUESTS.labels(request.method, route, str(response.status)).inc()
-    LATENCY.labels(request.method, route).observe(elapsed)
-    role = ROLE.get()
-    # The path only: a query string could carry anything a caller pasted into it.
-    access_log.info(
-        "%s %s %d %.1fms role=%s",
-        request.method,
-        request.path,
-        response.status,
-        elapsed * 1000,
-        role.value if role is not None else "-",
-    )
+    _observe(request.method, _route_label(request), response.status, elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        role = ROLE.get()
+        # The path only: a query string could carry anything a caller pasted into it.
+        access_log.info(
+            "%s %s %d %.1fms role=%s",
+            request.method,
+            request.path,
+            response.status,
+            elapsed * 1000,
+            role.value if role is not None else "-",
+        )
     return response
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
 from aiohttp import web
@@ -76,13 +77,15 @@ class Route(Generic[Q, B]):
     errors: tuple[int, ...] = ()  # statuses the handler itself answers with
     role: Role | None = field(default=None)
 
-    @property
+    # Cached: read on every request (cached_property writes the instance's __dict__, which a
+    # frozen dataclass allows).
+    @cached_property
     def needed_role(self) -> Role:
         if self.role is not None:
             return self.role
         return Role.VIEWER if self.method == "GET" else Role.ADMIN
 
-    @property
+    @cached_property
     def full_path(self) -> str:
         return PREFIX + self.path
 
@@ -90,7 +93,7 @@ class Route(Generic[Q, B]):
     def name(self) -> str:
         return self.handler.__name__
 
-    @property
+    @cached_property
     def path_model(self) -> type[BaseModel]:
         params = set(re.findall(r"{(\w+)}", self.path))
         return JobPath if "id" in params else QueuePath if "queue" in params else Empty
@@ -314,7 +317,12 @@ ROUTES: tuple[Route[Any, Any], ...] = (
 # -- dispatch -------------------------------------------------------------------------------
 
 
+EMPTY = Empty()  # what a route without parameters or body gets: nothing to validate
+
+
 def _validate(model: type[B], data: dict[str, str], where: str) -> B:
+    if model is Empty:
+        return EMPTY  # type: ignore[return-value]  # B is Empty here
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -323,7 +331,7 @@ def _validate(model: type[B], data: dict[str, str], where: str) -> B:
 
 async def _body(request: web.Request, model: type[B]) -> B:
     if model is Empty:
-        return model()  # a body on a route that takes none is not read
+        return EMPTY  # type: ignore[return-value]  # a body on a route that takes none is not read
     raw = await request.read()  # HTTPRequestEntityTooLarge past client_max_size
     try:
         return model.model_validate_json(raw or b"{}")
@@ -337,7 +345,9 @@ async def _body(request: web.Request, model: type[B]) -> B:
 async def dispatch(route: Route[Q, B], request: web.Request, client: Client, role: Role) -> Any:
     """Validate the request for `route` and run its handler; the reply model or None."""
     path = _validate(route.path_model, dict(request.match_info), "path")
-    query = _validate(route.query, dict(request.query), "query")
+    # Unknown query parameters are ignored (models._Query), so a route that takes none has
+    # nothing to check in them.
+    query = _validate(route.query, dict(request.query) if route.query is not Empty else {}, "query")
     body = await _body(request, route.body)
     call = Call(
         client=client,
