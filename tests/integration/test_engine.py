@@ -268,6 +268,26 @@ async def test_inspect_counts_and_oldest_wait(client):
     assert s.workers == 1 and s.backlog == 4
 
 
+async def test_inspect_counts_every_level_with_gaps_between_them(client):
+    # Levels 1 and 4 used, 0, 2 and 3 empty: inspect finds each used level from the first job
+    # at or past a level's start, so the empty ones between must come out as zeros.
+    await client.enqueue_many([{"name": "x", "priority": "high"} for _ in range(2)])
+    await asyncio.sleep(0.05)
+    await client.enqueue_many([{"name": "x", "priority": "batch"} for _ in range(3)])
+    await client.enqueue("x", queue="other", priority="critical")
+    s = await client.inspect()
+    assert s.waiting == 5
+    assert s.waiting_by_priority == {"critical": 0, "high": 2, "normal": 0, "low": 0, "batch": 3}
+    assert set(s.oldest_wait_by_priority) == {"high", "batch"}
+    assert s.oldest_wait_by_priority["high"] >= 0.05
+    assert s.oldest_wait == s.oldest_wait_by_priority["high"]
+    # The pipelined read of every queue parses the same reply the same way.
+    listed = {q.queue: q for q in await client.queues()}
+    assert listed[client.queue].waiting_by_priority == s.waiting_by_priority
+    assert set(listed[client.queue].oldest_wait_by_priority) == {"high", "batch"}
+    assert listed["other"].waiting_by_priority["critical"] == 1 and listed["other"].waiting == 1
+
+
 async def test_pause_stops_claims_but_not_enqueues(client):
     await client.pause()
     job_id = await client.enqueue("x")

@@ -850,8 +850,8 @@ _PRIORITY_FIELDS = tuple(
 )
 
 
-def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
-    """A queue's stats from the inspect script's reply."""
+def _queue_stats(queue: str, raw: Mapping[str, str | int]) -> QueueStats:
+    """A queue's stats from the inspect script's reply (values as text or integers)."""
     now = int(raw["time_ms"])
     window = int(raw["window_ms"]) / 1000.0
     by_prio = {}
@@ -861,6 +861,10 @@ def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
         if count:
             oldest_by_prio[name] = int(raw[oldest_field]) / 1000.0
     get = raw.get
+    # Only a queue with groups has group fields, and only one with breakers has `cb:` ones:
+    # most replies need no second look at their fields.
+    grouped = "groups" in raw
+    breakers = [k for k in raw if k.startswith("cb:")]
     return QueueStats(
         queue=queue,
         time=now / 1000.0,
@@ -883,21 +887,22 @@ def _queue_stats(queue: str, raw: dict[str, str]) -> QueueStats:
         failure_rate=int(raw["window_failed"]) / window if window else 0.0,
         window=window,
         workers=int(raw["workers"]),
-        paused=raw["paused"] == "1",
+        paused=str(raw["paused"]) == "1",
         held=int(get("held", 0)),
-        circuits=_circuits(raw),
-        groups=int(raw.get("groups", 0)),
-        groups_held=int(raw.get("groups_held", 0)),
-        top_groups={k[6:]: int(v) for k, v in raw.items() if k.startswith("group:")},
+        circuits=_circuits(raw, breakers) if breakers else {},
+        groups=int(get("groups", 0)),
+        groups_held=int(get("groups_held", 0)),
+        top_groups=(
+            {k[6:]: int(v) for k, v in raw.items() if k.startswith("group:")} if grouped else {}
+        ),
     )
 
 
-def _circuits(raw: dict[str, str]) -> dict[str, CircuitState]:
+def _circuits(raw: Mapping[str, str | int], keys: list[str]) -> dict[str, CircuitState]:
     fields: dict[str, dict[str, str]] = {}
-    for key, value in raw.items():
-        if key.startswith("cb:"):
-            scope, _, attr = key[3:].rpartition(":")
-            fields.setdefault(scope, {})[attr] = value
+    for key in keys:
+        scope, _, attr = key[3:].rpartition(":")
+        fields.setdefault(scope, {})[attr] = str(raw[key])
     out = {}
     for scope, f in fields.items():
         state = {"half": "half_open"}.get(f.get("state", "closed"), f.get("state", "closed"))

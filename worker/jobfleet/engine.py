@@ -579,7 +579,9 @@ class Engine:
         return active, removed
 
     @staticmethod
-    async def inspect_many(conn: aioredis.Redis, engines: Sequence[Engine]) -> list[dict[str, str]]:
+    async def inspect_many(
+        conn: aioredis.Redis, engines: Sequence[Engine]
+    ) -> list[dict[str, str | int]]:
         """`inspect` of many queues in one pipeline on `conn` (`Client.queues`). The script is
         called by its hash directly: redis-py's pipelined scripts would first ask Redis
         whether each is loaded, a round trip more."""
@@ -595,7 +597,9 @@ class Engine:
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        return [{str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)} for r in replies]
+        # Fields as they come (names are text, counts integers): a str() of each of a hundred
+        # queues' fifty values was a fifth of what `Client.queues()` spent in Python.
+        return [dict(zip(r[::2], r[1::2], strict=True)) for r in replies]
 
     @staticmethod
     async def _inspect_pipelined(conn: aioredis.Redis, engines: Sequence[Engine]) -> list[Any]:

@@ -13,12 +13,35 @@ local out = {'time_ms', now,
              'dead', redis.call('ZCARD', K_DEAD),
              'completed', redis.call('ZCARD', K_DONE),
              'cancelled', redis.call('ZCARD', K_CANCELLED),
-             'workers', redis.call('ZCOUNT', K_WORKERS, now, '+inf'),
-             'paused', redis.call('HGET', K_META, 'paused') or '0'}
-local any_waiting = out[4] > 0
+             'workers', redis.call('ZCOUNT', K_WORKERS, now, '+inf')}
+local meta = redis.call('HMGET', K_META, 'paused', 'grouped')
+out[#out + 1] = 'paused'
+out[#out + 1] = meta[1] or '0'
 -- Groups: their jobs count as waiting unless their group is held (then as held, below);
 -- per level from the counters lib.lua backlog_add keeps, less the held groups' jobs there.
-local grouped = redis.call('HGET', K_META, 'grouped') == '1'
+local grouped = meta[2] == '1'
+-- The ready line by level: from the first job at or past a level's start, the level it is
+-- in (the levels before it are empty), its count, and its head; done once every waiting job
+-- is counted. Most queues use one or two levels: a few calls instead of two per level.
+local ready_count, ready_head = {}, {}
+local left = out[4]
+local band = 0
+while left > 0 and band < n_bands do
+  local first = redis.call('ZRANGEBYSCORE', K_READY, band * BAND, '+inf', 'WITHSCORES',
+                           'LIMIT', 0, 1)
+  if #first == 0 then
+    break
+  end
+  band = math.floor(tonumber(first[2]) / BAND)
+  if band >= n_bands then
+    break
+  end
+  local count = redis.call('ZCOUNT', K_READY, band * BAND,
+                           '(' .. string.format('%.0f', (band + 1) * BAND))
+  ready_count[band], ready_head[band] = count, first[1]
+  left = left - count
+  band = band + 1
+end
 local g_wait, g_held = {}, {}
 local g_held_total = 0
 if grouped then
@@ -46,11 +69,7 @@ if grouped then
   end
 end
 for band = 0, n_bands - 1 do
-  local lo, hi = band * BAND, (band + 1) * BAND
-  local count = 0
-  if any_waiting then  -- an empty line needs no look per level (most queues, most of the time)
-    count = redis.call('ZCOUNT', K_READY, lo, '(' .. string.format('%.0f', hi))
-  end
+  local count = ready_count[band] or 0
   out[#out + 1] = 'waiting:' .. band
   if grouped then
     out[#out + 1] = count + g_wait[band] - g_held[band]
@@ -58,11 +77,7 @@ for band = 0, n_bands - 1 do
     out[#out + 1] = count
   end
   out[#out + 1] = 'oldest_ms:' .. band
-  local heads = {}
-  if count > 0 then
-    heads = redis.call('ZRANGEBYSCORE', K_READY, lo, '(' .. string.format('%.0f', hi),
-                       'LIMIT', 0, 1)
-  end
+  local heads = {ready_head[band]}
   if grouped then
     -- The first jobs of the groups longest without a turn (the ring's first, by virtual
     -- time): a bounded look, so with many groups a lower bound of the oldest wait.
