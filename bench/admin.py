@@ -6,7 +6,9 @@ over several keep-alive connections. Latencies are the server's own (its `Server
 header: from the request reaching the app to the reply being ready), p50 of many requests.
 Run through `bash bench/run.sh admin` (a fresh redis-server; one JSON line to bench/.out/).
 Env: BENCH_ADMIN_SINGLE (20000), BENCH_ADMIN_BULK (200000), BENCH_ADMIN_DEEP (1000000),
-BENCH_ADMIN_CONNECTIONS (16), BENCH_HEY (a `hey` binary: bench/run.sh admin builds one with Go).
+BENCH_ADMIN_CONNECTIONS (16), BENCH_ADMIN_PROCESSES (1: `jobfleet admin --processes`; the
+server CPU is then the supervisor's and its children's), BENCH_HEY (a `hey` binary: bench/run.sh
+admin builds one with Go).
 
 One job a request is measured twice: from this Python process, and from `hey` (a Go load
 generator), which spends a fraction of the CPU per request that an aiohttp client does. On a
@@ -17,6 +19,7 @@ figure is the closer one to what the server itself sustains.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -39,14 +42,32 @@ SINGLE = int(os.environ.get("BENCH_ADMIN_SINGLE", "20000"))
 BULK = int(os.environ.get("BENCH_ADMIN_BULK", "200000"))
 DEEP = int(os.environ.get("BENCH_ADMIN_DEEP", "1000000"))
 CONNECTIONS = int(os.environ.get("BENCH_ADMIN_CONNECTIONS", "16"))
+PROCESSES = int(os.environ.get("BENCH_ADMIN_PROCESSES", "1"))
 BULK_SIZE = 1000
 SAMPLES = 200
 
 
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` (its /proc stat), for CPU per request."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of process `pid` and its children (the servers of
+    `--processes N`), from /proc, for CPU per request."""
+    pids = [str(pid)]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(entry.name)[1]) == pid:
+                    pids.append(entry.name)
+            except OSError:
+                continue
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = _stat(p)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def server_ms(resp: aiohttp.ClientResponse) -> float:
@@ -95,12 +116,18 @@ def start_server() -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
     args = ["admin", "--port", str(port), "--tokens", str(tokens), "--redis-url", redis_url()]
     args += ["--log-level", "WARNING", "--max-body", str(8 << 20)]
+    if PROCESSES > 1:  # the flag alone: a tree from before it (an A/B run) has no such flag
+        args += ["--processes", str(PROCESSES)]
     return subprocess.Popen([sys.executable, "-m", "jobfleet", *args]), port, token
 
 
 async def main(port: int, token: str, pid: int) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}/api/v1"
-    out: dict[str, Any] = {"system": "jobfleet-admin", "connections": CONNECTIONS}
+    out: dict[str, Any] = {
+        "system": "jobfleet-admin",
+        "connections": CONNECTIONS,
+        "processes": PROCESSES,
+    }
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
@@ -111,6 +138,7 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
                         break
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
+        await every_process_listens(base)
         # Warm-up: scripts loaded, connections open.
         await spread(
             200, CONNECTIONS, lambda i: post(http, base + "/queues/warm/jobs", {"name": "n"})
@@ -128,6 +156,7 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
 
         chunk = {"jobs": [{"name": "n", "payload": {"i": i}} for i in range(BULK_SIZE)]}
         requests = BULK // BULK_SIZE
+        cpu0 = cpu_seconds(pid)  # the bulk phase alone (it counted the one-job phases too)
         secs = await spread(
             requests, 2, lambda i: post(http, base + "/queues/bulk/jobs/bulk", chunk)
         )
@@ -153,6 +182,21 @@ async def main(port: int, token: str, pid: int) -> dict[str, Any]:
 
         out.update(await deep_page(http, base))
     return out
+
+
+async def every_process_listens(base: str) -> None:
+    """Until each of the PROCESSES servers has answered a connection of its own: keep-alive
+    connections opened before a child listens would all stay on the others."""
+    seen: set[str] = set()
+    root = base.removesuffix("/api/v1")
+    for _ in range(600):
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as s, s.get(root + "/healthz") as r:
+            seen.add(r.headers.get("Jobfleet-Process", ""))
+        if len(seen) >= PROCESSES:
+            return
+        await asyncio.sleep(0.02)
+    raise RuntimeError(f"only {len(seen)} of {PROCESSES} server processes answered")
 
 
 async def library_control() -> dict[str, Any]:
