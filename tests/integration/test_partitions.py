@@ -199,6 +199,36 @@ async def test_pause_and_resume_reach_every_partition(pclient, workers):
     await until(all_run, what="jobs after the resume")
 
 
+async def test_a_pause_before_the_partitions_were_recorded_holds_for_all_of_them(
+    redis_url, workers
+):
+    async with jobfleet.Client(redis_url, queue="q") as early:
+        await early.pause()  # no descriptor yet: this reaches the plain queue alone
+        assert await early.partitions() == 1  # and the client caches that
+        await early.enqueue_many([{"name": "rec"}] * 6)
+        done: list[tuple[str, Any]] = []
+        workers(recording(done))
+
+        async def recorded() -> bool:
+            return await early.conn.get(partitions_key("q")) is not None and bool(
+                await early.workers()
+            )
+
+        await until(recorded, what="the worker to record the partitions and register")
+        # The worker that recorded K carried the pause over before its first claim.
+        flags = [(await early.engine(part(i)).inspect())["paused"] for i in range(K)]
+        assert flags == ["1"] * K
+        assert not done
+        await early.resume()  # the stale cache (K = 1) must not keep it from the partitions
+        assert [(await early.engine(part(i)).inspect())["paused"] for i in range(K)] == ["0"] * K
+
+        async def all_run() -> bool:
+            return len(done) == 6
+
+        await until(all_run, what="the jobs after the resume")
+        assert not (await early.inspect()).paused
+
+
 async def test_a_worker_whose_home_is_empty_drains_the_other_partitions(pclient, workers):
     home = 2
     done: list[tuple[str, Any]] = []

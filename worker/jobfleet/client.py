@@ -769,11 +769,18 @@ class Client:
 
     async def pause(self, *, queue: str | None = None) -> None:
         """Workers stop claiming (in-flight jobs finish); enqueue keeps accepting."""
-        await asyncio.gather(*(e.set_paused(True) for e in await self.partition_engines(queue)))
+        await asyncio.gather(*(e.set_paused(True) for e in await self._fresh_engines(queue)))
 
     async def resume(self, *, queue: str | None = None) -> None:
         """Workers claim again; idle ones are woken when jobs are waiting."""
-        await asyncio.gather(*(e.set_paused(False) for e in await self.partition_engines(queue)))
+        await asyncio.gather(*(e.set_paused(False) for e in await self._fresh_engines(queue)))
+
+    async def _fresh_engines(self, queue: str | None) -> list[Engine]:
+        """`partition_engines` from the descriptor as Redis has it now, not as cached: a pause
+        must reach the partitions a worker recorded a moment ago (the worker that records
+        them carries an earlier pause of the plain queue over)."""
+        self._partitions.pop(self.queue_name(queue), None)
+        return await self.partition_engines(queue)
 
     # -- groups ---------------------------------------------------------------------------
 

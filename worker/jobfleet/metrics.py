@@ -9,6 +9,8 @@ values combine, counting live children only. Outside a supervisor the modes do n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import Counter, Gauge, Histogram
 
 JOBS = Counter(
@@ -126,7 +128,7 @@ class ErrorTypeLabels:
         return OTHER_ERROR_TYPE
 
 
-def report_depth(queue: str, raw: dict[str, str]) -> None:
+def report_depth(queue: str, raw: Mapping[str, str | int]) -> None:
     """Set the depth gauges from an `Engine.inspect` reply."""
     for state in DEPTH_STATES:
         QUEUE_JOBS.labels(queue, state).set(float(raw.get(state, 0)))
@@ -139,7 +141,7 @@ def report_depth(queue: str, raw: dict[str, str]) -> None:
         report_groups(queue, raw)
 
 
-def report_groups(queue: str, raw: dict[str, str]) -> None:
+def report_groups(queue: str, raw: Mapping[str, str | int]) -> None:
     """The group gauges from an inspect reply of a queue with groups."""
     QUEUE_GROUPS.labels(queue, "with_work").set(float(raw["groups"]))
     QUEUE_GROUPS.labels(queue, "held").set(float(raw.get("groups_held", 0)))

@@ -14,7 +14,7 @@ descriptor holding K (`keys.partitions_key`); no script ever touches two of them
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import redis.asyncio as aioredis
 
@@ -88,13 +88,16 @@ _MAX_FIELDS = frozenset({"time_ms", "window_ms", "workers"})
 _CB_ORDER = {"closed": 0, "half": 1, "open": 2}
 
 
-def merge_stats(replies: Sequence[dict[str, str]], top_groups: int) -> dict[str, str]:
+def merge_stats(
+    replies: Sequence[Mapping[str, str | int]], top_groups: int
+) -> Mapping[str, str | int]:
     """One inspect reply for the logical queue from its partitions' replies.
 
     Counts, totals and window rates are summed; the oldest wait per priority is the largest;
     the queue is paused only when every partition is; `workers` is the most any partition has
     registered (a worker registers where it claims; `Client.workers` has the exact set); a
     circuit is in the worst state any partition reports; top groups are summed, then cut.
+    Values come as text or integers (`Engine.inspect_many` leaves counts as Redis sent them).
     """
     if len(replies) == 1:
         return replies[0]
@@ -104,9 +107,9 @@ def merge_stats(replies: Sequence[dict[str, str]], top_groups: int) -> dict[str,
     for raw in replies:
         for key, value in raw.items():
             if key == "paused":
-                texts[key] = "1" if value == "1" and texts.get(key, "1") == "1" else "0"
+                texts[key] = "1" if str(value) == "1" and texts.get(key, "1") == "1" else "0"
             elif key.startswith("cb:"):
-                _merge_circuit(texts, key, value)
+                _merge_circuit(texts, key, str(value))
             elif key.startswith("group:"):
                 groups[key] = groups.get(key, 0) + int(value)
             elif key in _MAX_FIELDS or key.startswith("oldest_ms:"):
@@ -141,8 +144,9 @@ def spread(indexes: Iterable[int]) -> dict[int, list[int]]:
     return out
 
 
-async def check_descriptor(conn: aioredis.Redis, queue: str, count: int) -> None:
-    """Record that `queue` has `count` partitions, or refuse if Redis says another number.
+async def check_descriptor(conn: aioredis.Redis, queue: str, count: int) -> bool:
+    """Record that `queue` has `count` partitions, or refuse if Redis says another number;
+    True when this call recorded it (the first worker of the partitioned queue).
 
     A worker of a partitioned queue writes the descriptor if there is none (SET NX); a worker
     of an unpartitioned queue only reads it (its keys are the same as ever). Raises ConfigError
@@ -150,7 +154,7 @@ async def check_descriptor(conn: aioredis.Redis, queue: str, count: int) -> None
     """
     key = partitions_key(queue)
     if count > 1 and await conn.set(key, count, nx=True):
-        return
+        return True
     raw = await conn.get(key)
     recorded = 1 if raw is None else int(raw)
     if recorded != count:
@@ -159,3 +163,4 @@ async def check_descriptor(conn: aioredis.Redis, queue: str, count: int) -> None
             f"this worker is configured for {count}: the number of partitions of a queue "
             f"cannot change in place; see {MIGRATION_DOC}"
         )
+    return False

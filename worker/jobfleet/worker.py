@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -318,7 +318,8 @@ class Worker:
                 await check_eviction_policy(
                     self.conn, allow_volatile=self.settings.allow_volatile_eviction
                 )
-                await check_descriptor(self.conn, self.queue.name, self.queue.partitions)
+                if await check_descriptor(self.conn, self.queue.name, self.queue.partitions):
+                    await self._carry_pause_over()
                 self._set_redis(True)
                 log.info(
                     "worker %s on queue %r at %s, concurrency %d",
@@ -360,13 +361,22 @@ class Worker:
         while True:
             with contextlib.suppress(RedisError, *REDIS_DOWN):
                 if self._tour is None:
-                    raw = await self.engine.inspect()
+                    raw: Mapping[str, str | int] = await self.engine.inspect()
                 else:  # one series per logical queue
                     raw = merge_stats(
                         await Engine.inspect_many(self.conn, self.engines), TOP_GROUPS
                     )
                 metrics.report_depth(self.queue.name, raw)
             await asyncio.sleep(metrics.DEPTH_INTERVAL * random.uniform(0.9, 1.1))
+
+    async def _carry_pause_over(self) -> None:
+        """A pause given before the partitions were recorded reached only the plain queue (a
+        Client then knew no partitions): the worker that records them carries it over, so
+        the logical queue stays paused as its owner asked."""
+        plain = self.engines[-1]
+        if await self.conn.hget(plain.keys.meta, "paused") in ("1", b"1"):
+            await asyncio.gather(*(e.set_paused(True) for e in self.engines[:-1]))
+            log.info("queue %r was paused before its partitions: paused them too", plain.queue)
 
     async def _redis_down(self, exc: BaseException, retries: Retries) -> None:
         """Log, count and sleep 1 s -> 30 s with jitter (`retries`)."""
