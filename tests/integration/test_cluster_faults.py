@@ -14,7 +14,7 @@ import pytest
 import redis
 from jobfleet.connection import REDIS_DOWN
 from jobfleet.engine import ClaimPolicy
-from jobfleet.keys import QueueKeys
+from jobfleet.keys import QueueKeys, partition_name, partitions_key
 from jobfleet.scripts import source
 from redis.crc import key_slot
 from redis_cluster import RedisCluster
@@ -208,3 +208,51 @@ async def test_a_script_never_runs_halfway_while_its_slot_migrates(cluster):
 
 def _policy() -> ClaimPolicy:
     return ClaimPolicy(lease_ms=30_000, worker_ttl_ms=30_000, max_attempts=3, poison_after=3)
+
+
+async def test_slot_of_a_busy_partition_resharded_mid_drain_loses_nothing(
+    cluster, redis_url, counter, spawn_worker
+):
+    k, n = 3, 1500
+    busy = key_slot(QueueKeys(partition_name("p", 1)).prefix.encode())
+    source = cluster.owner(busy)
+    target = next(p for p in cluster.primaries() if p is not source)
+    env = {"TEST_REDIS_URL": redis_url}
+    queue = {"name": "p", "partitions": k, "lease": 5, "concurrency": 5}
+    workers = [spawn_worker(cluster.url, env=env, queue=queue) for _ in range(2)]
+    async with jobfleet.Client(cluster.url, queue="p") as client:
+
+        async def recorded() -> bool:
+            return await client.conn.get(partitions_key("p")) is not None
+
+        await until(recorded, what="the workers to record the partitions")
+        client._partitions.clear()  # looked before the workers wrote it: read it again
+        assert await client.partitions() == k
+        ids = await client.enqueue_many([{"name": "record"}] * n)  # round robin: n / k each
+
+        async def some_done() -> bool:
+            return (await client.inspect()).completed_total >= 100
+
+        await until(some_done, what="workers to get going")
+        migration = asyncio.create_task(
+            asyncio.to_thread(cluster.migrate_slot, busy, target, batch=10, pause=0.01)
+        )
+        while not migration.done():
+            with contextlib.suppress(*REDIS_DOWN):  # the moving partition refuses; retry
+                ids.append(await client.enqueue("record"))
+            await asyncio.sleep(0.01)
+        await migration
+        assert cluster.owner(busy) is target
+        with cluster.client(source) as direct:
+            assert direct.execute_command("CLUSTER COUNTKEYSINSLOT", busy) == 0
+
+        await until(
+            lambda: settled(client, len(ids)), timeout=180, what="every job after the reshard"
+        )
+        await check_all_done(client, counter, ids)
+        moved = (await client.engine(partition_name("p", 1)).inspect())["completed"]
+        assert int(moved) >= n // k  # the resharded partition's jobs all ran, on its new owner
+    for w in workers:
+        assert w.proc.poll() is None, w.output()
+        assert w.terminate() == 0
+        assert "Traceback" not in w.output()
