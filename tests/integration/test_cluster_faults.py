@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import jobfleet
 import pytest
@@ -57,6 +58,14 @@ async def check_all_done(
         assert await counter.llen(f"runs:{job_id}") >= 1
 
 
+def carried_on(workers: list[Any]) -> None:
+    """Every worker still running, and it stops cleanly: none gave up on the cluster."""
+    for w in workers:
+        assert w.proc.poll() is None, w.output()
+        assert w.terminate() == 0
+        assert "Traceback" not in w.output()
+
+
 async def test_primary_killed_mid_drain_its_replica_takes_over_and_no_job_is_lost(
     cluster, redis_url, counter, spawn_worker
 ):
@@ -92,10 +101,7 @@ async def test_primary_killed_mid_drain_its_replica_takes_over_and_no_job_is_los
     with cluster.client(new) as direct:
         claim_sha = hashlib.sha1(source("claim").encode()).hexdigest()
         assert direct.script_exists(claim_sha) == [True]  # reloaded after NOSCRIPT
-    for w in workers:
-        assert w.proc.poll() is None, w.output()
-        assert w.terminate() == 0
-        assert "Traceback" not in w.output()
+    carried_on(workers)
 
 
 async def test_slot_of_the_busy_queue_resharded_mid_drain_loses_nothing_and_sticks_nowhere(
@@ -137,10 +143,7 @@ async def test_slot_of_the_busy_queue_resharded_mid_drain_loses_nothing_and_stic
             lambda: settled(client, len(ids)), timeout=180, what="every job after the reshard"
         )
         await check_all_done(client, counter, ids)
-    for w in workers:
-        assert w.proc.poll() is None, w.output()
-        assert w.terminate() == 0
-        assert "Traceback" not in w.output()
+    carried_on(workers)
 
 
 def _snapshot(node_port: int) -> dict[str, bytes | None]:
@@ -252,7 +255,4 @@ async def test_slot_of_a_busy_partition_resharded_mid_drain_loses_nothing(
         await check_all_done(client, counter, ids)
         moved = (await client.engine(partition_name("p", 1)).inspect())["completed"]
         assert int(moved) >= n // k  # the resharded partition's jobs all ran, on its new owner
-    for w in workers:
-        assert w.proc.poll() is None, w.output()
-        assert w.terminate() == 0
-        assert "Traceback" not in w.output()
+    carried_on(workers)
