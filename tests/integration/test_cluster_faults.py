@@ -58,6 +58,23 @@ async def check_all_done(
         assert await counter.llen(f"runs:{job_id}") >= 1
 
 
+async def moved_and_all_done(
+    cluster: RedisCluster,
+    slot: int,
+    source: Any,
+    target: Any,
+    client: jobfleet.Client,
+    counter: redis.asyncio.Redis,
+    ids: list[str],
+) -> None:
+    """The slot is on `target` with no key left on `source`, and then every job completes."""
+    assert cluster.owner(slot) is target
+    with cluster.client(source) as direct:
+        assert direct.execute_command("CLUSTER COUNTKEYSINSLOT", slot) == 0
+    await until(lambda: settled(client, len(ids)), timeout=180, what="every job after the reshard")
+    await check_all_done(client, counter, ids)
+
+
 def carried_on(workers: list[Any]) -> None:
     """Every worker still running, and it stops cleanly: none gave up on the cluster."""
     for w in workers:
@@ -135,14 +152,7 @@ async def test_slot_of_the_busy_queue_resharded_mid_drain_loses_nothing_and_stic
                 refused += 1  # nothing was written: retry (the next round does)
             await asyncio.sleep(0.01)
         assert await migration > n  # the job hashes and the queue's keys all moved
-        assert cluster.owner(SLOT) is target
-        with cluster.client(source) as direct:
-            assert direct.execute_command("CLUSTER COUNTKEYSINSLOT", SLOT) == 0
-
-        await until(
-            lambda: settled(client, len(ids)), timeout=180, what="every job after the reshard"
-        )
-        await check_all_done(client, counter, ids)
+        await moved_and_all_done(cluster, SLOT, source, target, client, counter, ids)
     carried_on(workers)
 
 
@@ -245,14 +255,7 @@ async def test_slot_of_a_busy_partition_resharded_mid_drain_loses_nothing(
                 ids.append(await client.enqueue("record"))
             await asyncio.sleep(0.01)
         await migration
-        assert cluster.owner(busy) is target
-        with cluster.client(source) as direct:
-            assert direct.execute_command("CLUSTER COUNTKEYSINSLOT", busy) == 0
-
-        await until(
-            lambda: settled(client, len(ids)), timeout=180, what="every job after the reshard"
-        )
-        await check_all_done(client, counter, ids)
+        await moved_and_all_done(cluster, busy, source, target, client, counter, ids)
         moved = (await client.engine(partition_name("p", 1)).inspect())["completed"]
         assert int(moved) >= n // k  # the resharded partition's jobs all ran, on its new owner
     carried_on(workers)
