@@ -21,7 +21,8 @@ import jobfleet
 from common import N_JOBS, ServerMeter, redis_url, sync_redis, tree_cpu
 
 QUEUE = "cpu"
-CONCURRENCY = 10
+# The worker's default unless BENCH_PROCESSES_CONCURRENCY says otherwise (RESULTS has both).
+CONCURRENCY = int(os.environ.get("BENCH_PROCESSES_CONCURRENCY", "50"))
 ENQUEUE_BATCH = 1000
 
 

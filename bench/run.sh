@@ -12,6 +12,7 @@
 #   bench/run.sh groups     job groups: drain with 1-10,000 groups, claim cost vs groups (bench/groups.py)
 # Env: BENCH_ROUNDS (3), BENCH_JOBS (20000), BENCH_LATENCY_JOBS (1000),
 #      BENCH_SHARD_PARTITIONS (6), BENCH_SHARD_PROCESSES (2): the shards mode's K and workers,
+#      BENCH_PROCESSES_CONCURRENCY (50): the processes mode's worker concurrency,
 #      BENCH_WAIT_QUIET (total seconds to wait for load < 1 and no Go build; default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -196,3 +196,25 @@ async def test_a_client_that_is_gone_leaves_no_wire_behind(redis_url: str) -> No
     del c, conn
     gc.collect()
     assert gone() is None
+
+
+async def test_a_shared_write_goes_out_when_full_not_at_the_end_of_the_turn(
+    client: jobfleet.Client,
+) -> None:
+    # Held back to the end of the loop's turn, the write of 100 concurrent callers would
+    # leave Redis idle while they make their calls, then this process idle while Redis runs
+    # them: writes of at most _SHARE_MAX calls let both work at once.
+    await client.enqueue("warm")  # the line is open
+    wire = client.engine()._wire
+    assert wire is not None and wire._line is not None
+    sizes: list[int] = []
+    send = wire._line.send
+
+    def counted(commands: list[list[bytes]]) -> list[asyncio.Future[object]]:
+        sizes.append(len(commands))
+        return send(commands)
+
+    wire._line.send = counted  # type: ignore[method-assign]
+    ids = await asyncio.gather(*(client.enqueue("x", {"i": i}) for i in range(100)))
+    assert len(set(ids)) == 100 and sum(sizes) == 100
+    assert max(sizes) == wire_module._SHARE_MAX and len(sizes) >= 100 // wire_module._SHARE_MAX
