@@ -9,7 +9,8 @@ Measures, each in a process of its own with its counters zeroed after a warm-up:
   options), pipelined so that the client's speed does not matter;
 - the calling Python process, per one-job enqueue: redis-py's `execute_command` of the same
   EVALSHA (what jobfleet sent through before jobfleet.wire), `Engine.enqueue` (the wire), and
-  `Client.enqueue` (validation and encoding included); `ping` for scale.
+  `Client.enqueue` (validation and encoding included); `ping` for scale, and `floor`: a
+  bare asyncio protocol's PING round trip, the least any asyncio client can cost per call.
 A measured part runs under callgrind about 50 times slower than normal; the counts do not
 change with the machine's load (valgrind's --tool=callgrind counts instructions, not time).
 """
@@ -32,7 +33,12 @@ from common import callgrind_total as total
 from redis_server import free_port
 
 CALLS = int(os.environ.get("BENCH_WIRE_CALLS", "2000"))
-VARIANTS = ("ping", "execute_command", "engine", "client")
+# BENCH_WIRE_VARIANTS: a comma-separated subset (an A/B of jobfleet's own share needs only
+# engine and client); BENCH_WIRE_REDIS=0 skips the Redis side.
+VARIANTS = tuple(
+    os.environ.get("BENCH_WIRE_VARIANTS", "floor,ping,execute_command,engine,client").split(",")
+)
+REDIS_SIDE = os.environ.get("BENCH_WIRE_REDIS", "1") != "0"
 
 
 def callgrind_redis() -> tuple[subprocess.Popen[bytes], Any, Path]:
@@ -98,7 +104,11 @@ async def python_side(variant: str, port: int) -> None:
     spec = jobfleet.JobSpec(name="email", payload={"i": 1})
     script = eng._scripts["enqueue"]
 
+    floor = await _Floor.connect(port) if variant == "floor" else None
+
     async def one(i: int) -> object:
+        if floor is not None:
+            return await floor.ping()
         if variant == "ping":
             return await client.conn.ping()
         if variant == "execute_command":
@@ -117,6 +127,34 @@ async def python_side(variant: str, port: int) -> None:
         await one(i)
     control("-d", os.getpid())
     await client.aclose()
+
+
+class _Floor(asyncio.Protocol):
+    """The least an asyncio round trip to Redis can cost in Python: a bare protocol that
+    writes PING and resolves a future when the reply's bytes arrive (no parsing, no pool)."""
+
+    def __init__(self) -> None:
+        self.waiting: asyncio.Future[bytes] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    @classmethod
+    async def connect(cls, port: int) -> _Floor:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(cls, "127.0.0.1", port)
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(data)
+
+    async def ping(self) -> bytes:
+        assert self.transport is not None
+        self.waiting = asyncio.get_running_loop().create_future()
+        self.transport.write(b"*1\r\n$4\r\nPING\r\n")
+        return await self.waiting
 
 
 def python_run(variant: str) -> float:
@@ -151,7 +189,8 @@ def main() -> None:
     import jobfleet
 
     print(f"jobfleet from {Path(jobfleet.__file__).parent}, {CALLS} calls each")
-    print(f"redis-server, per enqueue script call: {redis_side():,.0f} instructions")
+    if REDIS_SIDE:
+        print(f"redis-server, per enqueue script call: {redis_side():,.0f} instructions")
     for variant in VARIANTS:
         print(f"python, per {variant}: {python_run(variant):,.0f} instructions")
 

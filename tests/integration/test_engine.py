@@ -34,6 +34,34 @@ async def test_critical_enqueued_last_is_claimed_first_and_fifo_holds_within_a_l
     assert order == [critical, high, *normal, low]
 
 
+async def test_a_plain_one_job_enqueue_writes_what_a_batch_writes(client):
+    # One job without options takes the short paths (Client._plain, the script's first
+    # branch); a batch of two takes the script's loop, a spec with an option given as its
+    # default the full encoding.
+    conn, eng = client.conn, client.engine()
+    one = await client.enqueue("n", {"a": 1}, priority="high")
+    batch = await client.enqueue_many([{"name": "n", "payload": {"a": 1}, "priority": 1}] * 2)
+    spec = jobfleet.JobSpec(name="n", payload={"a": 1}, priority=1, delay=None)
+    full = await client.enqueue_many([spec])
+    ids = [one, *batch, *full]
+    hashes = [await conn.hgetall(eng.keys.job(i)) for i in ids]
+    for h in hashes:
+        assert set(h) == {"name", "payload", "priority", "enqueued_at", "state", "seq"}
+        assert (h["name"], h["payload"], h["priority"], h["state"]) == (
+            "n",
+            '{"a":1}',
+            "1",
+            "waiting",
+        )
+    assert [int(h["seq"]) for h in hashes] == [1, 2, 3, 4]
+    ready = await conn.zrange(eng.keys.ready, 0, -1, withscores=True)
+    assert [(m, s) for m, s in ready] == [(i, float(2**48 + n)) for n, i in enumerate(ids, 1)]
+    assert (await client.inspect()).waiting == 4
+    assert await conn.hget(eng.keys.stats, "enqueued_total") == "4"
+    assert await conn.llen(eng.keys.wake) == 1  # the doorbell rung, once
+    assert [j.id for j in await claim(eng, 10)] == ids
+
+
 async def test_bulk_enqueue_keeps_fifo_across_chunks(client):
     ids = await client.enqueue_many([{"name": "x", "payload": i} for i in range(1_234)])
     assert len(set(ids)) == 1_234

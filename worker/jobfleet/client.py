@@ -28,7 +28,16 @@ from .errors import (
     QueueBusy,
     WaitTimeout,
 )
-from .job import JobInfo, JobSpec, JobState, Priority, PriorityLike, encode_json
+from .job import (
+    NAME_MAX,
+    JobInfo,
+    JobSpec,
+    JobState,
+    Priority,
+    PriorityLike,
+    encode_json,
+    has_control,
+)
 from .keys import (
     PARTITION_MARK,
     QUEUES,
@@ -63,6 +72,8 @@ QUEUES_CHUNK = 100  # queues whose stats one pipeline of `queues()` reads
 PARTITIONS_TTL = 10.0
 CRON_PARTITION = 0  # the partition a partitioned queue's cron ticks go to (one per tick)
 T = TypeVar("T")
+# The fields of a JobSpec that leave a job plain: every option at its default (Client.encode).
+_PLAIN_FIELDS = frozenset({"name", "payload", "priority"})
 
 
 class DeadLetters:
@@ -316,6 +327,22 @@ class Client:
         `partition_key` places the job in a partitioned queue: jobs with the same key go to the
         same partition and keep their relative order (docs/partitions.md "Placement").
         """
+        if (
+            delay is None
+            and run_at is None
+            and job_id is None
+            and dedup_key is None
+            and dedup_ttl is None
+            and max_attempts is None
+            and backoff is None
+            and timeout is None
+            and rate_key is None
+            and group is None
+            and partition_key is None
+        ):
+            job = self._plain(name, payload, priority)
+            if job is not None:
+                return (await self._enqueue([job], queue))[0]
         spec = _job_spec(
             name=name,
             payload=payload,
@@ -334,6 +361,48 @@ class Client:
             **({} if partition_key is None else {"partition_key": partition_key}),
         )
         return (await self._enqueue([self.encode(spec)], queue))[0]
+
+    def _plain(self, name: object, payload: Any, priority: object) -> EncodedJob | None:
+        """The job of an enqueue that gives only a name, a payload and a priority (most do),
+        checked as JobSpec and `encode` check it but without building a JobSpec: pydantic
+        and its Python validators cost more than the rest of the client's share of a call
+        (bench/RESULTS.md, "One-job enqueue, second pass"). None where the name or the
+        priority is not plainly valid: the full path then raises its specific error."""
+        if type(name) is not str or not 0 < len(name) <= NAME_MAX or has_control(name):
+            return None
+        if type(priority) is Priority:
+            prio = priority
+        elif type(priority) is int or type(priority) is str:
+            try:
+                prio = Priority.parse(priority)
+            except ValueError:
+                return None
+        else:
+            return None
+        return self._plain_job(name, payload, prio)
+
+    def _plain_job(self, name: str, payload: Any, prio: Priority) -> EncodedJob:
+        """A job with every option at its default: a fresh id, due now."""
+        return EncodedJob(
+            id=os.urandom(16).hex(),
+            name=name,
+            payload=self._payload(name, payload),
+            priority=int(prio),
+        )
+
+    def _payload(self, name: str, payload: Any) -> str:
+        """The payload as JSON, within `max_payload_bytes`; PayloadError otherwise."""
+        try:
+            text = encode_json(payload)
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(f"payload of job {name!r} is not JSON-serializable: {exc}") from None
+        size = len(text)  # json.dumps escapes non-ASCII, so characters are bytes
+        if size > self.max_payload_bytes:
+            raise PayloadError(
+                f"payload of job {name!r} is {size} bytes, over the limit of "
+                f"{self.max_payload_bytes} bytes"
+            )
+        return text
 
     async def enqueue_many(
         self, jobs: Iterable[JobSpec | dict[str, Any]], *, queue: str | None = None
@@ -401,18 +470,9 @@ class Client:
             prio = Priority.parse(spec.priority)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        try:
-            payload = encode_json(spec.payload)
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(
-                f"payload of job {spec.name!r} is not JSON-serializable: {exc}"
-            ) from None
-        size = len(payload)  # json.dumps escapes non-ASCII, so characters are bytes
-        if size > self.max_payload_bytes:
-            raise PayloadError(
-                f"payload of job {spec.name!r} is {size} bytes, over the limit of "
-                f"{self.max_payload_bytes} bytes"
-            )
+        if spec.model_fields_set <= _PLAIN_FIELDS:  # no option given (the admin API's most)
+            return self._plain_job(spec.name, spec.payload, prio)
+        payload = self._payload(spec.name, spec.payload)
         if spec.delay is not None and spec.run_at is not None:
             raise ConfigError("give either delay or run_at, not both")
         if spec.dedup_ttl is not None and spec.dedup_key is None:

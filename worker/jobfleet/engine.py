@@ -290,6 +290,11 @@ class Engine:
 
     async def enqueue(self, jobs: Sequence[EncodedJob]) -> list[tuple[str, bool]]:
         """Write jobs (skipping duplicates); returns (id, written) per job, in order."""
+        if len(jobs) == 1:  # most calls: no chunks to cut, no replies to place
+            job = jobs[0]
+            name = "enqueue_grouped" if job.group else "enqueue"
+            reply = await self._run(name, *self._enqueue_args(jobs))
+            return [(reply[1], False)] if reply else [(job.id, True)]
         chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
         if not chunks:
             return []

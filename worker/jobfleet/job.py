@@ -17,6 +17,10 @@ from .settings import GROUP_NAME, GROUP_NAME_RULE
 # characters come out escaped, which the engine's batch records rely on.
 encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Finds a control character in a text (None: there is none); the one check of `_printable`,
+# also made by Client.enqueue's plain path.
+has_control = _CONTROL.search
+NAME_MAX = 200  # characters of a job's name
 
 
 class Priority(enum.IntEnum):
@@ -70,7 +74,7 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     payload: Any = None
     priority: PriorityLike = Priority.NORMAL
     delay: Seconds | None = None
@@ -110,7 +114,7 @@ class JobSpec(BaseModel):
     @classmethod
     def _printable(cls, v: str | None) -> str | None:
         # Control characters delimit the engine's batch records (and never belong in a name).
-        if v is not None and _CONTROL.search(v):
+        if v is not None and has_control(v):
             raise ValueError("must not contain control characters")
         return v
 

@@ -66,13 +66,21 @@ def _error(span: Any, exc: BaseException | None, error_type: str) -> None:
     span.set_status(Status(StatusCode.ERROR, error_type))
 
 
-@contextlib.contextmanager
-def publish(queue: str, jobs: Sequence[EncodedJob]) -> Iterator[None]:
+# What `publish` returns while nothing traces: a generator's context manager costs every
+# enqueue about 2 µs, this one a fraction of that (nullcontext holds no state: reusable).
+_UNTRACED: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+def publish(queue: str, jobs: Sequence[EncodedJob]) -> contextlib.AbstractContextManager[None]:
     """A PRODUCER span `<queue> publish` around an enqueue; its context goes into each job."""
     trace = _trace()
     if trace is None or not jobs:
-        yield
-        return
+        return _UNTRACED
+    return _publish(trace, queue, jobs)
+
+
+@contextlib.contextmanager
+def _publish(trace: Any, queue: str, jobs: Sequence[EncodedJob]) -> Iterator[None]:
     attrs: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.destination.name": queue,

@@ -50,7 +50,14 @@ def pack_args(args: Sequence[Any]) -> list[bytes]:
     out: list[bytes] = []
     small: list[bytes] = []
     for arg in args:
-        if isinstance(arg, bytes):
+        kind = type(arg)  # the exact types first: one comparison for most arguments
+        if kind is str:
+            b = arg.encode()
+        elif kind is bytes:
+            b = arg
+        elif kind is int:
+            b = b"%d" % arg
+        elif isinstance(arg, bytes):
             b = arg
         elif isinstance(arg, str):
             b = arg.encode()
@@ -143,16 +150,16 @@ class Wire:
         and this process a few system calls, not 100 each. A call alone goes at once.
         """
         command = head.command(args)
-        reply = await (self._shared(command) if self._busy else self._alone(command))
+        if self._busy:
+            reply = await self._shared(command)
+        else:  # a call alone goes at once (awaited here: a coroutine less per call)
+            reply = (await self._exchange([command]))[0]
         if isinstance(reply, NoScriptError):
             await self._redis().script_load(head.script.script)  # a restarted or flushed Redis
             reply = (await self._exchange([command]))[0]
         if isinstance(reply, ResponseError):
             raise reply
         return reply
-
-    async def _alone(self, command: list[bytes]) -> Any:
-        return (await self._exchange([command]))[0]
 
     def _shared(self, command: list[bytes]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -264,6 +271,8 @@ class Wire:
                 used[:] = [line]
                 replies = line.send(commands)
             used[:] = [line]
+            if len(replies) == 1:  # one call (most): no comprehension's coroutine to run
+                return [await replies[0]]
             return [await reply for reply in replies]
 
         async def failed(_error: Exception) -> None:
