@@ -353,8 +353,10 @@ async def dispatch(route: Route[Q, B], request: web.Request, client: Client, rol
         client=client,
         request=request,
         role=role,
-        queue=str(getattr(path, "queue", "")),
-        job_id=str(getattr(path, "id", "")),
+        # Not getattr with a default: a model's missing attribute goes through pydantic's
+        # __getattr__ and an AttributeError, on every request of a route without an {id}.
+        queue=path.queue if isinstance(path, QueuePath) else "",
+        job_id=path.id if isinstance(path, JobPath) else "",
         query=query,
         body=body,
     )
