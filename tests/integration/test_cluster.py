@@ -96,6 +96,11 @@ async def test_drain_of_queues_on_every_primary_and_the_cross_queue_views(cluste
             await until(lambda: asyncio.sleep(0, len(done) == len(ids) + 3), what="late jobs")
             assert sorted(done) == sorted(ids + late)  # each exactly once
 
+            async def recorded() -> bool:  # outcomes travel with a worker's later call
+                return all(s.completed == 1201 for s in await client.queues())
+
+            await until(recorded, what="every outcome recorded")
+
             stats = {s.queue: s for s in await client.queues()}
             assert sorted(stats) == names
             assert {s.completed for s in stats.values()} == {1201}

@@ -81,8 +81,8 @@ async def test_three_workers_drain_every_one_of_four_partitions(pclient, workers
     for _ in range(3):
         workers(recording(done), concurrency=4)
 
-    async def drained() -> bool:
-        return len(done) >= 200
+    async def drained() -> bool:  # the outcomes recorded too: they travel with a later call
+        return len(done) >= 200 and (await pclient.inspect()).completed >= 200
 
     await until(drained, what="200 jobs run")
     assert sorted(i for i, _ in done) == sorted(ids)  # each exactly once
