@@ -15,12 +15,11 @@ import cProfile
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import bodies_jobs
 from jf_worker import bench_settings, run_reporting
-from jobfleet import Registry
+from jobfleet import Registry, event_loop
 from jobfleet.settings import QueueSettings
 from jobfleet.worker import Worker
 
@@ -52,21 +51,15 @@ async def bare(body_name: str, concurrency: int, jobs: int) -> dict[str, Any]:
     return {"cpu_us_per_job": round(cpu * 1e6 / jobs, 2), "jobs_per_s": round(jobs / seconds)}
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if os.environ.get("BENCH_LOOP") == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--body", required=True, choices=bodies_jobs.BODIES)
     p.add_argument("--concurrency", type=int, required=True)
     p.add_argument("--bare", type=int, metavar="JOBS", help="run JOBS bodies with no framework")
     args = p.parse_args()
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    # The worker's own choice of loop (jobfleet.event_loop), as `jobfleet worker --event-loop`.
+    factory = event_loop.loop_factory(os.environ.get("BENCH_LOOP", "asyncio"))
+    with asyncio.Runner(loop_factory=factory) as runner:
         if args.bare:
             print("BARE " + json.dumps(runner.run(bare(args.body, args.concurrency, args.bare))))
         elif os.environ.get("BENCH_PROFILE"):

@@ -175,10 +175,16 @@ def worker_command(spec: QueueSpec) -> list[str]:
 
 def settings_json(queue: QueueRef, spec: QueueSpec) -> str:
     settings = worker_settings(queue, spec)
-    # An unpartitioned queue keeps the settings (and so the config hash) it had before the
-    # field existed: an operator upgrade does not roll every fleet. The worker's default is 1.
-    unset = {"queue": {"partitions"}} if settings.queue.partitions == 1 else None
-    return settings.model_dump_json(exclude=unset)
+    # Fields at their default that came after Queues existed (an unpartitioned queue, the
+    # asyncio event loop) are left out: the settings, and so the config hash, stay what they
+    # were before the field existed, and an operator upgrade does not roll every fleet. The
+    # worker reads a missing field as that same default.
+    unset: dict[str, Any] = {}
+    if settings.queue.partitions == 1:
+        unset["queue"] = {"partitions"}
+    if settings.event_loop == WorkerSettings.model_fields["event_loop"].default:
+        unset["event_loop"] = True
+    return settings.model_dump_json(exclude=unset or None)
 
 
 def config_hash(settings: str) -> str:

@@ -51,6 +51,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         *,
         env: dict[str, str] | None = None,
         queue: dict[str, Any] | None = None,
+        args: tuple[str, ...] = (),
         **settings: Any,
     ) -> WorkerProcess:
         queue_settings = {"name": "q", **(queue or {})}
@@ -71,7 +72,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         }
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "jobfleet", "worker"],
+                [sys.executable, "-m", "jobfleet", "worker", *args],
                 cwd=HERE,
                 env=proc_env,
                 stdout=out,

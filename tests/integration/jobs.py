@@ -144,3 +144,26 @@ async def group_probe(job: jobfleet.JobContext) -> None:
     await c.rpush(f"peaks:{group}", now_in_flight)
     await asyncio.sleep(float(job.payload.get("s", 0)))
     await c.decr(f"probe:{group}")
+
+
+@jobfleet.handler("loop-kind")
+async def loop_kind(job: jobfleet.JobContext) -> None:
+    """Record `<pid>:<module of the running loop's class>` ("asyncio.unix_events", "uvloop")
+    in the list `loops`."""
+    kind = type(asyncio.get_running_loop()).__module__
+    await conn().rpush("loops", f"{os.getpid()}:{kind}")
+
+
+@jobfleet.handler("span-state")
+async def span_state(job: jobfleet.JobContext) -> None:
+    """Record in `spans` whether this job runs inside a recording span; with payload
+    "install", then set an OpenTelemetry SDK tracer provider (as an application that sets it
+    up after the worker started would)."""
+    from opentelemetry import trace
+
+    recording = trace.get_current_span().is_recording()
+    await conn().rpush("spans", f"{job.id}:{int(recording)}")
+    if job.payload == "install":
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())

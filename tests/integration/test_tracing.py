@@ -110,3 +110,20 @@ async def test_enqueue_and_attempts_are_linked_spans(
         first.context.span_id,
         second.context.span_id,
     }
+
+
+async def test_a_provider_set_after_the_worker_started_traces_the_jobs_claimed_after(
+    client: jobfleet.Client, redis_url: str, spawn_worker
+) -> None:
+    """The worker looks for a provider once per claim (tracing.Consumer.active): in a real
+    worker process with none set, a first job runs untraced and sets one (as an application
+    setting up OpenTelemetry late would); a job enqueued after it is traced."""
+    worker = spawn_worker(redis_url, queue={"concurrency": 4})
+    first = await client.enqueue("span-state", "install")
+    await client.wait(first, timeout=60)
+    later = await client.enqueue_many([{"name": "span-state", "payload": i} for i in range(3)])
+    for job_id in later:
+        await client.wait(job_id, timeout=60)
+    states = dict(str(r).split(":") for r in await client.conn.lrange("spans", 0, -1))
+    assert states == {first: "0", **{job_id: "1" for job_id in later}}, worker.output()
+    assert worker.terminate() == 0

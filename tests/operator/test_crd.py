@@ -137,3 +137,11 @@ def test_a_queue_wide_rate_limit_covers_every_partition() -> None:
     rules = schema()["properties"]["spec"]["x-kubernetes-validations"]
     [rule] = [r for r in rules if "partitions" in r["rule"]]
     assert rule["rule"] == "!has(self.rateLimit) || self.rateLimit.max >= self.partitions"
+
+
+def test_event_loop_is_an_enum_defaulting_to_asyncio() -> None:
+    field = schema()["properties"]["spec"]["properties"]["worker"]["properties"]["eventLoop"]
+    assert field["type"] == "string"
+    assert field["enum"] == ["asyncio", "uvloop"]
+    assert field["default"] == "asyncio"
+    assert "uvloop" in field["description"]

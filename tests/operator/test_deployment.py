@@ -503,3 +503,48 @@ def test_a_partitioned_rate_limit_reaches_the_worker_whole() -> None:
     body = {**IN_PROCESS, "partitions": 4, "rateLimit": limit}
     q = WorkerSettings.model_validate_json(settings_json(Q, QueueSpec.model_validate(body))).queue
     assert (q.partitions, q.rate_limit and q.rate_limit.max) == (4, 8)
+
+
+# ---- the event loop ---------------------------------------------------------------------------
+
+
+def with_loop(loop: str | None) -> dict[str, Any]:
+    worker = dict(IN_PROCESS["worker"])
+    if loop is not None:
+        worker["eventLoop"] = loop
+    return {**IN_PROCESS, "worker": worker}
+
+
+def test_event_loop_uvloop_reaches_every_worker_process() -> None:
+    body = with_loop("uvloop")
+    text = settings_json(Q, QueueSpec.model_validate(body))
+    assert json.loads(text)["event_loop"] == "uvloop"
+    # the settings every process reads (a --processes child gets them from its supervisor)
+    assert WorkerSettings.model_validate_json(text).event_loop == "uvloop"
+    d = deploy(body)
+    cm = render_configmap(Q, QueueSpec.model_validate(body))["data"]["settings.json"]
+    assert json.loads(cm)["event_loop"] == "uvloop"
+    assert container(d)["command"] == container(deploy(with_loop(None)))["command"]
+
+
+def test_the_default_event_loop_keeps_the_settings_and_hash_a_queue_had() -> None:
+    """asyncio (the default) is left out of the settings JSON: an operator upgrade rolls no
+    fleet that does not set the field."""
+
+    def rendered(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        cm = render_configmap(Q, QueueSpec.model_validate(body))["data"]["settings.json"]
+        annotations = deploy(body)["spec"]["template"]["metadata"]["annotations"]
+        return json.loads(cm), annotations[CONFIG_HASH_ANNOTATION]
+
+    unset, unset_hash = rendered(with_loop(None))
+    default, default_hash = rendered(with_loop("asyncio"))
+    uv, uv_hash = rendered(with_loop("uvloop"))
+    assert "event_loop" not in unset and unset == default and unset_hash == default_hash
+    assert uv_hash != unset_hash  # asking for uvloop rolls the fleet onto it
+    assert {k: v for k, v in uv.items() if k != "event_loop"} == unset
+    assert WorkerSettings.model_validate(unset).event_loop == "asyncio"
+
+
+def test_event_loop_is_one_of_two() -> None:
+    with pytest.raises(ValidationError, match=r"worker.eventLoop(.|\n)*'asyncio' or 'uvloop'"):
+        QueueSpec.model_validate(with_loop("trio"))

@@ -99,7 +99,7 @@ SCHEDULE = record(
     PROPS["schedules"]["items"], cron=st.sampled_from(CRONS), timezone=st.sampled_from(ZONES)
 )
 WORKER = record(
-    {"properties": {"batchSize": PROPS["worker"]["properties"]["batchSize"]}},
+    {"properties": {k: PROPS["worker"]["properties"][k] for k in ("batchSize", "eventLoop")}},
 ).map(lambda w: {"image": "acme/jobs:1", "handlers": ["acme.jobs"], **w})
 QUEUES = st.builds(
     lambda queue, worker: {"redis": {"url": "redis://redis:6379/0"}, "worker": worker, **queue},
@@ -136,6 +136,7 @@ def test_every_valid_queue_renders_settings_that_validate_and_round_trip(
     queue = rendered.queue
     assert queue.name == spec.queue(Q.name)
     assert rendered.batch_size == spec.worker.batch_size
+    assert rendered.event_loop == spec.worker.event_loop
     assert (queue.concurrency, queue.isolation) == (spec.concurrency, spec.isolation)
     assert (queue.job_timeout, queue.lease) == (spec.job_timeout_seconds, spec.lease_seconds)
     assert (queue.poison_after, queue.max_payload_bytes) == (

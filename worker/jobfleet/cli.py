@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from redis.exceptions import RedisError
 
-from . import joblog
+from . import event_loop, joblog
 from .bounds import MIB, PayloadBytes, Processes, check
 from .client import CLEARABLE, Client
 from .errors import JobfleetError
@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--partitions",
         type=int,
         help="partitions of the queue, each its own Redis Cluster slot (docs/partitions.md)",
+    )
+    w.add_argument(
+        "--event-loop",
+        choices=event_loop.EVENT_LOOPS,
+        help="the event loop of the worker and of each of its --processes: asyncio (default) or "
+        "uvloop (needs jobfleet[uvloop]; lighter for I/O-bound handlers at low concurrency)",
     )
     # A supervised child (jobfleet.supervisor): its settings come on stdin.
     w.add_argument(CHILD_FLAG, type=int, dest="supervised_by", help=argparse.SUPPRESS)
@@ -260,7 +266,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_format or os.environ.get("JOBFLEET_LOG_FORMAT") or "text",
     )
     commands: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
-        "worker": _worker,
         "enqueue": _enqueue,
         "stats": _stats,
         "job": _job,
@@ -272,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resume": _pause,
     }
     try:
+        if args.command == "worker":
+            # The settings choose the event loop, so they are read before any loop exists.
+            settings = _worker_input(args)
+            return event_loop.run(lambda: _worker(args, settings), settings.event_loop)
         return asyncio.run(commands[args.command](args))
     except UsageError as exc:
         _error(exc, secrets)
@@ -287,15 +296,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-async def _worker(args: argparse.Namespace) -> int:
+def _worker_input(args: argparse.Namespace) -> WorkerSettings:
+    """A supervised child's settings from stdin (its parent's, event loop included); else the
+    file, environment and flags."""
+    if args.supervised_by is not None:
+        watch_parent(args.supervised_by)
+        return WorkerSettings.model_validate_json(sys.stdin.read())
+    return _worker_settings(args)
+
+
+async def _worker(args: argparse.Namespace, settings: WorkerSettings) -> int:
     from .sidecar import SidecarHandlers
     from .worker import HandlerSource, run_worker
 
-    if args.supervised_by is not None:
-        watch_parent(args.supervised_by)
-        settings = WorkerSettings.model_validate_json(sys.stdin.read())
-    else:
-        settings = _worker_settings(args)
     joblog.use_format(settings.log_format)  # the settings file may choose it too
     if settings.mode != "sidecar" and not settings.handlers:
         raise UsageError("no handler modules: pass --handlers pkg.module (or JOBFLEET_HANDLERS)")
@@ -346,6 +359,8 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
         overrides["log_jobs"] = args.log_jobs
     if args.processes is not None:
         overrides["processes"] = args.processes
+    if args.event_loop:
+        overrides["event_loop"] = args.event_loop
     queue: dict[str, Any] = {}
     if args.queue:
         queue["name"] = args.queue

@@ -54,6 +54,8 @@ BreakerScope = Literal["queue", "handler"]
 Isolation = Literal["thread", "process"]
 WorkerMode = Literal["inProcess", "sidecar"]
 LogFormat = Literal["text", "json"]
+# asyncio's own loop, or uvloop (the `jobfleet[uvloop]` extra; jobfleet.event_loop runs it).
+EventLoop = Literal["asyncio", "uvloop"]
 # Which job outcomes get a log line: every one, all but completions (the default: a line per
 # completed job costs more CPU than a no-op job, bench/RESULTS.md), or none.
 LogJobs = Literal["all", "failures", "none"]
@@ -327,6 +329,12 @@ class WorkerSettings(BaseModel):
         description="Worker processes of this pod under one supervisor that owns the HTTP "
         "port (1: this process is the worker, as without the option).",
     )
+    event_loop: EventLoop = Field(
+        default="asyncio",
+        description="The event loop the worker (each process of it) runs on: asyncio's own, "
+        "or uvloop (needs the jobfleet[uvloop] extra), lighter per job for I/O-bound handlers "
+        "at low concurrency (bench/RESULTS.md).",
+    )
     allow_volatile_eviction: bool = Field(
         default=False,
         description="Run on a Redis whose maxmemory-policy is volatile-*, accepting that it "
@@ -375,6 +383,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         "GRACE_PERIOD": ("grace_period", float),
         "BATCH_SIZE": ("batch_size", int),
         "PROCESSES": ("processes", int),
+        "EVENT_LOOP": ("event_loop", str),
         "ALLOW_VOLATILE_EVICTION": ("allow_volatile_eviction", boolean),
         "LOG_FORMAT": ("log_format", str),
         "LOG_PAYLOAD": ("log_payload", boolean),

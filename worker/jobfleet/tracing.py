@@ -8,6 +8,11 @@ attempt's span links to that producer context, the job's one fixed point: a retr
 found beside the earlier attempts' through the shared link and `messaging.message.id`
 (linking attempt to attempt would need each failure to write its span's context back).
 Names and attributes follow OpenTelemetry's messaging semantic conventions.
+
+When a worker looks: once per claim, not per job (`Consumer.active`). A provider set after the
+worker started (by a handler module at import, or later by the application) traces the jobs
+of every claim from then on; once seen, it is never asked for again, since OpenTelemetry sets
+the global provider once per process and never unsets it.
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ class Consumer:
         self.queue = queue
         self.worker_id = worker_id
         self._spans: dict[str, Any] = {}
+        self._on = False  # a provider was seen: true for the rest of the process
 
     @staticmethod
     def build(queue: str, worker_id: str) -> Consumer | None:
@@ -131,8 +137,15 @@ class Consumer:
         return Consumer(queue, worker_id) if AVAILABLE else None
 
     def active(self) -> bool:
-        """Whether spans would be recorded now (a provider set later counts from then)."""
-        return _trace() is not None
+        """Whether spans would be recorded now (a provider set later counts from then).
+
+        The worker asks once per claim: asking OpenTelemetry costs a few µs once it is
+        imported (redis-py imports it when installed), too much for every job. True is
+        remembered: the global provider, once set, stays.
+        """
+        if not self._on:
+            self._on = _trace() is not None
+        return self._on
 
     def start(self, job: ClaimedJob) -> None:
         trace = _trace()

@@ -213,6 +213,7 @@ class Worker:
         self._m_claim = metrics.CLAIM_SECONDS.labels(self.queue.name)
         self._failed_types: dict[str, str] = {}  # job id -> error type, until _finished
         self._tracing = tracing.Consumer.build(self.queue.name, self.id)
+        self._traced = False  # whether the jobs of the last claim get spans (`_absorb`)
         registered = getattr(self.handlers, "failure_hooks", [])
         self.hooks = Hooks([*registered, *([Hook(on_failure)] if on_failure else [])])
         self._redis_state = status.RedisState()
@@ -433,6 +434,8 @@ class Worker:
             self._set_redis(True)
         self._last_claim = time.time()
         self.counters.claims += 1
+        if self._tracing is not None and result.jobs:
+            self._traced = self._tracing.active()  # once per claim (tracing.py says why)
         if result.draining != self._draining:
             self._draining = result.draining
             log.info(
@@ -868,7 +871,8 @@ class Worker:
             for job in jobs
         ]
         arg: Any = ctxs if handler.batch_size else ctxs[0]
-        if self._tracing is not None and self._tracing.active():
+        if self._traced:
+            assert self._tracing is not None
             for job in jobs:
                 self._tracing.start(job)
             with self._tracing.current(jobs[0].id if len(jobs) == 1 else ""):
