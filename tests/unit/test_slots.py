@@ -63,3 +63,18 @@ async def test_wait_times_out_without_a_change():
     await asyncio.wait_for(slots.wait(0.01), 1)
     slots.forget("nothing")  # leaves no wake-up behind
     await asyncio.wait_for(slots.wait(0.01), 1)
+
+
+def test_while_jobs_run_a_claim_takes_every_free_slot_and_half_when_none_runs():
+    slots = Slots(concurrency=10, per_claim=5, most=10)
+    assert slots.to_claim(has_acks=False) == 5  # none running: half, the next claim travels
+    for i in range(10):
+        slots.occupy(running(f"j{i}"))
+    for i in range(8):
+        slots.free_slot(f"j{i}")
+    assert (slots.free, slots.to_claim(has_acks=True)) == (8, 8)  # one claim, not 5 + 3
+    slots.free_slot("j8")
+    slots.free_slot("j9")
+    assert slots.to_claim(has_acks=True) == 5
+    slots.reserve_for_waker()  # the waker still holds at most half
+    assert slots.reserved == 5

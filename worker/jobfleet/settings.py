@@ -321,7 +321,8 @@ class WorkerSettings(BaseModel):
         default=2.0, description="Seconds before the grace ends to release unfinished jobs."
     )
     batch_size: Annotated[int, between(1, 1000)] = Field(
-        default=50, description="Max jobs claimed per call (and at most half the concurrency)."
+        default=50,
+        description="Max jobs claimed per call (at most half the concurrency while no job runs).",
     )
     sync_threads: Annotated[int, between(1, 1024)] = 32
     processes: Processes = Field(

@@ -26,9 +26,10 @@ class Slots:
     (`return_reserved`), so a slot is never counted twice nor claimed for twice at once.
     """
 
-    def __init__(self, concurrency: int, per_claim: int) -> None:
+    def __init__(self, concurrency: int, per_claim: int, most: int | None = None) -> None:
         self.concurrency = concurrency
-        self.per_claim = per_claim  # the most one claim asks for
+        self.per_claim = per_claim  # the most one claim asks for while no job runs
+        self.most = per_claim if most is None else most  # ... and while some job runs
         self.running: dict[str, Running] = {}
         self.reserved = 0  # free slots the waker's pending claim may fill
         self.stopping = False  # a stop began: nothing more is lent, the waker ends
@@ -44,7 +45,11 @@ class Slots:
 
     def to_claim(self, *, has_acks: bool) -> int:
         """How many jobs the main loop's claim asks for now (0: claim only to send acks)."""
-        want = 0 if self.stopping else min(self.free, self.per_claim)
+        # While jobs run, they keep the handlers busy as this claim travels: ask for every
+        # free slot (up to `most`), one claim where half-sized ones took two. With none
+        # running, `per_claim` (half), so the next claim travels while those run.
+        cap = self.most if self.running else self.per_claim
+        want = 0 if self.stopping else min(self.free, cap)
         if self._line_empty:  # the waker just found it so: no need to look again yet
             self._line_empty = False
             return 0

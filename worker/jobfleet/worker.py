@@ -147,10 +147,12 @@ class Worker:
                 partitions=count,
             ),
         )
-        # At most half the slots per claim: the next claim then travels to Redis while the
-        # jobs of the last one run, instead of Redis and the handlers taking turns.
+        # At most half the slots per claim when no job runs: the next claim then travels to
+        # Redis while the jobs of the last one run, instead of Redis and the handlers taking
+        # turns. While jobs run, every free slot (bench/RESULTS.md "Claim sizing").
         per_claim = min(settings.batch_size, max(1, (self.queue.concurrency + 1) // 2))
-        self.slots = Slots(self.queue.concurrency, per_claim)
+        most = min(settings.batch_size, self.queue.concurrency)
+        self.slots = Slots(self.queue.concurrency, per_claim, most)
         self.outbox = Outbox()
         self.batches = Batches(self.slots, self._execute_batch)
         self.counters = WorkerCounters()
