@@ -59,6 +59,12 @@ async def test_the_children_of_processes_inherit_the_event_loop(
     worker = spawn_worker(
         redis_url, processes=2, queue={"concurrency": 5}, env={"JOBFLEET_EVENT_LOOP": "uvloop"}
     )
+
+    async def both_started() -> bool:
+        # A child still importing when SIGTERM comes dies of it (and the pod exits 1).
+        return worker.output().count("on queue 'q' at") == 2
+
+    await until(both_started, what="both children started")
     ran = await drain(client, worker)
     assert {kind for _, kind in ran} == {"uvloop"}
     assert worker.pid not in {pid for pid, _ in ran}  # the supervisor runs no jobs
