@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,14 +21,11 @@ from typing import Self
 
 import redis
 
+# The tests' redis-server helpers, as bench/admin.py and bench/groups.py use them.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from redis_server import REDIS_SERVER, free_port
+
 SLOTS = 16384
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def slot_runs(owner: Callable[[int], int], shards: int) -> list[list[tuple[int, int]]]:

@@ -22,17 +22,19 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from jobfleet.process_pool import pid_alive
 from kubernetes import client, config
 
+from .operator_pod import install_crd, run_operator
 from .support import (
     E2E,
     MODE,
-    NAMESPACE_LABEL,
     REPO,
     RUN,
     Kube,
     RedisServer,
     Tools,
+    create_namespace,
     namespace_gone,
     pod_log,
     redis_ping,
@@ -97,7 +99,7 @@ def harness(cluster: Path) -> Iterator[int | None]:
         yield None
         return
     pidfile = RUN / "harness.pid"
-    if pidfile.exists() and _alive(int(pidfile.read_text())):
+    if pidfile.exists() and pid_alive(int(pidfile.read_text())):
         yield int(pidfile.read_text())  # someone (a developer's shell) already runs one
         return
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
@@ -129,14 +131,6 @@ def harness(cluster: Path) -> Iterator[int | None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -183,18 +177,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def namespace(kube: Kube, harness: int | None, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace labelled for the harness; deleted (and drained) after the test."""
     name = f"e2e-{_slug(request.node.name)}-{uuid.uuid4().hex[:5]}"
-    kube.core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={NAMESPACE_LABEL: "true"})
-        )
-    )
+    create_namespace(kube, name)
     try:
         yield name
     finally:
         if any(r.failed for r in request.node.stash.get(_PHASES, {}).values()):
             # Shown under "Captured stdout teardown" in the failure report.
             print(_describe_namespace(kube, name))
-        if harness is not None and not _alive(harness):
+        if harness is not None and not pid_alive(harness):
             pytest.fail(f"the harness died during the test; see {RUN / 'logs' / 'harness.log'}")
         if os.environ.get("E2E_KEEP_NAMESPACES") != "1":
             kube.core.delete_namespace(name)
@@ -208,6 +198,18 @@ def namespace(kube: Kube, harness: int | None, request: pytest.FixtureRequest) -
                 )
             except AssertionError as e:
                 print(f"warning: {e}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def queue_crd(kube: Kube, tools: Tools) -> None:
+    """The Queue CRD (the generated file), installed once for the session."""
+    install_crd(tools)
+
+
+@pytest.fixture
+def operator(kube: Kube, tools: Tools, namespace: str, queue_crd: None) -> Iterator[str]:
+    """The operator, running in the test's namespace and watching it (e2e/operator_pod.py)."""
+    yield from run_operator(kube, tools, namespace)
 
 
 def _describe_namespace(kube: Kube, namespace: str) -> str:

@@ -49,6 +49,15 @@ def redis_ping(port: int) -> bool:
         return False
 
 
+def create_namespace(kube: Kube, name: str) -> None:
+    """A namespace labelled for the harness (it runs the processes of its pods)."""
+    kube.core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={NAMESPACE_LABEL: "true"})
+        )
+    )
+
+
 def namespace_gone(core: client.CoreV1Api, namespace: str) -> bool:
     """Whether the namespace is deleted (404), not merely terminating."""
     try:

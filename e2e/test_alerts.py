@@ -37,10 +37,10 @@ from kubernetes import client
 from . import kube_state, monitoring
 from .monitoring import Daemon, Receivers
 from .support import (
-    NAMESPACE_LABEL,
     RUN,
     Kube,
     Tools,
+    create_namespace,
     namespace_gone,
     redis_ping,
     tool_paths,
@@ -160,9 +160,7 @@ def stack(kube: Kube, tools: Tools) -> Iterator[Stack]:
     if not (prom_exe.is_file() and am_exe.is_file()):
         pytest.fail("prometheus/alertmanager not built: run `bash e2e/tools/build.sh`")
     ns = f"e2e-alerts-{uuid.uuid4().hex[:5]}"
-    kube.core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={NAMESPACE_LABEL: "true"}))
-    )
+    create_namespace(kube, ns)
     workdir = Path(tempfile.mkdtemp(prefix="e2e-alerts-", dir=RUN))
     redis_port = monitoring.free_port()
     redis = _redis(redis_port, workdir)

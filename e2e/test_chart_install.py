@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from .support import NAMESPACE_LABEL, REPO, Kube, RedisServer, Tools, wait_for
+from .support import REPO, Kube, RedisServer, Tools, create_namespace, wait_for
 from .test_operator import apply, condition, get_queue, replicas, scale_events, stats
 
 CHART = REPO / "helm" / "jobfleet"
@@ -263,11 +263,7 @@ def test_every_workload_of_the_chart_meets_the_restricted_pod_security_standard(
 def second_namespace(kube: Kube) -> Iterator[str]:
     """Another namespace whose pods the harness runs (the operator will serve it too)."""
     name = f"e2e-chart-team-{uuid.uuid4().hex[:5]}"
-    kube.core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={NAMESPACE_LABEL: "true"})
-        )
-    )
+    create_namespace(kube, name)
     try:
         yield name
     finally:

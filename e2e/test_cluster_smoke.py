@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobfleet.process_pool import pid_alive
 from kubernetes import client
 
 from .support import MODE, RUN, Kube, Tools, versions, wait_for
@@ -125,14 +126,6 @@ def _ready(pod: client.V1Pod) -> bool:
     return pod.status.phase == "Running" and conds.get("Ready") == "True"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _deploy_and_wait(
     kube: Kube, namespace: str, name: str, replicas: int, markers: Path
 ) -> list[client.V1Pod]:
@@ -191,7 +184,7 @@ def test_deployment_pods_run_as_processes(kube: Kube, namespace: str) -> None:
         started = json.loads(
             wait_for(f"{name} start marker", lambda n=name: _read(markers / f"{n}.started"))
         )
-        assert _alive(started["pid"]), "the pod's process is running"
+        assert pid_alive(started["pid"]), "the pod's process is running"
         env = started["env"]
         assert env["POD_NAME"] == name
         assert env["POD_NAMESPACE"] == namespace
@@ -238,7 +231,7 @@ def test_deleting_a_deployment_collects_its_children_and_sigterms_them(
     if kube.harness:
         for name, pid in pids.items():
             assert (markers / f"{name}.sigterm").read_text() == str(pid), f"{name} got SIGTERM"
-            assert not _alive(pid)
+            assert not pid_alive(pid)
 
 
 def test_pod_is_ready_only_when_its_probe_passes(kube: Kube, namespace: str) -> None:

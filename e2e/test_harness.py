@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from jobfleet.process_pool import pid_alive
 from kubernetes import client
 
 from .support import RUN, Kube, Tools, pod_log, wait_for
@@ -190,7 +191,7 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
     wait_for("SIGTERM to arrive", lambda: _read(markers / "term"))
     # ...and goes once the process is gone, killed since it ignored SIGTERM.
     wait_for("the pod to go away", lambda: not kube.core.list_namespaced_pod(namespace).items)
-    assert not _alive(pid)
+    assert not pid_alive(pid)
 
 
 def _read(path: Path) -> str | None:
@@ -198,14 +199,6 @@ def _read(path: Path) -> str | None:
         return path.read_text() or None
     except FileNotFoundError:
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def test_configmap_volume_paths_reach_the_process(kube: Kube, namespace: str, tools: Tools) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,116 +17,13 @@ from jobfleet_operator import rbac
 from jobfleet_operator.deployment import CONFIG_HASH_ANNOTATION
 from kubernetes import client
 
-from .support import NAMESPACE_LABEL, REPO, Kube, RedisServer, Tools, pod_log, wait_for
+from .operator_pod import kill_operator, ready_pods, run_operator
+from .support import Kube, RedisServer, Tools, create_namespace, pod_log, wait_for
 
 GROUP, VERSION, PLURAL = "jobfleet.dev", "v1alpha1", "queues"
-CRD = REPO / "crds" / "jobfleet.dev_queues.yaml"
-# The tags e2e/cluster.sh builds and loads on kind; on kwok the harness maps them to the
-# checkout's console scripts.
-OPERATOR_IMAGE = "jobfleet-operator:e2e"
+# The tag e2e/cluster.sh builds and loads on kind; on kwok the harness maps it to the
+# checkout's console script.
 WORKER_IMAGE = "jobfleet-worker:e2e"
-
-
-# ---- fixtures ----------------------------------------------------------------------------------
-
-
-def install_crd(tools: Tools) -> None:
-    """The Queue CRD (the generated file, as the chart ships it)."""
-    tools.kubectl_run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    tools.kubectl_run(
-        "wait", "--for=condition=Established", "crd/queues.jobfleet.dev", "--timeout=60s"
-    )
-
-
-@pytest.fixture(scope="session")
-def queue_crd(kube: Kube, tools: Tools) -> None:
-    install_crd(tools)
-
-
-def _operator_objects(namespace: str, watched: str | None = None) -> list[dict[str, Any]]:
-    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "jobfleet-operator"}}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "jobfleet-operator"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "jobfleet-operator"}},
-            "template": {
-                "metadata": {"labels": {"app": "jobfleet-operator"}},
-                "spec": {
-                    "serviceAccountName": "jobfleet-operator",
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [
-                        {
-                            "name": "operator",
-                            "image": OPERATOR_IMAGE,
-                            "args": ["--verbose"],
-                            "env": [
-                                {"name": "JOBFLEET_NAMESPACES", "value": watched or namespace},
-                                {
-                                    "name": "POD_NAMESPACE",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                },
-                                {
-                                    "name": "POD_NAME",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                },
-                            ],
-                            "ports": [{"name": "http", "containerPort": 8081}],
-                            # Liveness only once the port is open: on a loaded machine the
-                            # imports alone (kopf, kubernetes) outlast three 1 s probes.
-                            "startupProbe": {
-                                "httpGet": {"path": "/healthz", "port": "http"},
-                                "periodSeconds": 1,
-                                "failureThreshold": 120,
-                            },
-                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
-                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
-    return [sa, *rbac.manifests(namespace), deployment]
-
-
-def run_operator(
-    kube: Kube, tools: Tools, namespace: str, watched: str | None = None
-) -> Iterator[str]:
-    """Deploy the operator in `namespace` with the documented RBAC rules; print its log after.
-
-    `watched`: a comma list of namespaces to watch instead of its own.
-    """
-    manifest = "\n---\n".join(json.dumps(o) for o in _operator_objects(namespace, watched))
-    tools.kubectl_run("-n", namespace, "apply", "-f", "-", input=manifest)
-    wait_for(
-        "the operator pod to be ready",
-        lambda: _ready_pods(kube, namespace, "jobfleet-operator"),
-        180,
-    )
-    yield namespace
-    pods = kube.core.list_namespaced_pod(namespace, label_selector="app=jobfleet-operator")
-    for pod in pods.items:
-        log = pod_log(kube, namespace, pod.metadata.name)[-6000:]
-        print(f"---- operator log {pod.metadata.name}\n{log}")
-
-
-@pytest.fixture
-def operator(kube: Kube, tools: Tools, namespace: str, queue_crd: None) -> Iterator[str]:
-    """The operator, running in the test's namespace and watching it."""
-    yield from run_operator(kube, tools, namespace)
-
-
-def _ready_pods(kube: Kube, namespace: str, app: str) -> list[client.V1Pod]:
-    pods = kube.core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
-    return [
-        p
-        for p in pods
-        if p.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
-    ]
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -244,6 +140,45 @@ def enqueue(redis_url: str, queue: str, n: int, seconds: float) -> None:
                 )
 
     asyncio.run(go())
+
+
+def check_reachable_and_scaling(
+    kube: Kube,
+    tools: Tools,
+    namespace: str,
+    name: str,
+    server: RedisServer,
+    *,
+    redis: dict[str, Any],
+    settings_url: str,
+    enqueue_url: str,
+    via: str,
+) -> None:
+    """A Queue whose Redis is the `redis` spec: RedisReachable, its workers' settings name
+    `settings_url`, one worker at first, then 300 jobs enqueued at `enqueue_url` grow the
+    fleet to 3 and the workers (reaching Redis `via` the route under test) run them."""
+    autoscaling = {"minReplicas": 1, "maxReplicas": 3, "targetBacklogPerReplica": 10}
+    body = queue_body(name, server, redis=redis, concurrency=5, autoscaling=autoscaling)
+    apply(tools, namespace, body)
+
+    def reachable() -> bool:
+        c = condition(get_queue(kube, namespace, name), "RedisReachable")
+        return c is not None and c["status"] == "True"
+
+    wait_for(f"RedisReachable {via}", reachable, 90)
+    settings = json.loads(
+        kube.core.read_namespaced_config_map(f"{name}-jobfleet", namespace).data["settings.json"]
+    )
+    assert settings["redis_url"] == settings_url
+    wait_for("the first worker", lambda: replicas(kube, namespace, name) == 1, 60)
+
+    enqueue(enqueue_url, name, 300, seconds=0.5)
+    wait_for("the fleet to grow on the backlog", lambda: replicas(kube, namespace, name) == 3, 90)
+
+    def draining() -> bool:
+        return get_queue(kube, namespace, name).get("status", {}).get("throughput", 0) > 0
+
+    wait_for(f"workers {via} to run jobs", draining, 90)
 
 
 def stats(redis_url: str, queue: str) -> Any:
@@ -466,16 +401,11 @@ def test_operator_restart_keeps_objects_and_replicas(
     assert first is not None
 
     # Kill the operator mid-way; its Deployment starts a new one.
-    old = {
-        p.metadata.name
-        for p in kube.core.list_namespaced_pod(ns, label_selector="app=jobfleet-operator").items
-    }
-    for name in old:
-        kube.core.delete_namespaced_pod(name, ns)
+    old = kill_operator(kube, ns)
     wait_for(
         "a new operator pod",
         lambda: [
-            p for p in _ready_pods(kube, ns, "jobfleet-operator") if p.metadata.name not in old
+            p for p in ready_pods(kube, ns, "jobfleet-operator") if p.metadata.name not in old
         ],
         180,
     )
@@ -663,7 +593,7 @@ def test_two_operator_replicas_never_act_at_once(
     kube.apps.patch_namespaced_deployment_scale("jobfleet-operator", ns, {"spec": {"replicas": 2}})
 
     def two_ready() -> list[client.V1Pod] | None:
-        pods = _ready_pods(kube, ns, "jobfleet-operator")
+        pods = ready_pods(kube, ns, "jobfleet-operator")
         return pods if len(pods) == 2 else None
 
     pods = wait_for("two operator replicas", two_ready, 180)
@@ -845,11 +775,7 @@ def test_one_operator_watches_a_list_of_namespaces(
 ) -> None:
     """The operator lives in one namespace and manages Queues in another, with a Role there."""
     other = f"{namespace[:50]}-b"
-    kube.core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=other, labels={NAMESPACE_LABEL: "true"})
-        )
-    )
+    create_namespace(kube, other)
     try:
         roles = rbac.manifests(other, operator_namespace=namespace)
         tools.kubectl_run("apply", "-f", "-", input="\n---\n".join(json.dumps(r) for r in roles))

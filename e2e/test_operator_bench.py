@@ -12,7 +12,6 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,10 +20,8 @@ from .test_operator import (
     apply,
     enqueue,
     get_queue,
-    install_crd,
     queue_body,
     replicas,
-    run_operator,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -33,12 +30,6 @@ pytestmark = pytest.mark.skipif(
 RUNS = 5
 SPIKE = 200  # jobs; target 10 per replica wants 20 > maxReplicas
 RESULTS = REPO / "bench" / "RESULTS.md"
-
-
-@pytest.fixture
-def operator(kube: Kube, tools: Tools, namespace: str) -> Iterator[str]:
-    install_crd(tools)
-    yield from run_operator(kube, tools, namespace)
 
 
 def test_scale_reaction_time(kube: Kube, tools: Tools, operator: str, redis: RedisServer) -> None:

@@ -18,20 +18,13 @@ import pytest
 from .support import MODE, REPO, Kube, RedisServer, Tools, wait_for
 from .test_operator import (
     apply,
+    check_reachable_and_scaling,
     condition,
     enqueue,
     get_queue,
-    install_crd,
     queue_body,
     replicas,
-    run_operator,
 )
-
-
-@pytest.fixture
-def operator(kube: Kube, tools: Tools, namespace: str) -> Iterator[str]:
-    install_crd(tools)
-    yield from run_operator(kube, tools, namespace)
 
 
 @pytest.fixture
@@ -49,38 +42,18 @@ def redis_cluster() -> Iterator[Any]:
 def test_cluster_queue_is_reachable_and_scales_on_a_backlog(
     kube: Kube, tools: Tools, operator: str, redis: RedisServer, redis_cluster: Any
 ) -> None:
-    ns = operator
     nodes = [f"127.0.0.1:{n.port}" for n in redis_cluster.nodes]
-    apply(
+    check_reachable_and_scaling(
+        kube,
         tools,
-        ns,
-        queue_body(
-            "sharded",
-            redis,
-            redis={"url": None, "cluster": {"nodes": nodes}},
-            concurrency=5,
-            autoscaling={"minReplicas": 1, "maxReplicas": 3, "targetBacklogPerReplica": 10},
-        ),
+        operator,
+        "sharded",
+        redis,
+        redis={"url": None, "cluster": {"nodes": nodes}},
+        settings_url=f"redis+cluster://{','.join(nodes)}/",
+        enqueue_url=redis_cluster.url,
+        via="on the cluster",
     )
-
-    def reachable() -> bool:
-        c = condition(get_queue(kube, ns, "sharded"), "RedisReachable")
-        return c is not None and c["status"] == "True"
-
-    wait_for("RedisReachable on the cluster", reachable, 90)
-    settings = json.loads(
-        kube.core.read_namespaced_config_map("sharded-jobfleet", ns).data["settings.json"]
-    )
-    assert settings["redis_url"] == f"redis+cluster://{','.join(nodes)}/"
-    wait_for("the first worker", lambda: replicas(kube, ns, "sharded") == 1, 60)
-
-    enqueue(redis_cluster.url, "sharded", 300, seconds=0.5)
-    wait_for("the fleet to grow on the backlog", lambda: replicas(kube, ns, "sharded") == 3, 90)
-
-    def draining() -> bool:
-        return get_queue(kube, ns, "sharded").get("status", {}).get("throughput", 0) > 0
-
-    wait_for("workers on the cluster to run jobs", draining, 90)
 
 
 def test_partitioned_queue_scales_on_its_logical_backlog(
@@ -138,10 +111,9 @@ def test_partitioned_queue_scales_on_its_logical_backlog(
 
 
 def test_partitions_cannot_change_after_creation(
-    tools: Tools, namespace: str, redis: RedisServer
+    tools: Tools, namespace: str, queue_crd: None, redis: RedisServer
 ) -> None:
     """K is fixed by a CEL transition rule: the API server itself refuses a change."""
-    install_crd(tools)
     apply(tools, namespace, queue_body("ledger", redis))
     # Unset is K = 1 (the schema's default): spelling it out is no change.
     apply(tools, namespace, queue_body("ledger", redis, partitions=1))

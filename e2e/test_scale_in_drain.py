@@ -7,7 +7,6 @@ would give the job back at SIGTERM and it would run again: every job's starts ar
 by the handler itself (`e2e:starts:<queue>`) and on the job hash (`attempt`, `releases`).
 """
 
-# ruff: noqa: F811  (the operator fixture is imported, then requested by name)
 from __future__ import annotations
 
 import asyncio
@@ -21,15 +20,9 @@ import pytest
 import redis as redis_sync
 from kubernetes import client
 
+from .operator_pod import kill_operator, operator_pods
 from .support import Kube, RedisServer, Tools, wait_for
-from .test_operator import (  # noqa: F401  (fixtures are found by name)
-    apply,
-    get_queue,
-    operator,
-    queue_body,
-    queue_crd,
-    replicas,
-)
+from .test_operator import apply, get_queue, queue_body, replicas
 
 LONG, SHORT = 30.0, 1.0
 
@@ -212,22 +205,14 @@ def test_an_operator_restart_during_a_drain_resumes_it(
     ids, before = grow_to_three(kube, tools, ns, redis, q)
     watch = Watch()
     wait_for("a drain of a busy pod", until_drained_busy(kube, ns, q, redis.url, watch), 180, 0.3)
-    old = {
-        p.metadata.name
-        for p in kube.core.list_namespaced_pod(ns, label_selector="app=jobfleet-operator").items
-    }
-    for name in old:
-        kube.core.delete_namespaced_pod(name, ns)
+    old = kill_operator(kube, ns)
     wait_for(
         "the drain to finish under a new operator",
         lambda: finished(kube, ns, q, redis.url, ids, watch),
         300,
         0.3,
     )
-    new = {
-        p.metadata.name
-        for p in kube.core.list_namespaced_pod(ns, label_selector="app=jobfleet-operator").items
-    }
+    new = operator_pods(kube, ns)
     assert new and not new & old
     assert_nothing_interrupted(redis.url, q, ids)
     assert before - pods(kube, ns, q) == watch.drained

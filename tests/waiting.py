@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
+
+from jobfleet.process_pool import pid_alive
 
 
 async def until(
@@ -21,8 +22,4 @@ async def until(
 
 def alive(pid: int) -> bool:
     """Whether a process of that pid still exists (what a test waits to become false)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return pid_alive(pid)

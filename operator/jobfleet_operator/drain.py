@@ -98,6 +98,50 @@ def choose(pods: Mapping[str, Sequence[Worker]], k: int) -> tuple[str, ...]:
     return tuple(sorted(ranked[: max(k, 0)]))
 
 
+# The ReplicaSet controller's order of removal (controller.ActivePodsWithRanks) puts three
+# things before any pod-deletion-cost: unscheduled first, then Pending < Unknown < Running
+# (another phase counts as Pending), then not ready.
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A pod as the ReplicaSet controller ranks it when replicas drop."""
+
+    name: str
+    cost: int  # the pod-deletion-cost the operator gives it
+    scheduled: bool = True
+    phase: str = "Running"
+    ready: bool = True
+
+    @classmethod
+    def of(cls, pod: Mapping[str, Any], cost: int) -> Candidate:
+        status = pod.get("status") or {}
+        conditions = status.get("conditions") or []
+        return cls(
+            name=pod["metadata"]["name"],
+            cost=cost,
+            scheduled=bool((pod.get("spec") or {}).get("nodeName")),
+            phase=str(status.get("phase") or ""),
+            ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+        )
+
+
+def overruled(pods: Sequence[Candidate], k: int) -> tuple[str, ...]:
+    """The pods the ReplicaSet controller would remove, when replicas drop by `k`, in place of
+    pods with a lower deletion cost: a pod not ready yet (a worker claims before its
+    readiness probe has passed), not running or not scheduled goes before any cost says.
+    Empty when its choice costs no more than the cheapest one."""
+    if k <= 0:
+        return ()
+    cheapest = sorted(p.cost for p in pods)[:k]
+    theirs = sorted(
+        pods, key=lambda p: (p.scheduled, _PHASE_RANK.get(p.phase, 0), p.ready, p.cost)
+    )[:k]
+    by_cost = sorted(theirs, key=lambda p: p.cost)
+    return tuple(sorted(p.name for p, c in zip(by_cost, cheapest, strict=True) if p.cost > c))
+
+
 def step(
     state: Drain | None,
     *,

@@ -34,7 +34,11 @@ from .spec import QueueSpec, SecretKeyRef
 log = logging.getLogger(__name__)
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-DRAINED_COST = str(-(2**31))  # int32 minimum: drained pods go before any other
+DRAINED = -(2**31)  # int32 minimum: drained pods go before any other
+DRAINED_COST = str(DRAINED)
+# A scale-in the ReplicaSet would carry out on the wrong pods (one not ready yet holds jobs)
+# waits for the pods to become ready at most this long, then goes ahead as before.
+RANK_HOLD_SECONDS = 30.0
 RESYNC_SECONDS = 60.0  # re-apply children this often even without a change (drift repair)
 STATUS_MIN_INTERVAL = 5.0  # numbers-only status writes at most this often per Queue
 SECRET_TTL = 30.0  # Redis URL/password Secrets are re-read this often (and after a failure)
@@ -222,6 +226,7 @@ class Scaler:
         self.redis_ok: bool | None = None
         self.breached = False
         self.pending_pause: bool | None = None
+        self.rank_hold_since: float | None = None  # clock: a scale-in held for readiness
         # Why the latest spec is not in effect (reason, message, its generation), if it is not.
         self.problem: tuple[str, str, int | None] | None = None
         self.body = body
@@ -344,6 +349,8 @@ class Scaler:
                 replicas = current if self.drain is not None else replicas
             elif self.drain is not None or replicas < current:
                 replicas = await self.scale_in(current, replicas)
+            else:
+                self.rank_hold_since = None
             scaled = False
             if replicas != current:
                 await self.scale(current, decision, replicas)
@@ -441,7 +448,9 @@ class Scaler:
             if st.undrain:
                 await self.reader.undrain(list(st.undrain))
             if st.replicas is not None and st.replicas < current:
-                await self.rank_pods(live, workers, frozenset(st.gone))
+                costs = await self.rank_pods(live, workers, frozenset(st.gone))
+                if self.hold_for_ranking(live, costs, current - st.replicas):
+                    return current  # the drain state stays: the same step comes next tick
         except (RedisUnavailable, KubeError) as exc:
             log.warning("scale-in of %s/%s held: %s", ref.namespace, ref.name, exc)
             return current
@@ -473,15 +482,18 @@ class Scaler:
 
     async def rank_pods(
         self, pods: list[dict[str, Any]], workers: list[dr.Worker], gone: frozenset[str]
-    ) -> None:
+    ) -> dict[str, int]:
         """Before lowering replicas, tell the ReplicaSet controller which pods to remove:
         the drained ones (lowest `pod-deletion-cost`), then by jobs in flight, so that with
         drains off or timed out idle workers still go first. Best effort: a failure here
-        only makes the choice of pods arbitrary (those removed still drain on SIGTERM)."""
+        only makes the choice of pods arbitrary (those removed still drain on SIGTERM).
+        Returns each pod's cost."""
+        costs: dict[str, int] = {}
         for pod in pods:
             name = pod["metadata"]["name"]
             in_flight = sum(w.in_flight for w in workers if w.pod == name)
-            cost = DRAINED_COST if name in gone else str(in_flight)
+            costs[name] = DRAINED if name in gone else in_flight
+            cost = str(costs[name])
             annotations = pod["metadata"].get("annotations") or {}
             if annotations.get(DELETION_COST) != cost:
                 try:
@@ -489,6 +501,43 @@ class Scaler:
                 except KubeError as exc:
                     if exc.status != 404:  # a pod that went meanwhile needs no cost
                         log.warning("could not rank pod %s: %s", name, exc)
+        return costs
+
+    def hold_for_ranking(self, pods: list[dict[str, Any]], costs: dict[str, int], k: int) -> bool:
+        """Whether to keep replicas this tick: the ReplicaSet controller ranks a pod that is
+        not ready (yet) before any deletion cost, so lowering replicas now would remove a
+        pod holding jobs in place of an idle (or drained) one. Just-started pods become
+        ready within seconds; one that stays not ready for RANK_HOLD_SECONDS no longer holds
+        the fleet (its jobs still get their grace period). Idle pods removed out of turn
+        hold nothing up: nothing is lost with them."""
+        ref = self.ref
+        ranked = [dr.Candidate.of(p, costs[p["metadata"]["name"]]) for p in pods]
+        # Only a pod with jobs in flight is worth the wait (an idle one costs nothing to lose).
+        wrong = [name for name in dr.overruled(ranked, k) if costs[name] > 0]
+        now = self.clock()
+        if not wrong:
+            self.rank_hold_since = None
+            return False
+        if self.rank_hold_since is None:
+            self.rank_hold_since = now
+            log.info(
+                "%s/%s: scale-in waits for %s to be ready: the ReplicaSet would remove it "
+                "before pods with fewer jobs in flight",
+                ref.namespace,
+                ref.name,
+                ", ".join(wrong),
+            )
+        if now - self.rank_hold_since < RANK_HOLD_SECONDS:
+            return True
+        log.warning(
+            "%s/%s: %s still not ready after %g s: scaling in anyway",
+            ref.namespace,
+            ref.name,
+            ", ".join(wrong),
+            RANK_HOLD_SECONDS,
+        )
+        self.rank_hold_since = None
+        return False
 
     # -- Redis ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from admin_harness import Tokens
 from jobfleet.admin.app import PROCESS_HEADER
+from jobfleet.supervisor import SCRATCH_DIR
 from waiting import alive, until
 
 pytestmark = pytest.mark.slow
@@ -83,21 +84,32 @@ class AdminPod:
                     out.add(entry.name)
         return out
 
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
 
-@pytest.fixture
-def pod(redis_url: str, tokens_file: Path, tmp_path: Path) -> Iterator[AdminPod]:
-    log = tmp_path / "admin.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBFLEET_", "PROMETHEUS"))}
+
+def start_admin(redis_url: str, tokens_file: Path, log: Path, **env: str) -> AdminPod:
+    """`jobfleet admin --processes 2` on a free port; `env` added to a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JOBFLEET_", "PROMETHEUS"))}
     args = ["admin", "--processes", "2", "--port", "0", "--tokens", str(tokens_file)]
     args += ["--redis-url", redis_url]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jobfleet", *args], stdout=out, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "jobfleet", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**clean, **env},
         )
-    yield AdminPod(proc, log)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout=30)
+    return AdminPod(proc, log)
+
+
+@pytest.fixture
+def pod(redis_url: str, tokens_file: Path, tmp_path: Path) -> Iterator[AdminPod]:
+    started = start_admin(redis_url, tokens_file, tmp_path / "admin.log")
+    yield started
+    started.kill()
 
 
 def enqueues_counted(metrics: str) -> float:
@@ -193,3 +205,30 @@ async def test_each_child_reloads_the_tokens(pod, tokens_file: Path, tokens: Tok
     await until(every_child_swapped, timeout=30, what="both children to use the new tokens")
     pod.proc.send_signal(signal.SIGTERM)
     assert pod.proc.wait(timeout=30) == 0
+
+
+async def test_the_directory_of_a_supervisor_killed_with_sigkill_goes_at_the_next_start(
+    redis_url: str, tokens_file: Path, tmp_path: Path
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    parent = tmp / SCRATCH_DIR
+    first = start_admin(redis_url, tokens_file, tmp_path / "first.log", TMPDIR=str(tmp))
+    second: AdminPod | None = None
+    try:
+        await first.started()
+        children = await first.pids()
+        [left] = list(parent.iterdir())
+        assert left.name.startswith(f"{first.proc.pid}.admin.")
+        first.kill()
+        for pid in children:
+            await until(lambda pid=pid: _gone(int(pid)), what=f"child {pid} to exit")
+        assert left.exists()  # nobody could remove it
+        second = start_admin(redis_url, tokens_file, tmp_path / "second.log", TMPDIR=str(tmp))
+        await second.started()
+        [kept] = list(parent.iterdir())
+        assert kept.name.startswith(f"{second.proc.pid}.admin.")
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()

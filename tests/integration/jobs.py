@@ -14,6 +14,7 @@ import time
 import jobfleet
 import redis
 import redis.asyncio as aioredis
+from jobfleet.process_pool import pid_alive
 
 _conn: aioredis.Redis | None = None
 _sync_conn: redis.Redis | None = None
@@ -66,14 +67,6 @@ def sync_conn() -> redis.Redis:
     return _sync_conn
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @jobfleet.handler("overrun")
 def overrun(job: jobfleet.JobContext) -> dict[str, int]:
     """Sync: sleep payload["s"] seconds (not at all with $TEST_NO_SLEEP).
@@ -85,7 +78,7 @@ def overrun(job: jobfleet.JobContext) -> dict[str, int]:
     r = sync_conn()
     me = f"{os.getpid()}:{threading.get_ident()}:{job.attempt}"
     r.sadd(f"live:{job.id}", me)
-    live = [m for m in r.smembers(f"live:{job.id}") if _alive(int(m.split(b":")[0]))]
+    live = [m for m in r.smembers(f"live:{job.id}") if pid_alive(int(m.split(b":")[0]))]
     r.rpush(f"overlap:{job.id}", len(live))
     r.rpush(f"runs:{job.id}", f"{os.getpid()}:{job.attempt}")
     try:

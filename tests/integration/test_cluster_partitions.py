@@ -3,13 +3,12 @@ different primaries, drained by several workers, every partition emptied."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import jobfleet
 import pytest
+from fleet import recorder, start_workers, stop_workers
 from jobfleet.keys import QueueKeys, partition_name, partitions_key
-from jobfleet.worker import Worker
 from redis.crc import key_slot
 from redis_cluster import RedisCluster
 from waiting import until
@@ -44,18 +43,11 @@ async def test_a_partitioned_queue_is_drained_on_every_primary(cluster):
     url = cluster.url
     queue = spread_queue(cluster)
     assert len(set(owners(cluster, queue))) == 3  # the partitions' slots have different owners
-    done: list[str] = []
-    registry = jobfleet.Registry()
-
-    @registry.handler("count")
-    async def count(job: jobfleet.JobContext) -> None:
-        done.append(job.id)
-
+    registry, done = recorder("count")
     settings = jobfleet.WorkerSettings(
         redis_url=url, http_port=None, queue={"name": queue, "partitions": K, "concurrency": 8}
     )
-    workers = [Worker(settings, registry) for _ in range(3)]
-    tasks = [asyncio.create_task(w.run()) for w in workers]
+    workers, tasks = await start_workers(3, settings, registry)
     async with jobfleet.Client(url, queue=queue) as client:
         try:
 
@@ -83,9 +75,7 @@ async def test_a_partitioned_queue_is_drained_on_every_primary(cluster):
             homes = {w.engine.queue for w in workers}
             assert homes <= {partition_name(queue, i) for i in range(K)}
         finally:
-            for w in workers:
-                w.stop()
-            await asyncio.gather(*tasks)
+            await stop_workers(workers, tasks)
         assert await client.obliterate() > 600
         for node in cluster.primaries():
             with cluster.client(node) as conn:

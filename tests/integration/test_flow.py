@@ -9,23 +9,12 @@ from typing import Any
 import jobfleet
 import pytest
 import redis.asyncio as aioredis
+from fleet import recorder, start_workers, stop_workers
 from jobfleet import metrics
-from jobfleet.worker import Worker
 from waiting import until
 from windows import max_in_window
 
 pytestmark = pytest.mark.slow
-
-
-async def start_workers(n: int, settings: jobfleet.WorkerSettings, registry: jobfleet.Registry):
-    workers = [Worker(settings, registry) for _ in range(n)]
-    return workers, [asyncio.create_task(w.run()) for w in workers]
-
-
-async def stop_workers(workers: list[Worker], tasks: list[asyncio.Task[Any]]) -> None:
-    for w in workers:
-        w.stop()
-    await asyncio.gather(*tasks)
 
 
 async def test_rate_limit_per_key_across_four_workers(client, redis_url):
@@ -184,13 +173,7 @@ async def test_circuit_breaker_trips_fleet_wide_holds_jobs_then_recovers(client,
 
 
 async def test_pause_stops_new_starts_and_resume_drains(client, redis_url):
-    started: list[str] = []
-    registry = jobfleet.Registry()
-
-    @registry.handler("x")
-    async def x(job: jobfleet.JobContext) -> None:
-        started.append(job.id)
-
+    registry, started = recorder("x")
     settings = jobfleet.WorkerSettings(
         redis_url=redis_url, http_port=None, queue=jobfleet.QueueSettings(name="q")
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import jobfleet
 import pytest
+from fleet import recorder
 from jobfleet.errors import ConfigError
 from jobfleet.keys import partition_name, partitions_key
 from jobfleet.partitions import check_descriptor, home_of, place
@@ -342,13 +343,7 @@ async def test_obliterate_removes_every_partition_and_the_descriptor(pclient):
 
 
 async def test_three_workers_run_one_cron_job_per_tick(pclient, workers):
-    ticks: list[str] = []
-    registry = jobfleet.Registry()
-
-    @registry.handler("cron-job")
-    async def cron_job(job: jobfleet.JobContext) -> None:
-        ticks.append(job.id)
-
+    registry, ticks = recorder("cron-job")
     every_second = {"name": "tick", "cron": "* * * * * *", "job": "cron-job"}
     for _ in range(3):
         workers(registry, schedules=[every_second])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -12,6 +15,7 @@ import jobfleet
 import pytest
 import redis
 import redis.asyncio as aioredis
+from jobfleet.supervisor import SCRATCH_DIR, ChildSupervisor
 from leaks import leaked
 from redis_server import RedisServer
 from waiting import alive, until
@@ -76,9 +80,11 @@ class Pod:
 
 @pytest.fixture
 def pod(redis_url, spawn_worker):
-    def start(**queue) -> Pod:
+    def start(env: dict[str, str] | None = None, **queue) -> Pod:
         return Pod(
-            spawn_worker(redis_url, processes=2, http_port=0, http_host="127.0.0.1", queue=queue)
+            spawn_worker(
+                redis_url, processes=2, http_port=0, http_host="127.0.0.1", queue=queue, env=env
+            )
         )
 
     return start
@@ -205,6 +211,67 @@ async def test_children_do_not_outlive_a_supervisor_killed_with_sigkill(pod) -> 
         return not any(alive(pid) for pid in pids)
 
     await until(all_gone, what="the orphaned children to exit")
+
+
+async def test_the_directory_of_a_supervisor_killed_with_sigkill_goes_at_the_next_start(
+    pod, tmp_path: Path
+) -> None:
+    """A supervisor removes its scratch (the children's metrics files) when it exits; one
+    killed with SIGKILL cannot, so the next one to start removes it."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    parent = tmp / SCRATCH_DIR
+    first = pod(env)
+    await first.started()
+    await until(first.ready, what="both children ready")
+    [left] = list(parent.iterdir())
+    assert left.name.startswith(f"{first.proc.pid}.worker.")
+    assert (left / "metrics").is_dir()
+    pids = await first.child_pids()
+    first.proc.kill()
+
+    async def all_gone() -> bool:
+        return not any(alive(pid) for pid in [first.proc.pid, *pids])
+
+    await until(all_gone, what="the supervisor and its children to exit")
+    assert left.exists()  # nobody could remove it
+    second = pod(env)
+    await second.started()
+    [kept] = list(parent.iterdir())
+    assert kept.name.startswith(f"{second.proc.pid}.worker.")
+    await until(second.ready, what="both children of the second supervisor ready")
+    assert second.proc.terminate() == 0
+    assert list(parent.iterdir()) == []  # a graceful exit removes its own
+
+
+def test_only_directories_of_dead_pids_are_removed(tmp_path: Path) -> None:
+    """A real stale directory (its pid exited), one of a live process and one that is not a
+    supervisor's: only the first goes."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(done.stdout)
+    assert not alive(dead)
+    stale = tmp_path / f"{dead}.worker.abc"
+    (stale / "metrics").mkdir(parents=True)
+    (stale / "metrics" / f"counter_{dead}.db").write_bytes(b"x" * 64)
+    live = tmp_path / f"{os.getppid()}.admin.def"
+    live.mkdir()
+    other = tmp_path / "notes.d"
+    other.mkdir()
+    sup = ChildSupervisor(1, scratch=tmp_path)
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    [mine] = [p for p in tmp_path.iterdir() if p.name.startswith(f"{os.getpid()}.")]
+    assert (mine / "metrics").is_dir()
+    # A second supervisor of this process keeps the first one's directory.
+    ChildSupervisor(1, scratch=tmp_path)
+    assert mine.exists()
+    del sup
 
 
 async def test_a_child_that_cannot_start_stops_the_pod_with_its_exit_code(

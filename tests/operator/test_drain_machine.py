@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobfleet_operator.drain import Drain, Worker, by_pod, choose, step
+from jobfleet_operator.drain import Candidate, Drain, Worker, by_pod, choose, overruled, step
 
 T0 = 1_800_000_000.0
 
@@ -191,3 +191,28 @@ def test_the_timeout_is_part_of_the_spec_with_a_bounded_range() -> None:
             QueueSpec.model_validate(
                 {**base, "autoscaling": {"scaleIn": {"drainTimeoutSeconds": bad}}}
             )
+
+
+def test_the_replicaset_order_puts_readiness_before_the_deletion_cost() -> None:
+    busy, idle = Candidate("busy", 1, ready=False), Candidate("idle", 0)
+    assert overruled([busy, idle], 1) == ("busy",)
+    assert overruled([Candidate("busy", 1), idle], 1) == ()
+    # Both not ready: the cost decides among them.
+    assert overruled([busy, Candidate("idle", 0, ready=False)], 1) == ()
+    # Not scheduled, then Pending, go before a running pod that is not ready.
+    assert overruled([busy, Candidate("idle", 0, scheduled=False)], 1) == ()
+    assert overruled([Candidate("busy", 1, phase="Pending"), idle], 1) == ("busy",)
+    assert overruled([busy, idle], 2) == ()  # both go anyway
+    assert overruled([busy, idle], 0) == ()
+
+
+def test_a_candidate_is_read_from_the_pod_object() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]},
+    }
+    assert Candidate.of(pod, 2) == Candidate("p", 2, scheduled=True, phase="Running", ready=False)
+    assert Candidate.of({"metadata": {"name": "q"}}, 0) == Candidate(
+        "q", 0, scheduled=False, phase="", ready=False
+    )

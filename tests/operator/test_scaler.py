@@ -11,7 +11,13 @@ import pytest
 from jobfleet_operator.autoscaler import Load
 from jobfleet_operator.drain import Worker
 from jobfleet_operator.metrics import Metrics
-from jobfleet_operator.scaler import DELETION_COST, DRAINED_COST, RedisUnavailable, Scaler
+from jobfleet_operator.scaler import (
+    DELETION_COST,
+    DRAINED_COST,
+    RANK_HOLD_SECONDS,
+    RedisUnavailable,
+    Scaler,
+)
 from jobfleet_operator.spec import QueueSpec
 
 PASSWORD = "hunter2-s3cret"
@@ -30,6 +36,7 @@ class FakeKube:
         self.secrets = {("shop", "redis", "password"): PASSWORD}
         self.secret_reads = 0
         self.pods: dict[str, dict[str, str]] = {}  # pod name -> annotations
+        self.not_ready: set[str] = set()  # pods listed as Running but not Ready
 
     async def get(self, path: str) -> dict[str, Any] | None:
         obj = self.objects.get(path)
@@ -62,7 +69,14 @@ class FakeKube:
 
     async def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         return [
-            {"metadata": {"name": name, "annotations": dict(ann)}}
+            {
+                "metadata": {"name": name, "annotations": dict(ann)},
+                "spec": {"nodeName": "node-0"},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": str(name not in self.not_ready)}],
+                },
+            }
             for name, ann in self.pods.items()
         ]
 
@@ -570,6 +584,69 @@ async def test_with_drains_off_idle_pods_still_go_first(
         "emails-jobfleet-e": "2",
     }
     assert reader.drain_calls == []
+
+
+async def test_a_scale_in_waits_while_a_busy_pod_is_not_ready_yet(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    """The ReplicaSet controller removes a pod that is not ready before it looks at any
+    deletion cost, and a worker claims before its readiness probe has passed: lowering
+    replicas now would remove the busiest pod (`a`) first. The scale-in waits for it."""
+    scaler, kube, reader, clock = env
+    spec = {**SPEC, "autoscaling": {**SPEC["autoscaling"], "scaleIn": {"drainTimeoutSeconds": 0}}}
+    scaler.set(body(spec), QueueSpec.model_validate(spec))
+    await grown_to_five(scaler, kube, reader, clock)
+    kube.not_ready = {"emails-jobfleet-a", "emails-jobfleet-b"}  # b is idle: it may go
+    await scaler.tick()
+    assert kube.scales == [5]
+    assert kube.pods["emails-jobfleet-a"][DELETION_COST] == "3"  # the costs are written
+    kube.not_ready = {"emails-jobfleet-b"}
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5, 1]
+
+
+async def test_a_scale_in_waits_for_readiness_only_so_long(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    scaler, kube, reader, clock = env
+    spec = {**SPEC, "autoscaling": {**SPEC["autoscaling"], "scaleIn": {"drainTimeoutSeconds": 0}}}
+    scaler.set(body(spec), QueueSpec.model_validate(spec))
+    await grown_to_five(scaler, kube, reader, clock)
+    kube.not_ready = {"emails-jobfleet-a"}  # and it stays so
+    await scaler.tick()
+    clock.t += RANK_HOLD_SECONDS - 1
+    await scaler.tick()
+    assert kube.scales == [5]
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5, 1]
+
+
+async def test_a_drained_scale_in_waits_while_a_kept_busy_pod_is_not_ready(
+    env: tuple[Scaler, FakeKube, FakeReader, Clock],
+) -> None:
+    """Drained pods have the lowest cost, but a kept pod that is not ready would still go
+    before them: the drain's end waits for it, and then removes exactly the drained ones."""
+    scaler, kube, reader, clock = env
+    await grown_to_five(scaler, kube, reader, clock)
+    await scaler.tick()  # b, c, d, e drain
+    reader.in_flight = dict.fromkeys(reader.in_flight, 0) | {"emails-jobfleet-a:7:x1": 3}
+    kube.not_ready = {"emails-jobfleet-a"}
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5]
+    assert kube.status_writes[-1]["drain"]["pods"] == [
+        "emails-jobfleet-b",
+        "emails-jobfleet-c",
+        "emails-jobfleet-d",
+        "emails-jobfleet-e",
+    ]
+    kube.not_ready = set()
+    clock.t += 2
+    await scaler.tick()
+    assert kube.scales == [5, 1]
+    assert kube.status_writes[-1]["lastDrain"]["result"] == "Drained"
 
 
 async def test_scale_up_does_not_touch_pods(

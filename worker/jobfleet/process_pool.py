@@ -302,6 +302,17 @@ def _call(
     return "result", result
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process has this pid (a zombie counts; so does another user's process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def die_with(parent: int, sig: int = signal.SIGKILL) -> None:
     """Have Linux send `sig` to this child when its parent dies, even by SIGKILL: an orphan
     must not run on beside the next attempt of its job."""

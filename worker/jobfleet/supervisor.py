@@ -13,6 +13,10 @@ supervisor starts another after a backoff. SIGTERM goes to every child, each dra
 single worker does, and the supervisor exits after the last one. Children get SIGTERM from
 Linux if the supervisor dies (`process_pool.die_with`), so none outlives it.
 
+Each supervisor keeps its scratch (port files, the metrics directory) in
+`$TMPDIR/jobfleet-metrics/<pid>.<kind>.<random>` and removes it when it exits; one killed with
+SIGKILL cannot, so every start first removes the directories whose supervisor is gone.
+
 `ChildSupervisor` is the part every `--processes N` command shares (slots, restarts and
 their backoff, signals, the metrics directory); `jobfleet admin --processes N` is another
 (jobfleet.admin.processes).
@@ -50,6 +54,7 @@ log = logging.getLogger("jobfleet.supervisor")
 CHILD_FLAG = "--supervised-by"
 PORT_FILE_FLAG = "--port-file"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SCRATCH_DIR = "jobfleet-metrics"  # under $TMPDIR: one directory per supervisor
 # Between restarts of one child: 1 s, 2 s, 4 s ... 30 s, afresh once it ran STEADY seconds.
 RESTART = Backoff(base=1.0, cap=30.0, jitter="none")
 STEADY = 60.0
@@ -103,10 +108,20 @@ class ChildSupervisor:
     kind = "child"  # for the log: "<kind> process 1 ..."
     restart_note = ""  # what a child's death means, for the log line of its restart
 
-    def __init__(self, processes: int, *, log_level: str = "INFO") -> None:
+    def __init__(
+        self,
+        processes: int,
+        *,
+        log_level: str = "INFO",
+        scratch: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`scratch`: where the supervisors' directories live (default `$TMPDIR/` +
+        SCRATCH_DIR); `clock`: monotonic seconds (restart backoff and rate cap)."""
         self.log_level = log_level
         self.stopping = False
-        self._root = Path(tempfile.mkdtemp(prefix=f"jobfleet-{self.kind}-supervisor-"))
+        self.clock = clock
+        self._root = make_scratch(scratch or scratch_root(), self.kind)
         self.metrics_dir = self._root / "metrics"
         self.metrics_dir.mkdir()
         self._stop = asyncio.Event()
@@ -167,6 +182,7 @@ class ChildSupervisor:
                 self._signal(child, signal.SIGKILL)
             await self.close()
             shutil.rmtree(self._root, ignore_errors=True)
+            _MINE.discard(self._root.name)
         if self._fatal is not None:
             return self._fatal
         failed = [c for c in self.children if c.exit_code not in (0, None)]
@@ -216,7 +232,7 @@ class ChildSupervisor:
         child.proc.stdin.close()
         if self.stopping:  # the stop's SIGTERMs went out while this one was being started
             self._signal(child, signal.SIGTERM)
-        child.started = time.monotonic()
+        child.started = self.clock()
         child.port, child.ready, child.alive, child.doc = None, False, True, None
         child.was_ready = False  # per run: a start that fails fails again (FATAL_CODES)
         child.state = "starting"
@@ -242,9 +258,9 @@ class ChildSupervisor:
 
     def _restart_delay(self, child: Child, code: int) -> float | None:
         """Seconds before the child starts again, or None: the supervisor gives up."""
-        assert child.proc is not None
+        pid = child.proc.pid if child.proc is not None else None
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        now = time.monotonic()
+        now = self.clock()
         if code in FATAL_CODES and not child.was_ready:
             log.error(
                 "%s process %d %s before it was ready; stopping the pod",
@@ -272,10 +288,10 @@ class ChildSupervisor:
         child.restarts += 1
         delay = RESTART.delay(child.failures)
         log.warning(
-            "%s process %d (pid %d) %s%s; restarting it in %.0f s",
+            "%s process %d (pid %s) %s%s; restarting it in %.0f s",
             self.kind,
             child.index,
-            child.proc.pid,
+            pid,
             how,
             self.restart_note,
             delay,
@@ -394,6 +410,44 @@ class Supervisor(ChildSupervisor):
         child.alive, child.ready, child.doc = alive, ready, doc
         child.was_ready = child.was_ready or ready
         child.state = "stopping" if doc.get("stopping") else "running"
+
+
+# Names of the scratch directories this process made and still uses (tests run several
+# supervisors in one process; a directory of our pid that is not in here was a previous
+# process's, e.g. pid 1 of the container before a restart).
+_MINE: set[str] = set()
+
+
+def scratch_root() -> Path:
+    return Path(tempfile.gettempdir()) / SCRATCH_DIR
+
+
+def make_scratch(parent: Path, kind: str) -> Path:
+    """A new directory of this supervisor under `parent`, once those of supervisors that
+    are gone (killed with SIGKILL: they could not remove their own) have been removed."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in stale_scratch(parent):
+        log.info("removing %s: its supervisor is gone", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}.{kind}.", dir=parent))
+    _MINE.add(path.name)
+    return path
+
+
+def stale_scratch(parent: Path) -> list[Path]:
+    """The directories under `parent` named after a pid that no process has (and those of
+    this pid that this process did not make); other names are left alone."""
+    from .process_pool import pid_alive
+
+    out: list[Path] = []
+    for entry in sorted(parent.iterdir()):
+        pid, dot, _ = entry.name.partition(".")
+        if not dot or not pid.isdigit() or not entry.is_dir():
+            continue
+        mine = int(pid) == os.getpid()
+        if (mine and entry.name not in _MINE) or (not mine and not pid_alive(int(pid))):
+            out.append(entry)
+    return out
 
 
 def multiprocess_registry(directory: Path) -> CollectorRegistry:
