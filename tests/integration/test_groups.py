@@ -454,3 +454,41 @@ async def test_listing_waiting_and_held_jobs_with_groups(client):
 
     assert await walk("waiting") == plain + a + b
     assert await walk("held") == c
+
+
+async def test_a_grouped_job_held_by_the_queue_rate_limit_keeps_its_place(client):
+    """drr_take reads a group's jobs without their scores; a job the queue's rate limit holds
+    takes its score from its hash (priority, seq), so when the window has room it goes back
+    to its group ahead of a job enqueued after it."""
+    eng = client.engine()
+    limited = ClaimPolicy(lease_ms=60_000, worker_ttl_ms=60_000, max_attempts=3, poison_after=3,
+                          flow='{"rl":{"max":2,"period":300}}')  # fmt: skip
+    first = [await client.enqueue("x", group="g") for _ in range(4)]
+    got = await eng.claim(token="t1", n=4, worker_id="w", policy=limited)
+    assert [j.id for j in got.jobs] == first[:2]  # the other two are held
+    later = await client.enqueue("x", group="g")
+
+    async def claimed() -> list[str]:
+        got = await eng.claim(token="t2", n=3, worker_id="w", policy=limited)
+        seen.extend(j.id for j in got.jobs)
+        return seen
+
+    seen: list[str] = []
+    await until(lambda: _at_least(claimed, 3), timeout=10, what="the held jobs back")
+    assert seen[:3] == [*first[2:], later]
+
+
+async def _at_least(claimed: Callable[[], Awaitable[list[str]]], n: int) -> bool:
+    return len(await claimed()) >= n
+
+
+async def test_rings_are_skiplists_from_the_first_group(client):
+    """A ring's members carry a 64-byte prefix, so Redis keeps even a ring of a few groups as
+    a skiplist (a group's move costs O(log G), not a scan of the ring); the prefix changes
+    neither the order of service nor what inspect reports."""
+    for g in ("b", "a", "c"):
+        await client.enqueue_many([{"name": "x", "group": g} for _ in range(3)])
+    ring = KEYS.prefix + "gring:2"
+    assert await client.conn.object("encoding", ring) == "skiplist"
+    assert await claim_groups(client, 4) == ["a", "b", "c", "a"]  # equal turns: by name
+    assert (await client.inspect()).waiting == 5

@@ -167,7 +167,8 @@ if n > 0 and not paused and not drained then
   if flow then
     holds_before = first_score(K_HOLDS)
   end
-  -- Grouped: {id, score, group} per job in DRR order; else {id, score} straight from K_READY.
+  -- Grouped: {id, score (false for a grouped job), group} per job in DRR order; else {id,
+  -- score} straight from K_READY.
   local stride = GROUPED and 3 or 2
   local popped
   if GROUPED then
@@ -194,7 +195,12 @@ if n > 0 and not paused and not drained then
         group_done(group)  -- counted in flight by drr_take, but not started
       end
       if hold_name then
-        hold(hold_name, hold_until, id, popped[i + 1], extend)
+        local score = popped[i + 1]
+        if not score then  -- a grouped job: drr_take read its group without scores
+          local ps = redis.call('HMGET', key, 'priority', 'seq')
+          score = tonumber(ps[1]) * BAND + tonumber(ps[2])
+        end
+        hold(hold_name, hold_until, id, score, extend)
       elseif f[1] then
         claimed = claimed + 1
         if group then

@@ -222,9 +222,10 @@ end
 -- the clock means it was idle, and it rejoins one turn behind the clock, as any group does. Levels stay strict: a level is served while any group
 -- (or the default one) has work in it.
 local g_conf = {}
+local g_default = nil  -- the one settings table of every group, when no group has overrides
 local any_overrides = nil  -- does G_LIMITS exist at all (read once per call)?
 local function group_conf(g, gl)
-  local c = g_conf[g]
+  local c = g_conf[g] or g_default
   if c then
     return c
   end
@@ -243,7 +244,11 @@ local function group_conf(g, gl)
   if c.conc and c.conc <= 0 then
     c.conc = nil
   end
-  g_conf[g] = c
+  if any_overrides then
+    g_conf[g] = c
+  else  -- every group has the queue's settings: one table for all (10,000 groups: no garbage)
+    g_default = c
+  end
   return c
 end
 
@@ -259,7 +264,9 @@ local function group_unhold(now)
   return #due
 end
 
--- Pop up to k waiting jobs in DRR order: {id, score, group (false: default), ...}. Each job
+-- Pop up to k waiting jobs in DRR order: {id, score, group (false: default), ...}; a grouped
+-- job's score is false (its group's set is read without scores: each costs Redis a '%.17g'
+-- formatting, ≈3,500 instructions; the job's hash has its priority and seq). Each job
 -- of a group with a concurrency limit is counted in flight at once; the caller calls
 -- group_done for such a popped job it does not start. Held groups leave the ring; at most 1000 groups are looked at per call.
 --
@@ -268,9 +275,17 @@ end
 -- needs a fresh look at the ring), the first jobs of each group picked, and the default
 -- group's. The sets are written back once per level (one ZADD for the ring, one pop per
 -- group), so a claim costs a few calls per group it serves, not per step of the scheduler.
--- Ring order: virtual time, then the member's bytes (how a ZSET orders equal scores).
-local function before(v1, g1, v2, g2)
-  return v1 < v2 or (v1 == v2 and lex_lt(g1, g2))
+-- Ring order: virtual time, then the member's bytes (how a ZSET orders equal scores). `r`:
+-- a candidate's rank in the ring read, while its virtual time is still the one read there:
+-- two such candidates with equal times are in that order, which spares the byte comparison.
+local function before(a, b)
+  if a.v ~= b.v then
+    return a.v < b.v
+  end
+  if a.r and b.r then
+    return a.r < b.r
+  end
+  return lex_lt(a.g, b.g)
 end
 
 -- Put candidate c back into `q` (kept in ring order) by binary search: O(log n) a pick.
@@ -278,7 +293,7 @@ local function requeue(q, c)
   local lo, hi = 1, #q + 1
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    if before(c.v, c.g, q[mid].v, q[mid].g) then
+    if before(c, q[mid]) then
       hi = mid
     else
       lo = mid + 1
@@ -297,20 +312,41 @@ local function group_inflight(g)
   return n
 end
 
--- Make candidate `c` hold its group's first `count` jobs (or all it has), read in chunks
--- that double: a group served once costs one short read, one served n times log n reads.
-local function group_jobs(c, count)
-  local have = #c.jobs / 2
+-- Small integers as the strings redis.call gets (a Lua number would be formatted '%.17g'),
+-- formatted once per call.
+local int_strings = {}
+local function int_s(n)
+  local s = int_strings[n]
+  if not s then
+    s = string.format('%d', n)
+    int_strings[n] = s
+  end
+  return s
+end
+
+-- Make candidate `c` hold the ids of its group's first `count` jobs in this level (below
+-- `hi_s`, '(<score>'), or all it has there (c.all), read in chunks that double: a group
+-- served once costs one short read, one served n times log n reads; `first`: the size of
+-- its first read.
+local function group_jobs(c, count, hi_s, first)
+  local have = #c.jobs
   if have >= count or c.all then
     return
   end
   local upto = math.max(count, have * 2)
-  local more = redis.call('ZRANGE', group_set(c.g), string.format('%d', have),
-                          string.format('%d', upto - 1), 'WITHSCORES')
-  for _, x in ipairs(more) do
-    c.jobs[#c.jobs + 1] = x
+  if have == 0 then
+    upto = math.max(upto, first)
   end
-  c.all = #more / 2 < upto - have
+  local more = redis.call('ZRANGE', c.key, '-inf', hi_s, 'BYSCORE', 'LIMIT', int_s(have),
+                          int_s(upto - have))
+  if have == 0 then
+    c.jobs = more
+  else
+    for _, x in ipairs(more) do
+      c.jobs[#c.jobs + 1] = x
+    end
+  end
+  c.all = #more < upto - have
 end
 
 local function drr_take(k, now, gl)
@@ -320,17 +356,20 @@ local function drr_take(k, now, gl)
   local d_head = first_score(K_READY)
   while taken < k and band < N_LEVELS and looked < 1000 do
     local ring, hi = group_ring(band), (band + 1) * BAND
+    local hi_s = nil
     local want = k - taken
-    local top = redis.call('ZRANGE', ring, '0', string.format('%d', want), 'WITHSCORES')
+    local top = redis.call('ZRANGE', ring, '0', int_s(want), 'WITHSCORES')
     local dflt = {}
     if d_head and d_head < hi then
-      dflt = redis.call('ZRANGEBYSCORE', K_READY, '-inf', '(' .. string.format('%.0f', hi),
-                        'WITHSCORES', 'LIMIT', '0', string.format('%d', want))
+      hi_s = '(' .. string.format('%.0f', hi)
+      dflt = redis.call('ZRANGEBYSCORE', K_READY, '-inf', hi_s, 'WITHSCORES', 'LIMIT', '0',
+                        int_s(want))
     end
     if #top == 0 and #dflt == 0 then
       band = band + 1
     else
-      local meta = redis.call('HMGET', K_META, 'gv' .. band, 'dv' .. band)
+      hi_s = hi_s or '(' .. string.format('%.0f', hi)
+      local meta = redis.call('HMGET', K_META, 'gv' .. band, 'dv' .. band, 'gw' .. band)
       local clock = tonumber(meta[1]) or 0
       local dv = tonumber(meta[2]) or 0
       if #dflt > 0 and dv <= clock then  -- it was idle: it rejoins behind the clock
@@ -339,12 +378,16 @@ local function drr_take(k, now, gl)
       local cands = {}
       local n_top = #top / 2
       for i = 1, math.min(n_top, want) do
-        cands[i] = {g = top[2 * i - 1], v = tonumber(top[2 * i]), served = 0, jobs = {}}
+        local g = ring_group(top[2 * i - 1])
+        cands[i] = {g = g, m = top[2 * i - 1], v = tonumber(top[2 * i]), r = i, served = 0,
+                    jobs = {}, key = group_set(g)}
       end
-      local bound_g, bound_v = nil, nil
+      local bound = nil
       if n_top > want then
-        bound_g, bound_v = top[2 * want + 1], tonumber(top[2 * want + 2])
+        bound = {g = ring_group(top[2 * want + 1]), v = tonumber(top[2 * want + 2]), r = want + 1}
       end
+      -- The only group read and no bound: it may give every job of this claim.
+      local first = (n_top == 1 and 1 + want) or 2
       -- The candidates still in the ring, in ring order (the ZRANGE's): the first goes next.
       local q = {}
       for i, c in ipairs(cands) do
@@ -355,11 +398,11 @@ local function drr_take(k, now, gl)
       while taken < k and looked < 1000 do
         local best = q[1]
         local d_has = d_pos <= #dflt / 2
-        if d_has and (not best or dv <= best.v) and (not bound_v or dv <= bound_v) then
+        if d_has and (not best or dv <= best.v) and (not bound or dv <= bound.v) then
           out[#out + 1], out[#out + 2], out[#out + 3] = dflt[2 * d_pos - 1], dflt[2 * d_pos], false
           d_pos, d_taken, taken = d_pos + 1, d_taken + 1, taken + 1
           clock, dv = dv, dv + 1
-        elseif best and (not bound_v or before(best.v, best.g, bound_v, bound_g)) then
+        elseif best and (not bound or before(best, bound)) then
           table.remove(q, 1)
           local g, c = best.g, group_conf(best.g, gl)
           looked = looked + 1
@@ -375,69 +418,59 @@ local function drr_take(k, now, gl)
             best.v, best.held = nil, why
           else
             local p = best.served
-            group_jobs(best, p + 2)  -- the job it gives now, and the one after it
-            out[#out + 1], out[#out + 2], out[#out + 3] = best.jobs[2 * p + 1], best.jobs[2 * p + 2], g
+            group_jobs(best, p + 2, hi_s, first)  -- the job it gives now, and the one after it
+            local id = best.jobs[p + 1]
+            out[#out + 1], out[#out + 2], out[#out + 3] = id, false, g
             best.served, taken = p + 1, taken + 1
             if c.conc then
               inflight[g] = group_inflight(g) + 1
             end
             if c.rmax then
-              window_add(PREFIX .. 'grw:' .. g, best.jobs[2 * p + 1] .. ':' .. now, c.rper, now)
+              window_add(PREFIX .. 'grw:' .. g, id .. ':' .. now, c.rper, now)
             end
             clock = best.v
-            local nxt = tonumber(best.jobs[2 * p + 4])
-            if nxt and nxt < hi then
-              best.v = best.v + 1 / c.w
+            if best.jobs[p + 2] then  -- it has another job in this level
+              best.v, best.r = best.v + 1 / c.w, nil
               requeue(q, best)
             else
-              best.v, best.next = nil, nxt  -- out of this level's ring (empty, or a later level)
+              best.v = nil  -- out of this level's ring (no work left, or only at a later level)
             end
           end
         else
           -- Nothing local can go next: the ring past what was read (or the level is done).
-          refetch = bound_v ~= nil
+          refetch = bound ~= nil
           break
         end
       end
       -- Write the level back.
       -- By rank, not ZPOPMIN: its reply would format every score (3,500 instructions each).
       if d_taken > 0 then
-        redis.call('ZREMRANGEBYRANK', K_READY, '0', string.format('%d', d_taken - 1))
+        redis.call('ZREMRANGEBYRANK', K_READY, '0', int_s(d_taken - 1))
       end
-      local zadd, zrem, emptied, emptied_sets = {}, {}, {}, {}
+      local zadd, zrem, left, left_sets = {}, {}, {}, {}
       local served_here = 0
       for _, c in ipairs(cands) do
         if c.served > 0 then
-          if c.all and c.served * 2 == #c.jobs then  -- served its last job: one DEL for all
-            emptied[#emptied + 1] = c.g
-            emptied_sets[#emptied_sets + 1] = group_set(c.g)
-          else
-            redis.call('ZREMRANGEBYRANK', group_set(c.g), '0', string.format('%d', c.served - 1))
-          end
+          redis.call('ZREMRANGEBYRANK', c.key, '0', int_s(c.served - 1))
           served_here = served_here + c.served
           if group_conf(c.g, gl).conc then
-            redis.call('HINCRBY', G_INFLIGHT, c.g, string.format('%d', c.served))
+            redis.call('HINCRBY', G_INFLIGHT, c.g, int_s(c.served))
           end
         end
         if c.held then
-          zrem[#zrem + 1] = c.g
+          zrem[#zrem + 1] = c.m
           redis.call('ZADD', G_HELD, c.held, c.g)
           g_held_known = true
         elseif c.v then
           if c.served > 0 then
             zadd[#zadd + 1] = c.v
-            zadd[#zadd + 1] = c.g
+            zadd[#zadd + 1] = c.m
           end
         else
-          zrem[#zrem + 1] = c.g
+          zrem[#zrem + 1] = c.m
+          left[#left + 1] = c
+          left_sets[#left_sets + 1] = c.key
         end
-      end
-      if served_here > 0 then
-        redis.call('HINCRBY', K_META, 'gw' .. band, -served_here)
-      end
-      if #emptied > 0 then  -- G_BACKLOG holds exactly the groups with work
-        redis.call('DEL', unpack(emptied_sets))
-        redis.call('ZREM', G_BACKLOG, unpack(emptied))
       end
       if #zrem > 0 then
         redis.call('ZREM', ring, unpack(zrem))
@@ -445,10 +478,31 @@ local function drr_take(k, now, gl)
       if #zadd > 0 then
         redis.call('ZADD', ring, unpack(zadd))
       end
-      redis.call('HSET', K_META, 'gv' .. band, clock, 'dv' .. band, dv)
-      for _, c in ipairs(cands) do
-        if c.next and not c.held then  -- its next job is at a later level
-          ring_join(c.g, math.floor(c.next / BAND), group_conf(c.g, gl).w)
+      -- gw<band> counts this level's waiting grouped jobs exactly (inspect reads it).
+      redis.call('HSET', K_META, 'gv' .. band, clock, 'dv' .. band, dv,
+                 'gw' .. band, int_s((tonumber(meta[3]) or 0) - served_here))
+      -- The groups that left this level: most have no work left (one EXISTS tells), the
+      -- others go on in the ring of their next job's level. G_BACKLOG holds exactly the
+      -- groups with work.
+      if #left > 0 then
+        local emptied = left
+        if redis.call('EXISTS', unpack(left_sets)) > 0 then
+          emptied = {}
+          for _, c in ipairs(left) do
+            local head = first_score(c.key)
+            if head then
+              ring_join(c.g, math.floor(head / BAND), group_conf(c.g, gl).w)
+            else
+              emptied[#emptied + 1] = c
+            end
+          end
+        end
+        local names = {}
+        for i, c in ipairs(emptied) do
+          names[i] = c.g
+        end
+        if #names > 0 then
+          redis.call('ZREM', G_BACKLOG, unpack(names))
         end
       end
       if not refetch then

@@ -50,7 +50,7 @@ elseif action == 'pause' then
   -- Held at once (not at its next turn), so inspect counts its jobs as held from now on.
   local head = first_score(set)
   if head and not redis.call('ZSCORE', G_HELD, g) then
-    redis.call('ZREM', group_ring(math.floor(head / BAND)), g)
+    redis.call('ZREM', group_ring(math.floor(head / BAND)), ring_member(g))
   end
   if head then
     redis.call('ZADD', G_HELD, G_PAUSED, g)

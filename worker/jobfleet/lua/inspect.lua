@@ -81,8 +81,8 @@ for band = 0, n_bands - 1 do
   if grouped then
     -- The first jobs of the groups longest without a turn (the ring's first, by virtual
     -- time): a bounded look, so with many groups a lower bound of the oldest wait.
-    for _, g in ipairs(redis.call('ZRANGE', group_ring(band), 0, OLDEST_GROUPS - 1)) do
-      local head = redis.call('ZRANGE', group_set(g), 0, 0)
+    for _, m in ipairs(redis.call('ZRANGE', group_ring(band), 0, OLDEST_GROUPS - 1)) do
+      local head = redis.call('ZRANGE', group_set(ring_group(m)), 0, 0)
       heads[#heads + 1] = head[1]
     end
   end

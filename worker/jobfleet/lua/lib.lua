@@ -89,6 +89,21 @@ end
 local function group_ring(band)
   return PREFIX .. 'gring:' .. band
 end
+-- A ring's members are the group names behind one fixed 64-byte prefix. A sorted set with a
+-- member longer than zset-max-listpack-value (64) is a skiplist from its first ZADD, where a
+-- group's move to the back of the ring costs O(log G); as a listpack (any ring of up to 128
+-- groups) every move scanned the whole ring twice, which made 100 groups cost more per job
+-- than 10,000 (bench/RESULTS.md, "Groups: cheaper claims, second pass"). A prefix shared by
+-- every member keeps the ring's order: equal scores still sort by the group names' bytes.
+local RING_PAD = '~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
+local function ring_member(g)
+  return RING_PAD .. g
+end
+
+-- The group a ring member stands for.
+local function ring_group(member)
+  return string.sub(member, 65)
+end
 
 local function group_weight(g)
   return tonumber(redis.call('HGET', G_LIMITS, g .. ':w')) or 1
@@ -98,7 +113,7 @@ end
 -- waited while out of the ring earns it nothing, and it cannot jump the groups in the ring.
 local function ring_join(g, band, weight)
   local v = tonumber(redis.call('HGET', K_META, 'gv' .. band)) or 0
-  redis.call('ZADD', group_ring(band), v + 1 / (weight or group_weight(g)), g)
+  redis.call('ZADD', group_ring(band), v + 1 / (weight or group_weight(g)), ring_member(g))
 end
 
 -- After a group's set changed (its first job was `old_head`, a score or nil): keep it in the
@@ -117,7 +132,7 @@ local function group_reseat(g, old_head)
     return
   end
   if ob then
-    redis.call('ZREM', group_ring(ob), g)
+    redis.call('ZREM', group_ring(ob), ring_member(g))
   end
   if nb then
     ring_join(g, nb)
