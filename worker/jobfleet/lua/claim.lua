@@ -160,6 +160,7 @@ local paused = meta[1] == '1'
 local drained = tonumber(redis.call('ZSCORE', K_DRAIN, worker) or '0') > now
 local out = {stale, -1, -1, paused and 1 or 0, -1, recovered, drained and 1 or 0}
 local claimed, holds_before = 0, false  -- false: this call popped no ready job, held none
+local g_more = false  -- true: drr_take left claimable work it saw (no need to look again)
 if n > 0 and not paused and not drained then
   local deadline = string.format('%d', now + lease)
   local leases = {}
@@ -173,7 +174,7 @@ if n > 0 and not paused and not drained then
   local popped
   if GROUPED then
     g_held_before = group_next_release()
-    popped = drr_take(n, now, gl)
+    popped, g_more = drr_take(n, now, gl)
   else
     popped = redis.call('ZPOPMIN', K_READY, n)
   end
@@ -229,7 +230,7 @@ if n > 0 and not paused and not drained then
       break
     end
     if GROUPED then
-      popped = drr_take(n - claimed, now, gl)
+      popped, g_more = drr_take(n - claimed, now, gl)
     else
       popped = redis.call('ZPOPMIN', K_READY, n - claimed)
     end
@@ -240,7 +241,7 @@ if n > 0 and not paused and not drained then
 end
 -- More work than this worker took (or, for an ack, any): pass the wake-up on to an idle
 -- worker. Never while paused: the ready jobs stay put, and a wake-up would only spin.
-if (claimed > 0 or moved > 0) and not paused and any_ready(GROUPED) then
+if (claimed > 0 or moved > 0) and not paused and (g_more or any_ready(GROUPED)) then
   wake()
 end
 -- The hints: when this worker should look again if nothing wakes it sooner.

@@ -275,14 +275,14 @@ end
 -- needs a fresh look at the ring), the first jobs of each group picked, and the default
 -- group's. The sets are written back once per level (one ZADD for the ring, one pop per
 -- group), so a claim costs a few calls per group it serves, not per step of the scheduler.
--- Ring order: virtual time, then the member's bytes (how a ZSET orders equal scores). `r`:
--- a candidate's rank in the ring read, while its virtual time is still the one read there:
--- two such candidates with equal times are in that order, which spares the byte comparison.
+-- Ring order: virtual time, then the member's bytes (how a ZSET orders equal scores). `r` is
+-- a candidate's rank in the ring read and `v0` its virtual time there: two candidates read
+-- at equal times came back in their names' byte order, which spares comparing the bytes.
 local function before(a, b)
   if a.v ~= b.v then
     return a.v < b.v
   end
-  if a.r and b.r then
+  if a.v0 == b.v0 then
     return a.r < b.r
   end
   return lex_lt(a.g, b.g)
@@ -351,6 +351,7 @@ end
 
 local function drr_take(k, now, gl)
   local out = {}
+  local more = false  -- a level written back still has claimable work (the caller's wake-up)
   local taken, looked, band = 0, 0, 0
   -- The default group's first job: no level below its own needs a look at K_READY.
   local d_head = first_score(K_READY)
@@ -379,12 +380,14 @@ local function drr_take(k, now, gl)
       local n_top = #top / 2
       for i = 1, math.min(n_top, want) do
         local g = ring_group(top[2 * i - 1])
-        cands[i] = {g = g, m = top[2 * i - 1], v = tonumber(top[2 * i]), r = i, served = 0,
-                    jobs = {}, key = group_set(g)}
+        local v = tonumber(top[2 * i])
+        cands[i] = {g = g, m = top[2 * i - 1], v = v, v0 = v, r = i, served = 0, jobs = {},
+                    key = group_set(g)}
       end
       local bound = nil
       if n_top > want then
-        bound = {g = ring_group(top[2 * want + 1]), v = tonumber(top[2 * want + 2]), r = want + 1}
+        local v = tonumber(top[2 * want + 2])
+        bound = {g = ring_group(top[2 * want + 1]), v = v, v0 = v, r = want + 1}
       end
       -- The only group read and no bound: it may give every job of this claim.
       local first = (n_top == 1 and 1 + want) or 2
@@ -430,7 +433,7 @@ local function drr_take(k, now, gl)
             end
             clock = best.v
             if best.jobs[p + 2] then  -- it has another job in this level
-              best.v, best.r = best.v + 1 / c.w, nil
+              best.v = best.v + 1 / c.w
               requeue(q, best)
             else
               best.v = nil  -- out of this level's ring (no work left, or only at a later level)
@@ -449,6 +452,7 @@ local function drr_take(k, now, gl)
       end
       local zadd, zrem, left, left_sets = {}, {}, {}, {}
       local served_here = 0
+      local stays = false  -- a candidate is still in the ring
       for _, c in ipairs(cands) do
         if c.served > 0 then
           redis.call('ZREMRANGEBYRANK', c.key, '0', int_s(c.served - 1))
@@ -462,6 +466,7 @@ local function drr_take(k, now, gl)
           redis.call('ZADD', G_HELD, c.held, c.g)
           g_held_known = true
         elseif c.v then
+          stays = true
           if c.served > 0 then
             zadd[#zadd + 1] = c.v
             zadd[#zadd + 1] = c.m
@@ -505,12 +510,15 @@ local function drr_take(k, now, gl)
           redis.call('ZREM', G_BACKLOG, unpack(names))
         end
       end
+      -- Work this level still has for the next claim: the ring past what was read, groups
+      -- that stay in it, default-group jobs read but not taken.
+      more = more or bound ~= nil or stays or d_pos <= #dflt / 2
       if not refetch then
         band = band + 1
       end
     end
   end
-  return out
+  return out, more
 end
 
 -- The earliest time a held group's rate window has room (nil: none is held by time).
