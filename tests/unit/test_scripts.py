@@ -47,6 +47,7 @@ def test_enqueue_is_lean_and_claim_has_the_engine_loop():
         "group_ring",
         "group_weight",
         "ring_join",
+        "ring_member",
         "group_reseat",
         "backlog_add",
         "group_add",

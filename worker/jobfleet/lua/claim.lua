@@ -185,8 +185,14 @@ if n > 0 and not paused and not drained then
       -- Counted in flight (by drr_take) only under a concurrency limit.
       local counted = group and group_conf(group, gl).conc ~= nil
       local key = job_key(id)
-      local f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
-                           'timeout_ms', 'backoff', 'rate_key', 'trace')
+      local f
+      if group then  -- and whether it was counted in flight before (its last attempt's 'gc')
+        f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
+                       'timeout_ms', 'backoff', 'rate_key', 'trace', 'gc')
+      else
+        f = redis.call('HMGET', key, 'name', 'payload', 'attempt', 'max_attempts',
+                       'timeout_ms', 'backoff', 'rate_key', 'trace')
+      end
       local attempt = (tonumber(f[3]) or 0) + 1
       local hold_name, hold_until, extend = nil, nil, nil
       if f[1] and flow then
@@ -204,7 +210,8 @@ if n > 0 and not paused and not drained then
         hold(hold_name, hold_until, id, score, extend)
       elseif f[1] then
         claimed = claimed + 1
-        if group then
+        -- 'gc' is written only when it changes: a new field costs the job's hash a scan.
+        if group and counted ~= (f[9] == '1') then
           redis.call('HSET', key, 'state', 'active', 'attempt', string.format('%d', attempt),
                      'token', token, 'started_at', now_s, 'worker', worker,
                      'gc', counted and '1' or '0')

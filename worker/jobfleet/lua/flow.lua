@@ -276,16 +276,28 @@ end
 -- group's. The sets are written back once per level (one ZADD for the ring, one pop per
 -- group), so a claim costs a few calls per group it serves, not per step of the scheduler.
 -- Ring order: virtual time, then the member's bytes (how a ZSET orders equal scores). `r` is
--- a candidate's rank in the ring read and `v0` its virtual time there: two candidates read
--- at equal times came back in their names' byte order, which spares comparing the bytes.
+-- a candidate's rank in the ring read and read_v[r] its virtual time there: two candidates
+-- read at equal times came back in their names' byte order, which spares comparing the
+-- bytes. (Not a field of the candidate: a table of up to 8 fields has 8 slots, of 9 sixteen,
+-- and its garbage is a good part of a claim's cost.)
+local read_v = {}
 local function before(a, b)
   if a.v ~= b.v then
     return a.v < b.v
   end
-  if a.v0 == b.v0 then
+  if read_v[a.r] == read_v[b.r] then
     return a.r < b.r
   end
   return lex_lt(a.g, b.g)
+end
+
+-- A virtual time as redis.call gets it: a whole number formatted '%d' (Redis formats a Lua
+-- number '%.17g', ≈2,500 instructions), else the number itself (the same text either way).
+local function vt_arg(v)
+  if v == math.floor(v) and v > -1e15 and v < 1e15 then
+    return string.format('%d', v)
+  end
+  return v
 end
 
 -- Put candidate c back into `q` (kept in ring order) by binary search: O(log n) a pick.
@@ -329,7 +341,7 @@ end
 -- served once costs one short read, one served n times log n reads; `first`: the size of
 -- its first read.
 local function group_jobs(c, count, hi_s, first)
-  local have = #c.jobs
+  local have = c.jobs and #c.jobs or 0
   if have >= count or c.all then
     return
   end
@@ -362,14 +374,14 @@ local function drr_take(k, now, gl)
     local top = redis.call('ZRANGE', ring, '0', int_s(want), 'WITHSCORES')
     local dflt = {}
     if d_head and d_head < hi then
-      hi_s = '(' .. string.format('%.0f', hi)
+      hi_s = '(' .. string.format('%d', hi)
       dflt = redis.call('ZRANGEBYSCORE', K_READY, '-inf', hi_s, 'WITHSCORES', 'LIMIT', '0',
                         int_s(want))
     end
     if #top == 0 and #dflt == 0 then
       band = band + 1
     else
-      hi_s = hi_s or '(' .. string.format('%.0f', hi)
+      hi_s = hi_s or '(' .. string.format('%d', hi)
       local meta = redis.call('HMGET', K_META, 'gv' .. band, 'dv' .. band, 'gw' .. band)
       local clock = tonumber(meta[1]) or 0
       local dv = tonumber(meta[2]) or 0
@@ -381,13 +393,15 @@ local function drr_take(k, now, gl)
       for i = 1, math.min(n_top, want) do
         local g = ring_group(top[2 * i - 1])
         local v = tonumber(top[2 * i])
-        cands[i] = {g = g, m = top[2 * i - 1], v = v, v0 = v, r = i, served = 0, jobs = {},
-                    key = group_set(g)}
+        read_v[i] = v
+        cands[i] = {g = g, m = top[2 * i - 1], v = v, r = i, served = 0, jobs = false,
+                    all = false, key = group_set(g)}
       end
       local bound = nil
       if n_top > want then
         local v = tonumber(top[2 * want + 2])
-        bound = {g = ring_group(top[2 * want + 1]), v = v, v0 = v, r = want + 1}
+        read_v[want + 1] = v
+        bound = {g = ring_group(top[2 * want + 1]), v = v, r = want + 1}
       end
       -- The only group read and no bound: it may give every job of this claim.
       local first = (n_top == 1 and 1 + want) or 2
@@ -468,7 +482,7 @@ local function drr_take(k, now, gl)
         elseif c.v then
           stays = true
           if c.served > 0 then
-            zadd[#zadd + 1] = c.v
+            zadd[#zadd + 1] = vt_arg(c.v)
             zadd[#zadd + 1] = c.m
           end
         else
@@ -484,7 +498,7 @@ local function drr_take(k, now, gl)
         redis.call('ZADD', ring, unpack(zadd))
       end
       -- gw<band> counts this level's waiting grouped jobs exactly (inspect reads it).
-      redis.call('HSET', K_META, 'gv' .. band, clock, 'dv' .. band, dv,
+      redis.call('HSET', K_META, 'gv' .. band, vt_arg(clock), 'dv' .. band, vt_arg(dv),
                  'gw' .. band, int_s((tonumber(meta[3]) or 0) - served_here))
       -- The groups that left this level: most have no work left (one EXISTS tells), the
       -- others go on in the ring of their next job's level. G_BACKLOG holds exactly the
