@@ -77,7 +77,10 @@ def test_a_spec_with_an_option_given_keeps_it(client):
     assert client.encode(jobfleet.JobSpec(name="x", priority="low")).priority == Priority.LOW
 
 
-def test_untraced_publish_is_a_shared_no_op():
+def test_untraced_publish_is_a_shared_no_op(monkeypatch):
+    # No tracer provider in this process (another test in the same run may have set one:
+    # OpenTelemetry's global provider cannot be unset).
+    monkeypatch.setattr(tracing, "_trace", lambda: None)
     job = jobfleet.Client("redis://127.0.0.1:1/0")._plain("x", 1, Priority.NORMAL)
     assert job is not None
     first, second = tracing.publish("q", [job]), tracing.publish("q", [job])
