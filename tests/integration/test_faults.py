@@ -77,8 +77,7 @@ async def test_sigterm_finishes_what_it_can_and_releases_the_rest(client, redis_
 
 async def test_redis_restart_while_workers_run_loses_nothing(aof_redis, spawn_worker):
     async with jobfleet.Client(aof_redis.url, queue="q") as client:
-        for _ in range(2):
-            spawn_worker(aof_redis.url, queue={"concurrency": 20})
+        workers = [spawn_worker(aof_redis.url, queue={"concurrency": 20}) for _ in range(2)]
         ids = await client.enqueue_many([{"name": "sleep", "payload": {"s": 0.005}}] * 3000)
 
         async def some_done() -> bool:
@@ -98,4 +97,6 @@ async def test_redis_restart_while_workers_run_loses_nothing(aof_redis, spawn_wo
         assert (stats.waiting, stats.active, stats.delayed, stats.dead) == (0, 0, 0, 0)
         for job_id in ids[::50]:
             assert (await client.get(job_id)).state is jobfleet.JobState.COMPLETED
+        for worker in workers:  # none gave up (a LOADING reply once killed one)
+            assert worker.proc.poll() is None, worker.output()
             assert await runs(client.conn, job_id)

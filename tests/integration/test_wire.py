@@ -13,6 +13,8 @@ from jobfleet import wire as wire_module
 from jobfleet.engine import ENQUEUE_CHUNK
 from jobfleet.wire import ScriptHead, Wire
 from redis.exceptions import ResponseError
+from redis_server import RedisServer
+from waiting import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -218,3 +220,44 @@ async def test_a_shared_write_goes_out_when_full_not_at_the_end_of_the_turn(
     ids = await asyncio.gather(*(client.enqueue("x", {"i": i}) for i in range(100)))
     assert len(set(ids)) == 100 and sum(sizes) == 100
     assert max(sizes) == wire_module._SHARE_MAX and len(sizes) >= 100 // wire_module._SHARE_MAX
+
+
+async def test_calls_made_while_redis_loads_its_data_wait_for_it_and_run_once() -> None:
+    # While Redis reads its data (after a restart; here DEBUG RELOAD) it replies LOADING to
+    # every command. hiredis hands that error over as a reply; taken for the script's reply,
+    # it killed a worker (its claim read an exception as the list of claimed jobs). It ran
+    # nothing, so it is retried like a lost connection, and each call runs once.
+    slow_load = ["--key-load-delay", "100", "--loading-process-events-interval-bytes", "1024"]
+    with RedisServer(extra=["--enable-debug-command", "yes", *slow_load]) as server:
+        admin = redis.Redis(port=server.port, retry=None)  # redis-py's own would wait it out
+        admin.eval("for i = 1, 20000 do redis.call('SET', 'k' .. i, 'v') end", 0)  # ~2 s
+        conn = jobfleet.connect(server.url, retries=200)  # a retry budget longer than the load
+        async with jobfleet.Client(queue="q", connection=conn) as client:
+            await client.enqueue("before")  # the line is open before the load begins
+            reload = asyncio.create_task(
+                asyncio.to_thread(
+                    redis.Redis(port=server.port, retry=None, socket_timeout=60).execute_command,
+                    "DEBUG",
+                    "RELOAD",
+                )
+            )
+
+            async def loading() -> bool:
+                try:
+                    await asyncio.to_thread(admin.ping)
+                except redis.BusyLoadingError:
+                    return True
+                return False
+
+            await until(loading, what="Redis to be loading")
+            alone = asyncio.create_task(client.enqueue("alone"))  # a call on its own
+            await asyncio.sleep(0)  # written: the calls below share writes behind it
+            shared = asyncio.gather(*(client.enqueue("shared", {"i": i}) for i in range(40)))
+            bulk = client.enqueue_many([{"name": "bulk"}] * (ENQUEUE_CHUNK + 1))  # a pipeline
+            ids = [await alone, *await shared, *await bulk]
+            await reload
+            assert len(set(ids)) == len(ids) == 1 + 40 + ENQUEUE_CHUNK + 1
+            names = [(await client.get(i)).name for i in ids]
+            assert names == ["alone"] + ["shared"] * 40 + ["bulk"] * (ENQUEUE_CHUNK + 1)
+        assert waiting(server.url) == 1 + len(ids)  # each written once
+        admin.close()

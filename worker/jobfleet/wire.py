@@ -241,9 +241,10 @@ class Wire:
             if self._lines:
                 return await self._on_line(commands, started)
             conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            batch = _Batch(commands)
             try:
                 return await conn.retry.call_with_retry(
-                    lambda: self._send(conn, commands),
+                    lambda: self._send(conn, batch),
                     lambda _error: conn.disconnect(),
                 )
             finally:
@@ -262,6 +263,7 @@ class Wire:
     ) -> list[Any]:
         used: list[_Line] = []  # the line an attempt wrote on: the one to drop if it failed
         first = [started] if started is not None else []
+        batch = None if len(commands) == 1 else _Batch(commands)  # one: nothing to keep
 
         async def attempt() -> list[Any]:
             if first:  # the first attempt was written already; its replies are awaited here
@@ -269,11 +271,20 @@ class Wire:
             else:
                 line = await self._healthy_line()
                 used[:] = [line]
-                replies = line.send(commands)
+                replies = line.send(commands if batch is None else batch.pending())
             used[:] = [line]
-            if len(replies) == 1:  # one call (most): no comprehension's coroutine to run
-                return [await replies[0]]
-            return [await reply for reply in replies]
+            if batch is None:  # one call (most): no loop to run
+                reply = await replies[0]
+                if isinstance(reply, RedisConnectionError):
+                    raise reply  # LOADING: it ran nothing (_Batch.settle says more)
+                return [reply]
+            outcome: list[Any] = []
+            for reply in replies:
+                try:
+                    outcome.append(await reply)
+                except RedisConnectionError as exc:  # the line was lost: the rest had no reply
+                    outcome.append(exc)
+            return batch.settle(outcome)
 
         async def failed(_error: Exception) -> None:
             if used:
@@ -315,15 +326,69 @@ class Wire:
             await self._pool.release(line.conn)
 
     @staticmethod
-    async def _send(conn: AbstractConnection, commands: Sequence[list[bytes] | bytes]) -> list[Any]:
+    async def _send(conn: AbstractConnection, batch: _Batch) -> list[Any]:
+        commands = batch.pending()
         await conn.send_packed_command(_buffers(commands))
-        replies: list[Any] = []
+        outcome: list[Any] = []
         for _ in commands:
             try:
-                replies.append(await conn.read_response())
+                outcome.append(await conn.read_response())
             except ResponseError as exc:  # the reply was read whole: the connection is fine
-                replies.append(exc)
-        return replies
+                outcome.append(exc)
+            except RedisConnectionError as exc:  # redis-py dropped the connection: no more replies
+                outcome += [exc] * (len(commands) - len(outcome))
+                break
+        return batch.settle(outcome)
+
+
+class _Batch:
+    """The commands of one exchange and the replies they have had, across its attempts.
+
+    A retry sends again only the commands without a reply: one Redis replied to has run, and
+    sending it again would run it twice (a second job for an enqueue without an id). One that
+    Redis refused while loading its data (LOADING) has not run. One whose connection was lost
+    before its reply may have, and goes again: at least once, as everywhere.
+    """
+
+    __slots__ = ("_commands", "_replies", "_todo")
+
+    def __init__(self, commands: Sequence[list[bytes] | bytes]) -> None:
+        self._commands = commands
+        self._replies: list[Any] = []  # filled once an attempt failed
+        self._todo: list[int] | None = None  # None: all of them (the first attempt)
+
+    def pending(self) -> Sequence[list[bytes] | bytes]:
+        """The commands the next attempt writes."""
+        if self._todo is None:
+            return self._commands
+        return [self._commands[i] for i in self._todo]
+
+    def settle(self, outcome: list[Any]) -> list[Any]:
+        """Take an attempt's outcome, one per pending command (a reply, or the connection
+        error that stands for it); every reply in order, or raise for the retry to come.
+        LOADING arrives as a reply (hiredis hands error replies over as values) and redis-py
+        raises it; so must this, or a caller would take the error for its script's reply."""
+        todo: Sequence[int] | None = self._todo
+        if todo is None:
+            for value in outcome:
+                if isinstance(value, RedisConnectionError):
+                    break
+            else:
+                return outcome  # the first attempt, every command replied to: nearly always
+            todo = range(len(outcome))
+            self._replies = [None] * len(outcome)
+        again: list[int] = []
+        error: RedisConnectionError | None = None
+        for i, value in zip(todo, outcome, strict=True):
+            if isinstance(value, RedisConnectionError):
+                error = error or value
+                again.append(i)
+            else:
+                self._replies[i] = value
+        if error is not None:
+            self._todo = again
+            raise error
+        return self._replies
 
 
 _Started = tuple["_Line", list[asyncio.Future[Any]]]  # commands written, their replies to come
