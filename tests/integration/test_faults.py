@@ -97,6 +97,6 @@ async def test_redis_restart_while_workers_run_loses_nothing(aof_redis, spawn_wo
         assert (stats.waiting, stats.active, stats.delayed, stats.dead) == (0, 0, 0, 0)
         for job_id in ids[::50]:
             assert (await client.get(job_id)).state is jobfleet.JobState.COMPLETED
+            assert await runs(client.conn, job_id)
         for worker in workers:  # none gave up (a LOADING reply once killed one)
             assert worker.proc.poll() is None, worker.output()
-            assert await runs(client.conn, job_id)
