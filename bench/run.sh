@@ -6,6 +6,7 @@
 #   bench/run.sh processes  --processes 2 against 1: CPU-bound 200 µs body, ABBA x BENCH_ROUNDS
 #   bench/run.sh admin      the admin API: HTTP enqueue, stats of 100 queues, a deep page (bench/admin.py)
 #   bench/run.sh single     one-job enqueue, one at a time and 100 concurrent: jobfleet and BullMQ
+#                           (BENCH_SYSTEMS="jobfleet-uvloop": also jobfleet's caller on uvloop)
 #   bench/run.sh bodies     real job bodies (Redis call, HTTP GET, 1 ms sleep, 200 µs CPU) at
 #                           concurrency 1/10/50: jobfleet and BullMQ (bench/bodies.py)
 #   bench/run.sh shards     one partitioned queue on 1, 2, 3 Cluster primaries: jobs/s, Redis CPU per shard (bench/shards.py)
@@ -83,6 +84,11 @@ if [ "${1:-}" = "single" ]; then
     wait_quiet
     "$PY" bench/run_one.py "$results" "$PY" bench/single_enqueue.py >/dev/null
     "$PY" bench/run_one.py "$results" node bench/bullmq_single.mjs >/dev/null
+    case " ${BENCH_SYSTEMS:-} " in  # the caller on uvloop too (the bench brings uvloop)
+      *" jobfleet-uvloop "*)
+        "$PY" -c "import uvloop" 2>/dev/null || .venv/bin/pip install -q uvloop
+        BENCH_LOOP=uvloop "$PY" bench/run_one.py "$results" "$PY" bench/single_enqueue.py >/dev/null ;;
+    esac
   done
   "$PY" bench/single_report.py "$results"
   echo "raw results: $results" >&2

@@ -3,6 +3,7 @@
 Prints one JSON line: jobs/s, p50 latency of a call, and CPU per job of the calling process
 and of Redis (INFO cpu), for each mode. bench/bullmq_single.mjs measures BullMQ's `add` the
 same way; `bench/run.sh single` runs both, interleaved, on fresh redis-servers.
+BENCH_LOOP=uvloop runs the caller on uvloop (jobfleet.event_loop), reported as "jobfleet-uvloop".
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jobfleet
 from common import ServerMeter, emit, redis_url, sync_redis
+from jobfleet import event_loop
 
 N = int(os.environ.get("BENCH_SINGLE_JOBS", "20000"))
 CALLERS = 100
+LOOP = os.environ.get("BENCH_LOOP", "asyncio")
 
 
 async def run() -> dict[str, object]:
@@ -27,7 +30,8 @@ async def run() -> dict[str, object]:
     client = jobfleet.Client(redis_url(), queue="single")
     for i in range(500):  # scripts loaded, connections made, code warm
         await client.enqueue("warmup", {"i": i}, queue="warmup")
-    out: dict[str, object] = {"system": "jobfleet", "n": N}
+    system = "jobfleet" if LOOP == "asyncio" else f"jobfleet-{LOOP}"
+    out: dict[str, object] = {"system": system, "n": N}
 
     meter = ServerMeter(conn)
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -66,4 +70,4 @@ async def run() -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    emit(asyncio.run(run()))
+    emit(event_loop.run(run, LOOP))

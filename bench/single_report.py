@@ -23,18 +23,22 @@ def main() -> None:
     by: dict[str, list[dict[str, float]]] = {}
     for row in rows:
         by.setdefault(str(row["system"]), []).append(row)
-    jf, bq = by.get("jobfleet", []), by.get("bullmq", [])
-    head = ("single enqueue, medians", "jobfleet", "BullMQ", "advantage", "runs (jobfleet; BullMQ)")
-    print("| " + " | ".join(head) + " |")
-    print("|---|--:|--:|--:|---|")
-    for title, key, higher in ROWS:
-        a = statistics.median(r[key] for r in jf)
-        b = statistics.median(r[key] for r in bq)
-        ratio = a / b if higher else b / a
-        runs = " / ".join(str(r[key]) for r in jf) + "; " + " / ".join(str(r[key]) for r in bq)
-        print(f"| {title} | {a:,.3g} | {b:,.3g} | {ratio:.2f}x | {runs} |")
+    bq = by.get("bullmq", [])
+    for system in (s for s in by if s != "bullmq"):  # jobfleet, then jobfleet-uvloop if run
+        jf = by[system]
+        runs_of = f"runs ({system}; BullMQ)"
+        head = ("single enqueue, medians", system, "BullMQ", "advantage", runs_of)
+        print("| " + " | ".join(head) + " |")
+        print("|---|--:|--:|--:|---|")
+        for title, key, higher in ROWS:
+            a = statistics.median(r[key] for r in jf)
+            b = statistics.median(r[key] for r in bq)
+            ratio = a / b if higher else b / a
+            runs = " / ".join(str(r[key]) for r in jf) + "; " + " / ".join(str(r[key]) for r in bq)
+            print(f"| {title} | {a:,.3g} | {b:,.3g} | {ratio:.2f}x | {runs} |")
+        print()
     others = [r.get("others_cores_during", 0.0) for r in rows]
-    print(f"\nOther work during the runs: {min(others)}-{max(others)} cores of 2.")
+    print(f"Other work during the runs: {min(others)}-{max(others)} cores of 2.")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 One place for every entry point that runs a worker (`jobfleet worker`, and so each child of
 `--processes N`, which is a `jobfleet worker` reading the same settings): `run` builds an
 `asyncio.Runner` with the loop factory of `WorkerSettings.event_loop`. uvloop is an opt-in:
-bench/RESULTS.md ("Real handler bodies") measured it lighter per job at concurrency 1 and 10
-with I/O-bound handlers, level or heavier at concurrency 50 and with no-op or CPU-bound ones.
+bench/RESULTS.md measured it 17-23% faster with I/O-bound handlers in one window ("Issue 15's
+tables in one run") and heavier at concurrency 10 in another, so nobody's loop changes unasked.
 """
 
 from __future__ import annotations
