@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jobfleet
@@ -28,8 +29,8 @@ def _rate(wall: float, cpu: float) -> tuple[int, float]:
 
 
 async def measure(loop_name: str) -> dict[str, object]:
-    host, port = redis_url().split("//")[1].split("/")[0].split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    url = urlparse(redis_url())
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
     cpu0, t0 = time.process_time(), time.perf_counter()
     for _ in range(N):
         writer.write(PING)

@@ -14,10 +14,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, sync_redis
 from jobfleet import scripts
+from jobfleet.engine import EncodedJob, Engine
 
 N = 20000
 CHUNK = 500
-KEYS = [f"jf:{{single}}:k{i}" for i in range(14)]
 # The fast path of lua/enqueue.lua (one job, no options) as a Function, to weigh EVALSHA.
 FUNCTION = """#!lua name=jfprobe
 local BAND = 281474976710656
@@ -36,12 +36,16 @@ end)
 """
 
 
-def args(i: int) -> list[str]:
-    return ["jf:{single}:", "1", f"id{i}", "email", "2", '{"to":"a","i":1}', ""]
-
-
 def main() -> None:
     r = sync_redis()
+    # The real keys and arguments of a one-job enqueue, as bench/wire.py's redis_side builds them.
+    eng = Engine(r, "single")  # type: ignore[arg-type]  # only its keys and prefix
+    keys = eng.keys.script
+
+    def args(i: int) -> list[object]:
+        job = EncodedJob(id=f"{i:032x}", name="email", payload=f'{{"i": {i}}}', priority=2)
+        return [eng.prefix, *Engine._enqueue_args([job])]
+
     sha = r.script_load(scripts.source("enqueue"))
     empty = r.script_load("return {}")
 
@@ -53,9 +57,9 @@ def main() -> None:
         p.llen("w")
 
     variants: dict[str, Callable[[Any, int], None]] = {
-        "evalsha_enqueue": lambda p, i: p.evalsha(sha, 14, *KEYS, *args(i)),
-        "fcall_enqueue_probe": lambda p, i: p.fcall("enqueue_probe", 14, *KEYS, *args(i)),
-        "evalsha_empty_same_args": lambda p, i: p.evalsha(empty, 14, *KEYS, *args(i)),
+        "evalsha_enqueue": lambda p, i: p.evalsha(sha, len(keys), *keys, *args(i)),
+        "fcall_enqueue_probe": lambda p, i: p.fcall("enqueue_probe", len(keys), *keys, *args(i)),
+        "evalsha_empty_same_args": lambda p, i: p.evalsha(empty, len(keys), *keys, *args(i)),
         "evalsha_empty_no_args": lambda p, i: p.evalsha(empty, 0),
         "bare_commands": bare,
     }
